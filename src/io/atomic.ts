@@ -1,0 +1,42 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** A temporary sibling name for `finalPath`, never matching a final name. */
+export function tempNameFor(finalPath: string): string {
+  const dir = path.dirname(finalPath);
+  return path.join(dir, `.${path.basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await fsp.open(dir, 'r');
+  try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
+}
+
+/**
+ * Write a file by streaming chunks to a temporary name, fsync, then rename to `finalPath`.
+ * On any failure the temporary file is removed and nothing appears under the final name.
+ */
+export async function writeFileAtomic(
+  finalPath: string,
+  write: (h: fsp.FileHandle) => Promise<void>,
+): Promise<void> {
+  await fsp.mkdir(path.dirname(finalPath), { recursive: true });
+  const tmp = tempNameFor(finalPath);
+  const h = await fsp.open(tmp, 'w');
+  try {
+    await write(h);
+    await h.sync();
+    await h.close();
+    await fsp.rename(tmp, finalPath);
+    await fsyncDir(path.dirname(finalPath));
+  } catch (err) {
+    await h.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export async function writeBytesAtomic(finalPath: string, data: Uint8Array | string): Promise<void> {
+  await writeFileAtomic(finalPath, async (h) => { await h.writeFile(data); });
+}

@@ -1,0 +1,179 @@
+import * as fs from 'node:fs';
+import { DTYPE_SIZES, isDType, numel, toFloat32, type DType } from './dtypes.js';
+import { WeightFileError } from './errors.js';
+import type { TensorInfo, TensorSource } from './tensor-source.js';
+
+/** Largest header we accept; real headers are a few hundred KB. */
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+interface Entry extends TensorInfo {
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** A safetensors file opened for reading tensor by tensor (positional reads, nothing mapped whole). */
+export class SafetensorsFile implements TensorSource {
+  readonly location: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  private readonly entries: Map<string, Entry>;
+  private readonly dataStart: number;
+  private fd: number | undefined;
+
+  private constructor(file: string, fd: number, dataStart: number, entries: Map<string, Entry>, metadata: Record<string, string>) {
+    this.location = file;
+    this.fd = fd;
+    this.dataStart = dataStart;
+    this.entries = entries;
+    this.metadata = metadata;
+  }
+
+  static open(file: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw new WeightFileError(file, `cannot open: ${(err as Error).message}`);
+    }
+    try {
+      const { entries, metadata, dataStart } = parseHeader(file, fd);
+      return new SafetensorsFile(file, fd, dataStart, entries, metadata);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const e = this.entry(name);
+    return { name: e.name, dtype: e.dtype, shape: e.shape };
+  }
+
+  /** Byte offset of the tensor's data in the file and its length. */
+  span(name: string): { offset: number; length: number } {
+    const e = this.entry(name);
+    return { offset: this.dataStart + e.begin, length: e.end - e.begin };
+  }
+
+  readBytes(name: string): Uint8Array {
+    const e = this.entry(name);
+    const length = e.end - e.begin;
+    const out = new Uint8Array(length);
+    readFully(this.location, this.handle(), out, this.dataStart + e.begin, name);
+    return out;
+  }
+
+  readFloat32(name: string): Float32Array {
+    const e = this.entry(name);
+    return toFloat32(this.readBytes(name), e.dtype);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private entry(name: string): Entry {
+    const e = this.entries.get(name);
+    if (!e) throw new WeightFileError(this.location, 'no such tensor in this file', name);
+    return e;
+  }
+
+  private handle(): number {
+    if (this.fd === undefined) throw new WeightFileError(this.location, 'file is closed');
+    return this.fd;
+  }
+}
+
+function readFully(file: string, fd: number, buf: Uint8Array, position: number, tensor?: string): void {
+  let done = 0;
+  while (done < buf.byteLength) {
+    const chunk = Math.min(buf.byteLength - done, 1 << 30);
+    const n = fs.readSync(fd, buf, done, chunk, position + done);
+    if (n === 0) throw new WeightFileError(file, `unexpected end of file at byte ${position + done}`, tensor);
+    done += n;
+  }
+}
+
+function parseHeader(file: string, fd: number): { entries: Map<string, Entry>; metadata: Record<string, string>; dataStart: number } {
+  const size = fs.fstatSync(fd).size;
+  if (size < 8) throw new WeightFileError(file, `too short for a safetensors file (${size} bytes, need at least 8)`);
+  const lenBuf = new Uint8Array(8);
+  readFully(file, fd, lenBuf, 0);
+  const headerLen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
+  if (headerLen > MAX_HEADER_BYTES || 8 + headerLen > size) {
+    throw new WeightFileError(file, `bad header length ${headerLen} (file has ${size} bytes)`);
+  }
+  const headerBytes = new Uint8Array(headerLen);
+  readFully(file, fd, headerBytes, 8);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+  } catch (err) {
+    throw new WeightFileError(file, `header is not valid UTF-8 JSON: ${(err as Error).message}`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw new WeightFileError(file, 'header is not a JSON object');
+  }
+  const dataStart = 8 + headerLen;
+  const dataLen = size - dataStart;
+  const entries = new Map<string, Entry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = parseMetadata(file, raw);
+      continue;
+    }
+    entries.set(name, parseEntry(file, name, raw));
+  }
+  const sorted = [...entries.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  for (const e of sorted) {
+    if (e.begin < cursor) throw new WeightFileError(file, `data_offsets [${e.begin}, ${e.end}] overlap the previous tensor (which ends at ${cursor})`, e.name);
+    if (e.begin > cursor) throw new WeightFileError(file, `hole in the data before offset ${e.begin} (previous tensor ends at ${cursor})`, e.name);
+    cursor = e.end;
+  }
+  if (cursor !== dataLen) {
+    throw new WeightFileError(file, cursor > dataLen
+      ? `truncated: tensors need ${cursor} data bytes but the file has ${dataLen}`
+      : `${dataLen - cursor} trailing bytes after the last tensor`);
+  }
+  return { entries, metadata, dataStart };
+}
+
+function parseMetadata(file: string, raw: unknown): Record<string, string> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new WeightFileError(file, '__metadata__ is not an object');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof v !== 'string') throw new WeightFileError(file, `__metadata__["${k}"] is not a string`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function parseEntry(file: string, name: string, raw: unknown): Entry {
+  if (typeof raw !== 'object' || raw === null) throw new WeightFileError(file, 'header entry is not an object', name);
+  const { dtype, shape, data_offsets: offsets } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof dtype !== 'string' || !isDType(dtype)) {
+    throw new WeightFileError(file, `unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_SIZES).join(', ')})`, name);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new WeightFileError(file, `bad shape ${JSON.stringify(shape)}`, name);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[1] < offsets[0]) {
+    throw new WeightFileError(file, `bad data_offsets ${JSON.stringify(offsets)}`, name);
+  }
+  const [begin, end] = offsets as [number, number];
+  const expected = numel(shape as number[]) * DTYPE_SIZES[dtype as DType];
+  if (end - begin !== expected) {
+    throw new WeightFileError(file, `shape ${JSON.stringify(shape)} of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`, name);
+  }
+  return { name, dtype, shape: shape as number[], begin, end };
+}
