@@ -1,0 +1,70 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { CausalLM } from '../models/types.js';
+import { Rng } from './rng.js';
+import { sampleToken, type SamplingOptions } from './sampling.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  readonly maxNewTokens: number;
+  readonly seed: number;
+  /** generation stops after producing one of these ids (not yielded) */
+  readonly stopIds: readonly number[];
+}
+
+/**
+ * Yield new token ids one at a time. The prompt is consumed once; every later step feeds only the
+ * new token (RWKV carries its recurrent state, GPT-NeoX its KV cache).
+ */
+export async function* generateTokens(model: CausalLM, promptIds: readonly number[], opts: GenerateOptions): AsyncGenerator<number> {
+  if (promptIds.length === 0) throw new Error('generate needs at least one prompt token');
+  const rng = new Rng(opts.seed);
+  let state = model.initState(1);
+  try {
+    let next = runStep(model, promptIds, state);
+    state = next.state;
+    for (let i = 0; i < opts.maxNewTokens; i++) {
+      const id = sampleToken(next.logits, opts, rng);
+      if (opts.stopIds.includes(id)) return;
+      yield id;
+      next = runStep(model, [id], state);
+      state = next.state;
+    }
+  } finally {
+    state.dispose();
+  }
+}
+
+function runStep(model: CausalLM, ids: readonly number[], state: ReturnType<CausalLM['initState']>) {
+  const input = tf.tensor2d([...ids], [1, ids.length], 'int32');
+  const out = model.step(input, state);
+  input.dispose();
+  const logits = out.logits.dataSync() as Float32Array;
+  out.logits.dispose();
+  return { logits: Float32Array.from(logits), state: out.state };
+}
+
+/**
+ * Turns a growing id sequence into text deltas, holding back output while the tail is an
+ * incomplete UTF-8 sequence (decoded as U+FFFD) so multi-byte characters are never split.
+ */
+export class TextStreamer {
+  private readonly ids: number[] = [];
+  private emitted = 0;
+
+  constructor(private readonly decode: (ids: readonly number[]) => string) {}
+
+  push(id: number): string {
+    this.ids.push(id);
+    const text = this.decode(this.ids);
+    if (text.endsWith('\uFFFD')) return '';
+    const delta = text.slice(this.emitted);
+    this.emitted = text.length;
+    return delta;
+  }
+
+  flush(): string {
+    const text = this.decode(this.ids);
+    const delta = text.slice(this.emitted);
+    this.emitted = text.length;
+    return delta;
+  }
+}

@@ -1,0 +1,64 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { InputError } from '../io/errors.js';
+
+/** A Hugging Face tokenizer.json (byte-level BPE for GPT-NeoX-20B / RWKV-4) with the special ids ditty needs. */
+export class TextTokenizer {
+  constructor(
+    private readonly inner: Tokenizer,
+    readonly source: string,
+    readonly eosId: number,
+    readonly vocabSize: number,
+  ) {}
+
+  encode(text: string): number[] {
+    return this.inner.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  decode(ids: readonly number[], skipSpecialTokens = false): string {
+    return this.inner.decode([...ids], { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: false });
+  }
+
+  tokenId(token: string): number | undefined {
+    return this.inner.token_to_id(token);
+  }
+}
+
+/** Load `tokenizer.json` (and `tokenizer_config.json` when present) from a file or a model folder. */
+export function loadTokenizer(fileOrFolder: string): TextTokenizer {
+  const isDir = fs.existsSync(fileOrFolder) && fs.statSync(fileOrFolder).isDirectory();
+  const file = isDir ? path.join(fileOrFolder, 'tokenizer.json') : fileOrFolder;
+  if (!fs.existsSync(file)) {
+    throw new InputError(`${file}: no tokenizer.json found${isDir ? ' in the model folder' : ''} (pass --tokenizer PATH to use another one)`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InputError(`${file}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || !('model' in json)) {
+    throw new InputError(`${file}: not a Hugging Face tokenizer.json (no "model" key)`);
+  }
+  const configFile = path.join(path.dirname(file), 'tokenizer_config.json');
+  const config: Record<string, unknown> = fs.existsSync(configFile) ? readJsonObject(configFile) : {};
+  let inner: Tokenizer;
+  try {
+    inner = new Tokenizer(json, config);
+  } catch (err) {
+    throw new InputError(`${file}: cannot build the tokenizer: ${(err as Error).message}`);
+  }
+  const eosToken = typeof config['eos_token'] === 'string' ? config['eos_token'] : '<|endoftext|>';
+  const eosId = inner.token_to_id(eosToken) ?? 0;
+  const vocabSize = inner.get_vocab(true).size;
+  return new TextTokenizer(inner, file, eosId, vocabSize);
+}
+
+function readJsonObject(file: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch { /* fall through */ }
+  throw new InputError(`${file}: expected a JSON object`);
+}

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
+import { sharedPath } from '../helpers/shared.js';
+
+const real = sharedPath('data', 'gpt-neox-20b-tokenizer.json');
+
+describe.skipIf(!real.present)('GPT-NeoX-20B tokenizer', () => {
+  const tok = loadTokenizer(real.path);
+
+  it('encodes like the reference', () => {
+    expect(tok.encode('Hello world')).toEqual([12092, 1533]);
+    expect(tok.eosId).toBe(0);
+    expect(tok.vocabSize).toBe(50277);
+  });
+
+  it('round-trips text including unicode and whitespace runs', () => {
+    const text = 'Résumé:  naïve café — 東京\n\n### Response:\n  x';
+    expect(tok.decode(tok.encode(text))).toBe(text);
+  });
+});
+
+describe('tokenizer errors', () => {
+  it('names a missing file', () => {
+    expect(() => loadTokenizer('/nonexistent/dir')).toThrow(/\/nonexistent\/dir: no tokenizer.json/);
+  });
+});
