@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { BACKEND_NAMES, type BackendName } from '../engine/backend.js';
 
 /** commander argument parsers that name the option and what is allowed. */
 export function intOption(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
@@ -21,12 +22,9 @@ export function floatOption(name: string, min: number, max: number, { minExclusi
   };
 }
 
-export const BACKENDS = ['wasm', 'cpu', 'tensorflow'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-
 export function backendOption(v: string): BackendName {
-  if (!(BACKENDS as readonly string[]).includes(v)) {
-    throw new InvalidArgumentError(`--backend must be one of ${BACKENDS.join(', ')}, got "${v}"`);
+  if (!(BACKEND_NAMES as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${v}"`);
   }
   return v as BackendName;
 }

@@ -1,0 +1,39 @@
+import * as fs from 'node:fs';
+import { Option, type Command } from 'commander';
+import type { BackendName } from '../engine/backend.js';
+import { InputError } from '../io/errors.js';
+import type { ModelConfig } from '../models/config.js';
+import { backendOption } from './options.js';
+
+/** Options shared by commands that load a model. */
+export interface ModelCommandOptions {
+  revision?: string;
+  backend: BackendName;
+  tokenizer?: string;
+}
+
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .option('--revision <rev>', 'hub branch, tag or commit')
+    .addOption(new Option('--backend <name>', 'tfjs backend: wasm, cpu or tensorflow').default('wasm').argParser(backendOption))
+    .option('--tokenizer <path>', "tokenizer.json (or a folder with one) to use instead of the model's");
+}
+
+/** The text of `--text` or `--file`, exactly one of which must be given. */
+export function textFrom(opts: { text?: string; file?: string }, what: string): string {
+  if (opts.text !== undefined && opts.file !== undefined) throw new InputError(`give either --${what} or --file, not both`);
+  if (opts.file !== undefined) {
+    try {
+      return fs.readFileSync(opts.file, 'utf8');
+    } catch (err) {
+      throw new InputError(`--file ${opts.file}: ${(err as Error).message}`);
+    }
+  }
+  if (opts.text === undefined) throw new InputError(`--${what} is required (or --file PATH)`);
+  return opts.text;
+}
+
+/** The longest sequence a model is meant to see at once. */
+export function contextWindow(config: ModelConfig): number {
+  return config.model_type === 'rwkv' ? config.context_length : config.max_position_embeddings;
+}

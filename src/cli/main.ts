@@ -1,0 +1,34 @@
+import { Command, CommanderError } from 'commander';
+import { InputError } from '../io/errors.js';
+import { registerEval } from './eval.js';
+import { registerGenerate } from './generate.js';
+import { registerInspect } from './inspect.js';
+
+export function buildProgram(): Command {
+  const program = new Command('ditty')
+    .description('QLoRA fine-tuning of RWKV-4 and GPT-NeoX language models, in TypeScript')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerInspect(program);
+  registerEval(program);
+  registerGenerate(program);
+  for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
+  return program;
+}
+
+/** Runs the CLI and returns the process exit code. Input errors print one line, never a stack trace. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof InputError) {
+      process.stderr.write(`ditty: error: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`ditty: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 70;
+  }
+}
