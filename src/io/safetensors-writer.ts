@@ -1,0 +1,157 @@
+import type { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { writeBytesAtomic, writeFileAtomic } from './atomic.js';
+import { DTYPE_SIZES, isDType, numel, type DType } from './dtypes.js';
+import { WeightFileError } from './errors.js';
+
+export interface TensorToWrite {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Raw little-endian bytes, or a function producing them when the tensor is written (one at a time). */
+  readonly data: Uint8Array | (() => Uint8Array);
+}
+
+interface Planned {
+  readonly tensor: TensorToWrite;
+  readonly byteLength: number;
+}
+
+/** Write one safetensors file atomically; tensors are laid out in the order given. */
+export async function writeSafetensors(
+  file: string,
+  tensors: Iterable<TensorToWrite>,
+  metadata?: Readonly<Record<string, string>>,
+): Promise<void> {
+  await writePlanned(file, plan(file, tensors), metadata);
+}
+
+export interface ShardOptions {
+  /** Largest data size of one shard; a tensor bigger than this gets a shard of its own. */
+  readonly maxShardBytes: number;
+  /** `__metadata__` written into every shard. */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface ShardedWriteResult {
+  /** Shard file names, relative to the folder. */
+  readonly files: string[];
+  /** The index file name, or undefined when everything fit in `model.safetensors`. */
+  readonly index?: string;
+  /** Sum of all tensor data bytes. */
+  readonly totalSize: number;
+}
+
+export const SAFETENSORS_SINGLE = 'model.safetensors';
+export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
+
+export function shardName(k: number, n: number): string {
+  return `model-${String(k).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+}
+
+/**
+ * Write `model-0000k-of-0000n.safetensors` shards plus `model.safetensors.index.json` into `dir`,
+ * or a single `model.safetensors` when all tensors fit in one shard. Tensors are assigned to
+ * shards greedily in the order given. The index is written last, after every shard is complete.
+ */
+export async function writeShardedSafetensors(
+  dir: string,
+  tensors: Iterable<TensorToWrite>,
+  options: ShardOptions,
+): Promise<ShardedWriteResult> {
+  if (!(options.maxShardBytes > 0)) throw new RangeError(`maxShardBytes must be positive, got ${options.maxShardBytes}`);
+  const all = plan(path.join(dir, SAFETENSORS_INDEX), tensors);
+  const groups: Planned[][] = [];
+  let size = 0;
+  for (const p of all) {
+    const last = groups[groups.length - 1];
+    if (!last || (last.length > 0 && size + p.byteLength > options.maxShardBytes)) {
+      groups.push([p]);
+      size = p.byteLength;
+    } else {
+      last.push(p);
+      size += p.byteLength;
+    }
+  }
+  const totalSize = all.reduce((s, p) => s + p.byteLength, 0);
+  if (groups.length <= 1) {
+    await writePlanned(path.join(dir, SAFETENSORS_SINGLE), all, options.metadata);
+    return { files: [SAFETENSORS_SINGLE], totalSize };
+  }
+  const files = groups.map((_, i) => shardName(i + 1, groups.length));
+  const weightMap: Record<string, string> = {};
+  for (const [i, g] of groups.entries()) {
+    await writePlanned(path.join(dir, files[i]!), g, options.metadata);
+    for (const p of g) weightMap[p.tensor.name] = files[i]!;
+  }
+  const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
+  await writeBytesAtomic(path.join(dir, SAFETENSORS_INDEX), `${JSON.stringify(index, null, 2)}\n`);
+  return { files, index: SAFETENSORS_INDEX, totalSize };
+}
+
+/** Check names, dtypes, shapes and (for eager data) byte lengths before anything is written. */
+function plan(file: string, tensors: Iterable<TensorToWrite>): Planned[] {
+  const seen = new Set<string>();
+  const out: Planned[] = [];
+  for (const t of tensors) {
+    if (t.name === '__metadata__' || t.name === '') throw new WeightFileError(file, 'reserved or empty tensor name', t.name);
+    if (seen.has(t.name)) throw new WeightFileError(file, 'tensor name given twice', t.name);
+    seen.add(t.name);
+    if (!isDType(t.dtype)) throw new WeightFileError(file, `unknown dtype ${JSON.stringify(t.dtype)}`, t.name);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new WeightFileError(file, `bad shape ${JSON.stringify(t.shape)}`, t.name);
+    const byteLength = numel(t.shape) * DTYPE_SIZES[t.dtype];
+    if (typeof t.data !== 'function') checkLength(file, t, t.data, byteLength);
+    out.push({ tensor: t, byteLength });
+  }
+  return out;
+}
+
+function checkLength(file: string, t: TensorToWrite, data: Uint8Array, byteLength: number): void {
+  if (data.byteLength !== byteLength) {
+    throw new WeightFileError(file, `data has ${data.byteLength} bytes but shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${byteLength}`, t.name);
+  }
+}
+
+/** The 8-byte length prefix plus the JSON header, padded with spaces to a multiple of 8. */
+export function encodeHeader(tensors: readonly { name: string; dtype: DType; shape: readonly number[]; byteLength: number }[], metadata?: Readonly<Record<string, string>>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = { ...metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + t.byteLength] };
+    offset += t.byteLength;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.byteLength / 8) * 8;
+  const out = new Uint8Array(8 + padded).fill(0x20, 8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  return out;
+}
+
+async function writePlanned(file: string, planned: readonly Planned[], metadata?: Readonly<Record<string, string>>): Promise<void> {
+  if (metadata) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new WeightFileError(file, `metadata value for "${k}" is not a string`);
+    }
+  }
+  const header = encodeHeader(planned.map((p) => ({ ...p.tensor, byteLength: p.byteLength })), metadata);
+  await writeFileAtomic(file, async (h) => {
+    let pos = 0;
+    pos += await writeAll(h, header, pos);
+    for (const p of planned) {
+      const data = typeof p.tensor.data === 'function' ? p.tensor.data() : p.tensor.data;
+      checkLength(file, p.tensor, data, p.byteLength);
+      pos += await writeAll(h, data, pos);
+    }
+  });
+}
+
+async function writeAll(h: fsp.FileHandle, data: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < data.byteLength) {
+    const { bytesWritten } = await h.write(data, done, Math.min(data.byteLength - done, 1 << 30), position + done);
+    done += bytesWritten;
+  }
+  return done;
+}

@@ -1,0 +1,268 @@
+import * as fs from 'node:fs';
+import * as yauzl from 'yauzl';
+import { DTYPE_SIZES, numel, toFloat32 } from './dtypes.js';
+import { WeightFileError } from './errors.js';
+import { describeValue, PyDict, TorchTensor, unpickle, type PyValue } from './pickle.js';
+import type { TensorInfo, TensorSource } from './tensor-source.js';
+
+/** data.pkl of a state dict is small (names and shapes); refuse anything absurd before reading it. */
+const MAX_PICKLE_BYTES = 512 * 1024 * 1024;
+const ZIP_LOCAL_MAGIC = 0x04034b50;
+/** Keys under which training scripts commonly nest the state dict. */
+const WRAPPER_KEYS = ['state_dict', 'model'] as const;
+
+interface StoredEntry {
+  /** Absolute offset of the entry's data in the file. */
+  readonly dataStart: number;
+  readonly size: number;
+}
+
+interface TensorEntry extends TensorInfo {
+  readonly view: TorchTensor;
+  readonly entry: StoredEntry;
+}
+
+/**
+ * A PyTorch zip checkpoint (torch.save since 1.6) read tensor by tensor. Opening reads the zip
+ * central directory and data.pkl (through the safe unpickler); tensor bytes are read positionally
+ * from the stored (uncompressed) `data/<key>` entries on demand.
+ */
+export class TorchCheckpointFile implements TensorSource {
+  private fd: number | undefined;
+
+  private constructor(readonly location: string, fd: number, private readonly tensors: Map<string, TensorEntry>) {
+    this.fd = fd;
+  }
+
+  static async open(file: string): Promise<TorchCheckpointFile> {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw new WeightFileError(file, `cannot open: ${(err as Error).message}`);
+    }
+    try {
+      checkMagic(file, fd);
+      const tensors = await readIndex(file);
+      return new TorchCheckpointFile(file, fd, tensors);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.tensor(name);
+    return { name: t.name, dtype: t.dtype, shape: t.shape };
+  }
+
+  readBytes(name: string): Uint8Array {
+    const t = this.tensor(name);
+    const es = DTYPE_SIZES[t.dtype];
+    const { shape, stride, storageOffset } = t.view;
+    const n = numel(shape);
+    const out = new Uint8Array(n * es);
+    if (n === 0) return out;
+    const start = t.entry.dataStart + storageOffset * es;
+    if (isContiguous(shape, stride)) {
+      this.readAt(out, start, name);
+      return out;
+    }
+    // A strided view: read the storage span it covers, then gather elements in row-major order.
+    const span = 1 + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i]!, 0);
+    const src = new Uint8Array(span * es);
+    this.readAt(src, start, name);
+    gather(src, out, shape, stride, es);
+    return out;
+  }
+
+  readFloat32(name: string): Float32Array {
+    const { dtype } = this.tensor(name);
+    const bytes = this.readBytes(name);
+    // readBytes returns a fresh buffer: reinterpret F32 in place instead of copying it again.
+    if (dtype === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    return toFloat32(bytes, dtype);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private tensor(name: string): TensorEntry {
+    const t = this.tensors.get(name);
+    if (!t) throw new WeightFileError(this.location, 'no such tensor in this file', name);
+    return t;
+  }
+
+  private readAt(buf: Uint8Array, position: number, tensor: string): void {
+    if (this.fd === undefined) throw new WeightFileError(this.location, 'file is closed', tensor);
+    let done = 0;
+    while (done < buf.byteLength) {
+      const n = fs.readSync(this.fd, buf, done, Math.min(buf.byteLength - done, 1 << 30), position + done);
+      if (n === 0) throw new WeightFileError(this.location, `unexpected end of file at byte ${position + done}`, tensor);
+      done += n;
+    }
+  }
+}
+
+function checkMagic(file: string, fd: number): void {
+  const head = new Uint8Array(512);
+  const n = fs.readSync(fd, head, 0, head.length, 0);
+  if (n >= 4 && new DataView(head.buffer).getUint32(0, true) === ZIP_LOCAL_MAGIC) return;
+  if (n >= 2 && head[0] === 0x80 && head[1]! <= 5) {
+    throw new WeightFileError(file, 'legacy (non-zip) PyTorch format, written by torch < 1.6 or with _use_new_zipfile_serialization=False; re-save it with a current torch.save or convert it to safetensors');
+  }
+  if (n >= 262 && new TextDecoder().decode(head.subarray(257, 262)) === 'ustar') {
+    throw new WeightFileError(file, 'legacy tar PyTorch format (torch < 0.4) is not supported; convert it to safetensors');
+  }
+  throw new WeightFileError(file, 'not a PyTorch zip checkpoint (no zip signature at the start)');
+}
+
+/** Reads the zip directory and data.pkl through yauzl (on its own descriptor, which it closes). */
+async function readIndex(file: string): Promise<Map<string, TensorEntry>> {
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await yauzl.openPromise(file, { autoClose: false, lazyEntries: true, validateEntrySizes: true });
+  } catch (err) {
+    throw new WeightFileError(file, `bad zip archive: ${(err as Error).message}`);
+  }
+  try {
+    const entries = new Map<string, yauzl.Entry>();
+    for await (const e of zip.eachEntry()) entries.set(e.fileName, e);
+    const prefix = archivePrefix(file, entries);
+    const byteorder = entries.get(`${prefix}byteorder`);
+    if (byteorder) {
+      const order = new TextDecoder().decode(await readEntry(file, zip, byteorder, 64)).trim();
+      if (order !== 'little') throw new WeightFileError(file, `byteorder is "${order}"; only little-endian checkpoints are supported`);
+    }
+    const pkl = await readEntry(file, zip, entries.get(`${prefix}data.pkl`)!, MAX_PICKLE_BYTES);
+    const dict = stateDict(file, unpickle(pkl, `${file} (${prefix}data.pkl)`));
+    const stored = new Map<string, StoredEntry>();
+    const out = new Map<string, TensorEntry>();
+    for (const [name, view] of dict) {
+      const key = view.storage.key;
+      let entry = stored.get(key);
+      if (!entry) {
+        entry = await storedEntry(file, zip, entries.get(`${prefix}data/${key}`), `${prefix}data/${key}`, name);
+        stored.set(key, entry);
+      }
+      const need = view.storage.numel * DTYPE_SIZES[view.storage.dtype];
+      if (entry.size < need) {
+        throw new WeightFileError(file, `storage data/${key} has ${entry.size} bytes but its ${view.storage.numel} ${view.storage.dtype} elements need ${need}`, name);
+      }
+      out.set(name, { name, dtype: view.storage.dtype, shape: view.shape, view, entry });
+    }
+    return out;
+  } finally {
+    zip.close();
+  }
+}
+
+/** The `<archive>/` folder that holds data.pkl (torch names it after the file or "archive"). */
+function archivePrefix(file: string, entries: Map<string, yauzl.Entry>): string {
+  const pkls = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+  if (pkls.length !== 1) {
+    throw new WeightFileError(file, pkls.length === 0
+      ? 'zip archive has no <archive>/data.pkl, so it is not a torch.save checkpoint'
+      : `zip archive has several data.pkl records (${pkls.join(', ')})`);
+  }
+  return pkls[0]!.slice(0, -'data.pkl'.length);
+}
+
+async function readEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry, limit: number): Promise<Uint8Array> {
+  if (entry.uncompressedSize > limit) throw new WeightFileError(file, `${entry.fileName} is ${entry.uncompressedSize} bytes, more than the ${limit} allowed`);
+  if (!entry.canDecodeFileData()) throw new WeightFileError(file, `${entry.fileName} uses unsupported compression or encryption`);
+  try {
+    const chunks: Buffer[] = [];
+    for await (const c of await zip.openReadStreamPromise(entry)) chunks.push(c as Buffer);
+    return new Uint8Array(Buffer.concat(chunks));
+  } catch (err) {
+    throw new WeightFileError(file, `cannot read ${entry.fileName}: ${(err as Error).message}`);
+  }
+}
+
+async function storedEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry | undefined, record: string, tensor: string): Promise<StoredEntry> {
+  if (!entry) throw new WeightFileError(file, `its storage record ${record} is missing from the archive`, tensor);
+  if (entry.compressionMethod !== 0 || entry.isEncrypted()) {
+    throw new WeightFileError(file, `storage record ${record} is ${entry.isEncrypted() ? 'encrypted' : `compressed (method ${entry.compressionMethod})`}; torch.save stores tensor data uncompressed, re-save the checkpoint without recompressing the zip`, tensor);
+  }
+  try {
+    // The local header's extra field (torch pads it for 64-byte alignment) can differ from the central one.
+    const { fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true });
+    return { dataStart: fileDataStart, size: entry.uncompressedSize };
+  } catch (err) {
+    throw new WeightFileError(file, `bad local header for ${record}: ${(err as Error).message}`, tensor);
+  }
+}
+
+/** The name -> tensor dict at the top level, or under "state_dict" / "model". */
+function stateDict(file: string, top: PyValue): Map<string, TorchTensor> {
+  if (!(top instanceof PyDict)) throw new WeightFileError(file, `top-level object is ${describeValue(top)}; expected a state dict of name -> tensor`);
+  if (![...top.map.values()].every((v) => v instanceof TorchTensor)) {
+    for (const key of WRAPPER_KEYS) {
+      const inner = top.map.get(key);
+      if (inner instanceof PyDict) return tensorsOf(file, inner, `"${key}" entry`);
+    }
+  }
+  return tensorsOf(file, top, 'top-level dict');
+}
+
+function tensorsOf(file: string, dict: PyDict, where: string): Map<string, TorchTensor> {
+  const out = new Map<string, TorchTensor>();
+  for (const [k, v] of dict.map) {
+    if (typeof k !== 'string') throw new WeightFileError(file, `${where} has a non-string key ${describeValue(k)}`);
+    if (!(v instanceof TorchTensor)) {
+      throw new WeightFileError(file, `${where} holds ${describeValue(v)} instead of a tensor; expected a flat state dict of name -> tensor (nested dicts are only unwrapped from a top-level "state_dict" or "model" key)`, k);
+    }
+    out.set(k, v);
+  }
+  return out;
+}
+
+function isContiguous(shape: readonly number[], stride: readonly number[]): boolean {
+  let expected = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] !== 1 && stride[i] !== expected) return false;
+    expected *= shape[i]!;
+  }
+  return true;
+}
+
+/** Copy the elements of a strided view (offsets relative to `src`) into `out` in row-major order. */
+function gather(src: Uint8Array, out: Uint8Array, shape: readonly number[], stride: readonly number[], es: number): void {
+  const nd = shape.length;
+  const inner = shape[nd - 1]!;
+  const innerStep = stride[nd - 1]!;
+  const idx = new Array<number>(nd).fill(0);
+  // Whole-element copies through typed views when the buffers allow it (they are fresh, so they do).
+  const words = es === 4 || es === 2 ? es : 1;
+  const S = words === 4 ? new Uint32Array(src.buffer, src.byteOffset, src.byteLength / 4)
+    : words === 2 ? new Uint16Array(src.buffer, src.byteOffset, src.byteLength / 2) : src;
+  const O = words === 4 ? new Uint32Array(out.buffer, out.byteOffset, out.byteLength / 4)
+    : words === 2 ? new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2) : out;
+  const per = es / words; // elements of S per tensor element (1 unless es is 8)
+  let base = 0; // in tensor elements
+  let o = 0; // in S units
+  while (o < O.length) {
+    for (let j = 0, s = base * per; j < inner; j++, s += innerStep * per) {
+      for (let b = 0; b < per; b++) O[o++] = S[s + b]!;
+    }
+    // Advance the outer indices like an odometer.
+    for (let d = nd - 2; d >= 0; d--) {
+      idx[d]!++;
+      base += stride[d]!;
+      if (idx[d]! < shape[d]!) break;
+      base -= shape[d]! * stride[d]!;
+      idx[d] = 0;
+    }
+  }
+}
