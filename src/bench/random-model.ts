@@ -1,0 +1,120 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeBytesAtomic } from '../io/atomic.js';
+import { fromFloat32 } from '../io/dtypes.js';
+import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
+import { Rng } from '../generate/rng.js';
+import { parseModelConfig } from '../models/config.js';
+
+type Init = { kind: 'normal'; std: number } | { kind: 'const'; value: number } | { kind: 'uniform'; lo: number; hi: number };
+
+interface TensorPlan {
+  readonly name: string;
+  readonly shape: number[];
+  readonly init: Init;
+}
+
+const normal = (std: number): Init => ({ kind: 'normal', std });
+const constant = (value: number): Init => ({ kind: 'const', value });
+
+/** Every tensor of a checkpoint for `config` (HF names), with an initialisation that keeps activations sane. */
+export function checkpointPlan(configJson: Record<string, unknown>): TensorPlan[] {
+  const config = parseModelConfig(JSON.stringify(configJson), 'config.json');
+  const C = config.hidden_size;
+  const V = config.vocab_size;
+  const out: TensorPlan[] = [];
+  const ln = (prefix: string) => {
+    out.push({ name: `${prefix}.weight`, shape: [C], init: constant(1) }, { name: `${prefix}.bias`, shape: [C], init: constant(0) });
+  };
+  if (config.model_type === 'rwkv') {
+    const A = config.attention_hidden_size;
+    const F = config.intermediate_size;
+    out.push({ name: 'rwkv.embeddings.weight', shape: [V, C], init: normal(0.02) });
+    for (let i = 0; i < config.num_hidden_layers; i++) {
+      const b = `rwkv.blocks.${i}`;
+      if (i === 0) ln(`${b}.pre_ln`);
+      ln(`${b}.ln1`);
+      ln(`${b}.ln2`);
+      out.push(
+        { name: `${b}.attention.time_decay`, shape: [A], init: { kind: 'uniform', lo: -5, hi: 1 } },
+        { name: `${b}.attention.time_first`, shape: [A], init: { kind: 'uniform', lo: -1, hi: 1 } },
+        { name: `${b}.attention.time_mix_key`, shape: [1, 1, C], init: { kind: 'uniform', lo: 0, hi: 1 } },
+        { name: `${b}.attention.time_mix_value`, shape: [1, 1, C], init: { kind: 'uniform', lo: 0, hi: 1 } },
+        { name: `${b}.attention.time_mix_receptance`, shape: [1, 1, C], init: { kind: 'uniform', lo: 0, hi: 1 } },
+        { name: `${b}.attention.key.weight`, shape: [A, C], init: normal(0.02) },
+        { name: `${b}.attention.value.weight`, shape: [A, C], init: normal(0.02) },
+        { name: `${b}.attention.receptance.weight`, shape: [A, C], init: normal(0.02) },
+        { name: `${b}.attention.output.weight`, shape: [C, A], init: normal(0.02) },
+        { name: `${b}.feed_forward.time_mix_key`, shape: [1, 1, C], init: { kind: 'uniform', lo: 0, hi: 1 } },
+        { name: `${b}.feed_forward.time_mix_receptance`, shape: [1, 1, C], init: { kind: 'uniform', lo: 0, hi: 1 } },
+        { name: `${b}.feed_forward.key.weight`, shape: [F, C], init: normal(0.02) },
+        { name: `${b}.feed_forward.receptance.weight`, shape: [C, C], init: normal(0.02) },
+        { name: `${b}.feed_forward.value.weight`, shape: [C, F], init: normal(0.02) },
+      );
+    }
+    ln('rwkv.ln_out');
+    out.push({ name: 'head.weight', shape: [V, C], init: normal(0.02) });
+  } else {
+    const I = config.intermediate_size;
+    out.push({ name: 'gpt_neox.embed_in.weight', shape: [V, C], init: normal(0.02) });
+    for (let i = 0; i < config.num_hidden_layers; i++) {
+      const l = `gpt_neox.layers.${i}`;
+      ln(`${l}.input_layernorm`);
+      ln(`${l}.post_attention_layernorm`);
+      out.push(
+        { name: `${l}.attention.query_key_value.weight`, shape: [3 * C, C], init: normal(0.02) },
+        { name: `${l}.attention.query_key_value.bias`, shape: [3 * C], init: constant(0) },
+        { name: `${l}.attention.dense.weight`, shape: [C, C], init: normal(0.02) },
+        { name: `${l}.attention.dense.bias`, shape: [C], init: constant(0) },
+        { name: `${l}.mlp.dense_h_to_4h.weight`, shape: [I, C], init: normal(0.02) },
+        { name: `${l}.mlp.dense_h_to_4h.bias`, shape: [I], init: constant(0) },
+        { name: `${l}.mlp.dense_4h_to_h.weight`, shape: [C, I], init: normal(0.02) },
+        { name: `${l}.mlp.dense_4h_to_h.bias`, shape: [C], init: constant(0) },
+      );
+    }
+    ln('gpt_neox.final_layer_norm');
+    out.push({ name: 'embed_out.weight', shape: [V, C], init: normal(0.02) });
+  }
+  return out;
+}
+
+function fill(plan: TensorPlan, rng: Rng): Float32Array {
+  const n = plan.shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(n);
+  const init = plan.init;
+  if (init.kind === 'const') return v.fill(init.value);
+  if (init.kind === 'uniform') {
+    for (let i = 0; i < n; i++) v[i] = init.lo + (init.hi - init.lo) * rng.next();
+    return v;
+  }
+  // Box-Muller, two values per pair of uniforms
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rng.next())) * init.std;
+    const t = 2 * Math.PI * rng.next();
+    v[i] = r * Math.cos(t);
+    if (i + 1 < n) v[i + 1] = r * Math.sin(t);
+  }
+  return v;
+}
+
+export interface RandomModelOptions {
+  readonly dtype?: 'F32' | 'F16' | 'BF16';
+  readonly seed?: number;
+  readonly maxShardBytes?: number;
+  /** a tokenizer.json to copy into the folder */
+  readonly tokenizer?: string;
+}
+
+/** Write a Hugging Face model folder with random weights for `configJson`; returns the bytes of weights. */
+export async function writeRandomModel(folder: string, configJson: Record<string, unknown>, opts: RandomModelOptions = {}): Promise<number> {
+  const dtype = opts.dtype ?? 'F32';
+  const rng = new Rng(opts.seed ?? 1);
+  const plans = checkpointPlan(configJson);
+  const tensors: TensorToWrite[] = plans.map((p) => ({ name: p.name, dtype, shape: p.shape, data: () => fromFloat32(fill(p, rng), dtype) }));
+  fs.mkdirSync(folder, { recursive: true });
+  await writeBytesAtomic(path.join(folder, 'config.json'), `${JSON.stringify({ ...configJson, torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16' }, null, 2)}\n`);
+  await writeShardedSafetensors(folder, tensors, { maxShardBytes: opts.maxShardBytes ?? 2 ** 31, metadata: { format: 'pt' } });
+  if (opts.tokenizer) fs.copyFileSync(opts.tokenizer, path.join(folder, 'tokenizer.json'));
+  const bytesPer = dtype === 'F32' ? 4 : 2;
+  return plans.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1) * bytesPer, 0);
+}
