@@ -1,0 +1,3 @@
+import { describeReferenceFixture } from './reference-suite.js';
+
+describeReferenceFixture('tiny-neox-sequential');
