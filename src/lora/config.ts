@@ -1,0 +1,98 @@
+/** LoRA hyper-parameters with PEFT's meaning, and the defaults for the architectures ditty trains. */
+import { InputError } from '../io/errors.js';
+import type { Architecture } from '../models/types.js';
+import { patternValue } from './match.js';
+
+/**
+ * Which modules get an adapter: a list of names (a module path equal to an entry or ending in
+ * "." + entry) or, as in PEFT, one regular expression that must match the whole path.
+ */
+export type TargetModules = readonly string[] | string;
+
+export interface LoraConfig {
+  /** rank */
+  readonly r: number;
+  /** lora_alpha: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA) */
+  readonly alpha: number;
+  /** lora_dropout: dropout probability on the adapter's input while training */
+  readonly dropout: number;
+  readonly targetModules: TargetModules;
+  readonly useRslora: boolean;
+  /** Only "none" is supported: biases stay frozen. */
+  readonly bias: 'none';
+  /** Only false: Hugging Face RWKV and GPT-NeoX store weights [out, in]. */
+  readonly fanInFanOut: false;
+  /** PEFT rank_pattern: module-name pattern -> rank for the modules it matches. */
+  readonly rankPattern?: Readonly<Record<string, number>>;
+  /** PEFT alpha_pattern: module-name pattern -> alpha for the modules it matches. */
+  readonly alphaPattern?: Readonly<Record<string, number>>;
+  /** PEFT layers_to_transform: only these layer indices (list targets only). */
+  readonly layersToTransform?: readonly number[] | number;
+  /** PEFT layers_pattern: the name of the layer list (e.g. "blocks"), used with layersToTransform. */
+  readonly layersPattern?: readonly string[] | string;
+}
+
+/** PEFT's own LoraConfig defaults (r 8, lora_alpha 8, no dropout). */
+export const PEFT_LORA_DEFAULTS = { r: 8, alpha: 8, dropout: 0, useRslora: false, bias: 'none', fanInFanOut: false } as const;
+
+/** The 2023 RWKV QLoRA recipe: r 8, alpha 16, dropout 0.05. */
+export const RECIPE_LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, useRslora: false, bias: 'none', fanInFanOut: false } as const;
+
+/** ditty's default targets per architecture (RWKV: the 2023 recipe's key, value, receptance). */
+export const DEFAULT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[]>> = {
+  rwkv: ['key', 'value', 'receptance'],
+  gpt_neox: ['query_key_value'],
+};
+
+/** PEFT's built-in targets (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
+export const PEFT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[]>> = {
+  rwkv: ['key', 'value', 'receptance', 'output'],
+  gpt_neox: ['query_key_value'],
+};
+
+/** ditty's defaults: the recipe's hyper-parameters and the architecture's default targets. */
+export function defaultLoraConfig(arch: Architecture): LoraConfig {
+  return { ...RECIPE_LORA_DEFAULTS, targetModules: [...DEFAULT_TARGET_MODULES[arch]] };
+}
+
+/** PEFT's defaults with PEFT's built-in targets for the architecture. */
+export function peftDefaultLoraConfig(arch: Architecture): LoraConfig {
+  return { ...PEFT_LORA_DEFAULTS, targetModules: [...PEFT_TARGET_MODULES[arch]] };
+}
+
+/** alpha / r, or alpha / sqrt(r) with rsLoRA. */
+export function loraScaling(alpha: number, r: number, useRslora: boolean): number {
+  return useRslora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+/** Rank and scaling of the adapter on `path`, after rank_pattern / alpha_pattern. */
+export function moduleRankAndScaling(config: LoraConfig, path: string): { r: number; scaling: number } {
+  const r = patternValue(config.rankPattern, path, config.r);
+  const alpha = patternValue(config.alphaPattern, path, config.alpha);
+  return { r, scaling: loraScaling(alpha, r, config.useRslora) };
+}
+
+/** Throws an InputError naming `where` when a field is out of range. */
+export function validateLoraConfig(config: LoraConfig, where = 'LoRA config'): void {
+  const fail = (msg: string): never => { throw new InputError(`${where}: ${msg}`); };
+  const checkRank = (r: number, what: string): void => {
+    if (!Number.isInteger(r) || r < 1) fail(`${what} must be a positive integer, got ${String(r)}`);
+  };
+  const checkAlpha = (a: number, what: string): void => {
+    if (!Number.isFinite(a) || a <= 0) fail(`${what} must be a positive number, got ${String(a)}`);
+  };
+  checkRank(config.r, 'r');
+  checkAlpha(config.alpha, 'lora_alpha');
+  if (!(config.dropout >= 0 && config.dropout < 1)) fail(`lora_dropout must be in [0, 1), got ${String(config.dropout)}`);
+  if (config.bias !== 'none') fail(`bias "${String(config.bias)}" is not supported (only "none": biases stay frozen)`);
+  if (config.fanInFanOut !== false) fail('fan_in_fan_out must be false (weights are stored [out, in])');
+  const t = config.targetModules;
+  if (typeof t === 'string') {
+    if (t === '') fail('target_modules is an empty string');
+    if (config.layersToTransform !== undefined) fail('layers_to_transform cannot be used when target_modules is a regex string');
+  } else if (t.length === 0 || t.some((s) => typeof s !== 'string' || s === '')) {
+    fail('target_modules must name at least one module, each a non-empty string');
+  }
+  for (const [k, v] of Object.entries(config.rankPattern ?? {})) checkRank(v, `rank_pattern["${k}"]`);
+  for (const [k, v] of Object.entries(config.alphaPattern ?? {})) checkAlpha(v, `alpha_pattern["${k}"]`);
+}

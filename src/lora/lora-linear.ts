@@ -1,0 +1,167 @@
+/** A LoRA adapter around a frozen linear: y = base(x) + (dropout(x) A^T B^T) * scaling. */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LinearLayer } from '../models/types.js';
+import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from './config.js';
+import { matchTargets, type MatchOptions } from './match.js';
+import { dropoutMask, hashString, mixSeed, uniformValues } from './random.js';
+
+export interface LoraLinearOptions {
+  readonly r: number;
+  readonly scaling: number;
+  /** dropout probability on the adapter's input while training (default 0) */
+  readonly dropout?: number;
+  /** seeds the initial A and the dropout masks */
+  readonly seed: number;
+  /** initial A [r, in] (default U(-1/sqrt(in), 1/sqrt(in)), PEFT's kaiming_uniform with a = sqrt(5)) */
+  readonly a?: Float32Array;
+  /** initial B [out, r] (default zeros) */
+  readonly b?: Float32Array;
+}
+
+export class LoraLinear implements LinearLayer {
+  readonly path: string;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly hasBias: boolean;
+  readonly r: number;
+  readonly scaling: number;
+  readonly dropout: number;
+  /** A [r, in], trainable float32 */
+  readonly loraA: tf.Variable<tf.Rank.R2>;
+  /** B [out, r], trainable float32 */
+  readonly loraB: tf.Variable<tf.Rank.R2>;
+  private readonly seed: number;
+  private trainingMode = false;
+  private step = 0;
+  private calls = 0;
+
+  constructor(readonly base: LinearLayer, options: LoraLinearOptions) {
+    if (base instanceof LoraLinear) throw new Error(`${base.path}: already has a LoRA adapter`);
+    const { r, scaling, dropout = 0 } = options;
+    if (!Number.isInteger(r) || r < 1) throw new Error(`${base.path}: LoRA rank must be a positive integer, got ${r}`);
+    if (!(dropout >= 0 && dropout < 1)) throw new Error(`${base.path}: LoRA dropout must be in [0, 1), got ${dropout}`);
+    this.path = base.path;
+    this.inFeatures = base.inFeatures;
+    this.outFeatures = base.outFeatures;
+    this.hasBias = base.hasBias;
+    this.r = r;
+    this.scaling = scaling;
+    this.dropout = dropout;
+    this.seed = mixSeed(options.seed >>> 0, hashString(this.path));
+    const bound = 1 / Math.sqrt(this.inFeatures);
+    const a = options.a ?? uniformValues(r * this.inFeatures, -bound, bound, mixSeed(this.seed, 0));
+    const b = options.b ?? new Float32Array(this.outFeatures * r);
+    this.loraA = this.variable(a, [r, this.inFeatures], 'A');
+    this.loraB = this.variable(b, [this.outFeatures, r], 'B');
+  }
+
+  get training(): boolean {
+    return this.trainingMode;
+  }
+
+  /**
+   * Dropout is applied only while training. Masks depend on (seed, path, step, call within the
+   * step), so a run resumed at `step` draws the same masks as the original.
+   */
+  setTraining(training: boolean, step = 0): void {
+    this.trainingMode = training;
+    this.step = step;
+    this.calls = 0;
+  }
+
+  apply(x: tf.Tensor): tf.Tensor {
+    if (x.shape[x.rank - 1] !== this.inFeatures) throw new Error(`${this.path}: input [${x.shape.join(', ')}] does not end in ${this.inFeatures}`);
+    const lead = x.shape.slice(0, -1);
+    const rows = x.size / this.inFeatures;
+    const mask = this.trainingMode && this.dropout > 0
+      ? dropoutMask(x.size, this.dropout, mixSeed(this.seed, 1, this.step, this.calls++))
+      : undefined;
+    return tf.tidy(() => {
+      const y = this.base.apply(x);
+      let x2 = tf.reshape(x, [rows, this.inFeatures]);
+      if (mask) x2 = tf.mul(x2, tf.tensor2d(mask, [rows, this.inFeatures]));
+      // (x A^T) * scaling B^T: the scaling applied on the narrow [rows, r] product.
+      const h = tf.mul(tf.matMul(x2, this.loraA, false, true), this.scaling);
+      const delta = tf.matMul(h, this.loraB, false, true);
+      return tf.add(y, tf.reshape(delta, [...lead, this.outFeatures]));
+    });
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return [this.loraA, this.loraB];
+  }
+
+  /** Copies of A [r, in] and B [out, r]. */
+  weights(): { a: Float32Array; b: Float32Array } {
+    return { a: this.loraA.dataSync<'float32'>().slice(), b: this.loraB.dataSync<'float32'>().slice() };
+  }
+
+  /** Disposes A and B and hands back the base layer, still alive (to remove the adapter). */
+  detach(): LinearLayer {
+    this.loraA.dispose();
+    this.loraB.dispose();
+    return this.base;
+  }
+
+  /** Disposes the adapter and the wrapped base layer (the adapter owns it once it wraps it). */
+  dispose(): void {
+    this.detach().dispose();
+  }
+
+  private variable(values: Float32Array, shape: [number, number], which: string): tf.Variable<tf.Rank.R2> {
+    if (values.length !== shape[0] * shape[1]) {
+      throw new Error(`${this.path}: lora_${which} has ${values.length} values, expected [${shape.join(', ')}]`);
+    }
+    const init = tf.tensor2d(values, shape);
+    const v = tf.variable(init, true);
+    init.dispose();
+    return v;
+  }
+}
+
+/** Per-layer weights to start from instead of the random initialisation (e.g. a loaded adapter). */
+export type InitialWeights = ReadonlyMap<string, { readonly a: Float32Array; readonly b: Float32Array }>;
+
+/**
+ * Wraps every linear that `config` targets in a LoraLinear, replacing it in `linears` in place;
+ * returns the adapters in the map's order. Ranks and scalings follow rank_pattern / alpha_pattern.
+ */
+export function injectLora(
+  linears: Map<string, LinearLayer>, config: LoraConfig, seed: number,
+  options: MatchOptions & { readonly initial?: InitialWeights } = {},
+): LoraLinear[] {
+  validateLoraConfig(config);
+  const paths = matchTargets(linears, config.targetModules, {
+    layersToTransform: config.layersToTransform, layersPattern: config.layersPattern, ...options,
+  });
+  const already = paths.filter((p) => linears.get(p) instanceof LoraLinear);
+  if (already.length > 0) throw new Error(`already has a LoRA adapter: ${already.join(', ')}`);
+  const layers: LoraLinear[] = [];
+  try {
+    for (const p of paths) {
+      const { r, scaling } = moduleRankAndScaling(config, p);
+      const init = options.initial?.get(p);
+      layers.push(new LoraLinear(linears.get(p)!, { r, scaling, dropout: config.dropout, seed, a: init?.a, b: init?.b }));
+    }
+  } catch (err) {
+    for (const l of layers) l.detach();
+    throw err;
+  }
+  for (const l of layers) linears.set(l.path, l);
+  return layers;
+}
+
+/** Every trainable variable of the adapters, A then B per layer. */
+export function trainableVariables(layers: readonly LoraLinear[]): tf.Variable[] {
+  return layers.flatMap((l) => l.trainableVariables());
+}
+
+/** Switches dropout on (training) or off for all adapters, keyed to the optimizer step. */
+export function setLoraTraining(layers: readonly LoraLinear[], training: boolean, step = 0): void {
+  for (const l of layers) l.setTraining(training, step);
+}
+
+/** The LoraLinear layers currently in a model's linear map. */
+export function loraLayersOf(linears: ReadonlyMap<string, LinearLayer>): LoraLinear[] {
+  return [...linears.values()].filter((l): l is LoraLinear => l instanceof LoraLinear);
+}
