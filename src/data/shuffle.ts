@@ -1,0 +1,29 @@
+import { Rng } from '../generate/rng.js';
+
+/** Fisher–Yates shuffle in place, drawing from `rng`; returns `items`. */
+export function shuffleInPlace<T>(items: T[], rng: Rng): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    const tmp = items[i]!;
+    items[i] = items[j]!;
+    items[j] = tmp;
+  }
+  return items;
+}
+
+/** A shuffled copy of `items`, the same for the same seed. */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  return shuffleInPlace([...items], new Rng(seed));
+}
+
+/** How many of n rows go to validation: round(n * fraction), at least 1 when fraction > 0 and n >= 2, and never all. */
+export function validationCount(n: number, fraction: number): number {
+  if (fraction <= 0 || n < 2) return 0;
+  return Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
+}
+
+/** Split rows (already in their final order) into train and validation: validation takes the last rows. */
+export function splitValidation<T>(rows: readonly T[], fraction: number): { train: T[]; validation: T[] } {
+  const cut = rows.length - validationCount(rows.length, fraction);
+  return { train: rows.slice(0, cut), validation: rows.slice(cut) };
+}

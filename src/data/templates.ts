@@ -1,0 +1,57 @@
+import type { FieldSpec, Row } from './rows.js';
+
+// The strings of Dolly's training prompt (databrickslabs/dolly training/consts.py).
+export const DOLLY_INTRO =
+  'Below is an instruction that describes a task. Write a response that appropriately completes the request.';
+export const INSTRUCTION_KEY = '### Instruction:';
+export const INPUT_KEY = 'Input:';
+export const RESPONSE_KEY = '### Response:';
+export const END_KEY = '### End';
+
+/**
+ * Dolly's prompt up to and including "### Response:\n": what generation is given and what the
+ * response-only loss leaves out. The "Input:" section appears only for a non-empty context.
+ */
+export function dollyPrompt(instruction: string, context = ''): string {
+  const input = context !== '' ? `${INPUT_KEY}\n${context}\n\n` : '';
+  return `${DOLLY_INTRO}\n\n${INSTRUCTION_KEY}\n${instruction}\n\n${input}${RESPONSE_KEY}\n`;
+}
+
+/** What follows the prompt in training: the response and the end key (both are labelled). */
+export function dollyCompletion(response: string): string {
+  return `${response}\n\n${END_KEY}`;
+}
+
+/** A row split where the loss starts: `prompt + completion` is the full training text. */
+export interface PromptParts {
+  prompt: string;
+  completion: string;
+}
+
+export type DataFormat = 'dolly' | 'text';
+
+export interface Template {
+  readonly fields: FieldSpec;
+  render(row: Row): PromptParts;
+}
+
+/** Dolly rows: instruction and response required, context optional, other keys (category) ignored. */
+export const dollyTemplate: Template = {
+  fields: { required: ['instruction', 'response'], optional: ['context'] },
+  render: (row) => ({
+    prompt: dollyPrompt(row['instruction']!, row['context'] ?? ''),
+    completion: dollyCompletion(row['response']!),
+  }),
+};
+
+/** Plain text from one field: no prompt, the whole text is the completion. */
+export function textTemplate(field = 'text'): Template {
+  return {
+    fields: { required: [field], optional: [] },
+    render: (row) => ({ prompt: '', completion: row[field]! }),
+  };
+}
+
+export function templateFor(format: DataFormat, textField = 'text'): Template {
+  return format === 'dolly' ? dollyTemplate : textTemplate(textField);
+}
