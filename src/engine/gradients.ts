@@ -7,6 +7,7 @@
  * same mathematics as tfjs's own gradient, with broadcasting reduced back to the input shape.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from './matmul.js';
 
 type Dy = tf.Tensor | tf.Tensor[];
 type Grads = Record<string, () => tf.Tensor>;
@@ -69,7 +70,7 @@ function binary(kernelName: string, grads: (dy: tf.Tensor, a: tf.Tensor, b: tf.T
 
 function matMulGrads(dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor, attrs: tf.NamedAttrMap): Grads {
   const tA = attrs['transposeA'] === true, tB = attrs['transposeB'] === true;
-  const mm = (x: tf.Tensor, y: tf.Tensor, tx: boolean, ty: boolean): tf.Tensor => tf.matMul(x, y, tx, ty);
+  const mm = (x: tf.Tensor, y: tf.Tensor, tx: boolean, ty: boolean): tf.Tensor => matMul(x, y, tx, ty);
   const [ga, gb] = !tA && !tB ? [() => mm(dy, b, false, true), () => mm(a, dy, true, false)]
     : !tA && tB ? [() => mm(dy, b, false, false), () => mm(dy, a, true, false)]
       : tA && !tB ? [() => mm(b, dy, false, true), () => mm(a, dy, false, false)]

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LinearLayer } from '../models/types.js';
 import { dequantizeNf4Into, quantizeNf4, type Nf4State } from '../quant/nf4.js';
+import { matMul } from './matmul.js';
 
 export interface Nf4LinearOptions {
   /** Values per absmax block (default 64). */
@@ -41,14 +42,14 @@ export class Nf4Linear implements LinearLayer {
     this.op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const x = args[0] as tf.Tensor2D;
       const w = this.dequantized();
-      const xw = tf.matMul<tf.Tensor2D>(x, w, false, true);
+      const xw = matMul(x, w, false, true) as tf.Tensor2D;
       w.dispose();
       return {
         value: this.bias ? tf.add<tf.Tensor2D>(xw, this.bias) : xw,
         // dX = dY · W; the weight and the bias are frozen, so x need not be saved.
         gradFunc: (dy: tf.Tensor2D) => {
           const wb = this.dequantized();
-          const dx = tf.matMul(dy, wb);
+          const dx = matMul(dy, wb);
           wb.dispose();
           return dx;
         },

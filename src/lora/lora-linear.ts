@@ -4,6 +4,7 @@ import type { LinearLayer } from '../models/types.js';
 import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from './config.js';
 import { matchTargets, type MatchOptions } from './match.js';
 import { dropoutMask, hashString, mixSeed, uniformValues } from './random.js';
+import { matMul } from '../engine/matmul.js';
 
 export interface LoraLinearOptions {
   readonly r: number;
@@ -81,8 +82,8 @@ export class LoraLinear implements LinearLayer {
       let x2 = tf.reshape(x, [rows, this.inFeatures]);
       if (mask) x2 = tf.mul(x2, tf.tensor2d(mask, [rows, this.inFeatures]));
       // (x A^T) * scaling B^T: the scaling applied on the narrow [rows, r] product.
-      const h = tf.mul(tf.matMul(x2, this.loraA, false, true), this.scaling);
-      const delta = tf.matMul(h, this.loraB, false, true);
+      const h = tf.mul(matMul(x2, this.loraA, false, true), this.scaling);
+      const delta = matMul(h, this.loraB, false, true);
       return tf.add(y, tf.reshape(delta, [...lead, this.outFeatures]));
     });
   }

@@ -7,6 +7,7 @@ import type { BlockwiseCausalLM } from './model.js';
 import { activation, lastPosition, layerNorm } from './ops.js';
 import type { DecodeState, LinearLayer } from './types.js';
 import { WeightLoader } from './weights.js';
+import { matMul } from '../engine/matmul.js';
 
 /** Buffers old checkpoints carry that are recomputed, not loaded. */
 const IGNORED_BUFFERS = [/\.attention\.bias$/, /\.attention\.masked_bias$/, /\.attention\.rotary_emb\.inv_freq$/];
@@ -186,9 +187,9 @@ export class GptNeoXModel implements BlockwiseCausalLM {
       k = tf.concat([past.k, k], 2);
       v = tf.concat([past.v, v], 2);
     }
-    let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
+    let scores = tf.mul(matMul(q, k, false, true), 1 / Math.sqrt(d));
     if (T > 1) scores = tf.add(scores, causalMask(T, offset));
-    const context = tf.matMul(tf.softmax(scores), v); // [B, heads, T, d]
+    const context = matMul(tf.softmax(scores), v); // [B, heads, T, d]
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, heads * d]);
     return { out: this.linear(`${a}.dense`, merged) as tf.Tensor3D, cache: { k, v } };
   }

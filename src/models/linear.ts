@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LinearLayer } from './types.js';
+import { matMul } from '../engine/matmul.js';
 
 /** A plain float32 linear layer: y = x W^T + b with W [out, in] as Hugging Face stores it. */
 export class DenseLinear implements LinearLayer {
@@ -17,7 +18,7 @@ export class DenseLinear implements LinearLayer {
     const lead = x.shape.slice(0, -1);
     if (x.shape[x.rank - 1] !== this.inFeatures) throw new Error(`${this.path}: input [${x.shape}] does not end in ${this.inFeatures}`);
     return tf.tidy(() => {
-      const y = tf.matMul(tf.reshape(x, [-1, this.inFeatures]), this.weight, false, true);
+      const y = matMul(tf.reshape(x, [-1, this.inFeatures]), this.weight, false, true);
       return tf.reshape(this.bias ? tf.add(y, this.bias) : y, [...lead, this.outFeatures]);
     });
   }
