@@ -82,6 +82,20 @@ function f32Bytes(a: Float32Array): Uint8Array {
  * replaced only if it holds nothing but adapter files.
  */
 export async function saveAdapter(dir: string, layers: readonly LoraLinear[], config: LoraConfig, meta: AdapterMeta = {}): Promise<void> {
+  await checkReplaceable(dir);
+  const tmp = tempNameFor(dir);
+  await fsp.mkdir(tmp, { recursive: true });
+  try {
+    await writeAdapterFiles(tmp, layers, config, meta);
+    await replaceFolder(tmp, dir);
+  } catch (err) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Write adapter_config.json and adapter_model.safetensors into an existing folder (each file atomically). */
+export async function writeAdapterFiles(dir: string, layers: readonly LoraLinear[], config: LoraConfig, meta: AdapterMeta = {}): Promise<void> {
   validateLoraConfig(config);
   if (layers.length === 0) throw new InputError(`${dir}: no LoRA layers to save`);
   const tensors: TensorToWrite[] = layers.flatMap((l) => {
@@ -91,17 +105,8 @@ export async function saveAdapter(dir: string, layers: readonly LoraLinear[], co
       { name: adapterKey(l.path, 'B'), dtype: 'F32', shape: [l.outFeatures, l.r], data: f32Bytes(b) },
     ];
   });
-  await checkReplaceable(dir);
-  const tmp = tempNameFor(dir);
-  await fsp.mkdir(tmp, { recursive: true });
-  try {
-    await writeBytesAtomic(path.join(tmp, ADAPTER_CONFIG), adapterConfigJson(config, meta));
-    await writeSafetensors(path.join(tmp, ADAPTER_SAFETENSORS), tensors, { format: 'pt' });
-    await replaceFolder(tmp, dir);
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  await writeBytesAtomic(path.join(dir, ADAPTER_CONFIG), adapterConfigJson(config, meta));
+  await writeSafetensors(path.join(dir, ADAPTER_SAFETENSORS), tensors, { format: 'pt' });
 }
 
 async function checkReplaceable(dir: string): Promise<void> {

@@ -70,6 +70,18 @@ export class LoraLinear implements LinearLayer {
     this.calls = 0;
   }
 
+  /**
+   * How many dropout masks this step has drawn. Gradient checkpointing rewinds it before recomputing a
+   * block so the recomputation sees the same masks as the forward pass.
+   */
+  get dropoutCursor(): number {
+    return this.calls;
+  }
+
+  set dropoutCursor(calls: number) {
+    this.calls = calls;
+  }
+
   apply(x: tf.Tensor): tf.Tensor {
     if (x.shape[x.rank - 1] !== this.inFeatures) throw new Error(`${this.path}: input [${x.shape.join(', ')}] does not end in ${this.inFeatures}`);
     const lead = x.shape.slice(0, -1);

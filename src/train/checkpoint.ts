@@ -1,0 +1,169 @@
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { tempNameFor, writeBytesAtomic } from '../io/atomic.js';
+import { InputError } from '../io/errors.js';
+import { SafetensorsFile } from '../io/safetensors.js';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
+import { ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
+import type { LoraConfig } from '../lora/config.js';
+import type { LoraLinear } from '../lora/lora-linear.js';
+import type { AdamWSlot } from './adamw.js';
+
+export const TRAINER_STATE = 'trainer_state.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const CONFIG_FILE = 'config.yaml';
+const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;
+
+export interface LogEntry {
+  step: number;
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens: number;
+  tokens_per_s: number;
+  elapsed: number;
+  epoch: number;
+  val_loss?: number;
+}
+
+/** Everything besides the weights that a resumed run needs to continue exactly. */
+export interface TrainerState {
+  format: 1;
+  global_step: number;
+  total_steps: number;
+  /** fractional epochs done */
+  epoch: number;
+  /** position of the next batch */
+  batcher: { epoch: number; index: number };
+  tokens_seen: number;
+  elapsed_seconds: number;
+  seed: number;
+  /** identifies the data the run was trained on, so a resume on other data is refused */
+  data_fingerprint: string;
+  log_history: LogEntry[];
+}
+
+export interface CheckpointContents {
+  readonly state: TrainerState;
+  readonly layers: readonly LoraLinear[];
+  readonly loraConfig: LoraConfig;
+  readonly adapterMeta: AdapterMeta;
+  readonly optimizer: ReadonlyMap<string, AdamWSlot>;
+  readonly configYaml: string;
+}
+
+/**
+ * Write `<runDir>/checkpoint-<step>/` whole or not at all: every file goes into a hidden temporary
+ * folder, is fsynced, and the folder is renamed into place. A crash leaves only the hidden folder,
+ * which `cleanIncomplete` removes and `latestCheckpoint` never picks.
+ */
+export async function saveCheckpoint(runDir: string, c: CheckpointContents): Promise<string> {
+  await fsp.mkdir(runDir, { recursive: true });
+  const final = path.join(runDir, `checkpoint-${c.state.global_step}`);
+  const tmp = path.join(runDir, path.basename(tempNameFor(final)));
+  await fsp.mkdir(tmp);
+  try {
+    await writeAdapterFiles(tmp, c.layers, c.loraConfig, c.adapterMeta);
+    const slots: TensorToWrite[] = [...c.optimizer].flatMap(([name, slot]) => [
+      { name: `${name}.exp_avg`, dtype: 'F32', shape: [slot.expAvg.length], data: f32(slot.expAvg) },
+      { name: `${name}.exp_avg_sq`, dtype: 'F32', shape: [slot.expAvgSq.length], data: f32(slot.expAvgSq) },
+    ]);
+    await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), slots, { format: 'pt', step: String(c.state.global_step) });
+    await writeBytesAtomic(path.join(tmp, CONFIG_FILE), c.configYaml);
+    // trainer_state.json last: its presence marks a complete checkpoint
+    await writeBytesAtomic(path.join(tmp, TRAINER_STATE), `${JSON.stringify(c.state, null, 2)}\n`);
+    if (fs.existsSync(final)) {
+      const old = path.join(runDir, path.basename(tempNameFor(final)));
+      await fsp.rename(final, old);
+      await fsp.rename(tmp, final);
+      await fsp.rm(old, { recursive: true, force: true });
+    } else {
+      await fsp.rename(tmp, final);
+    }
+    await syncDir(runDir);
+  } catch (err) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return final;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const h = await fsp.open(dir, 'r');
+  try { await h.sync(); } catch { /* not supported everywhere */ } finally { await h.close(); }
+}
+
+function f32(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/** Complete checkpoints in a run folder, oldest first. */
+export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
+  if (!fs.existsSync(runDir)) return [];
+  return fs.readdirSync(runDir)
+    .map((name) => ({ name, m: CHECKPOINT_NAME.exec(name) }))
+    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null)
+    .map((e) => ({ step: Number(e.m[1]), dir: path.join(runDir, e.name) }))
+    .filter((e) => fs.existsSync(path.join(e.dir, TRAINER_STATE)))
+    .sort((a, b) => a.step - b.step);
+}
+
+export function latestCheckpointDir(runDir: string): string | undefined {
+  return listCheckpoints(runDir).at(-1)?.dir;
+}
+
+/** Remove hidden temporary folders left by a run that was killed while saving. */
+export async function cleanIncomplete(runDir: string): Promise<number> {
+  if (!fs.existsSync(runDir)) return 0;
+  const stale = fs.readdirSync(runDir).filter((n) => n.startsWith('.checkpoint-') && n.includes('.tmp-'));
+  for (const n of stale) await fsp.rm(path.join(runDir, n), { recursive: true, force: true });
+  return stale.length;
+}
+
+/** Keep the newest `keep` checkpoints (0 keeps all). */
+export async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
+  if (keep <= 0) return;
+  const all = listCheckpoints(runDir);
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) await fsp.rm(c.dir, { recursive: true, force: true });
+}
+
+export interface LoadedCheckpoint {
+  readonly dir: string;
+  readonly state: TrainerState;
+  /** adapter tensors by safetensors key */
+  readonly adapter: Map<string, Float32Array>;
+  readonly optimizer: Map<string, AdamWSlot>;
+}
+
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const stateFile = path.join(dir, TRAINER_STATE);
+  if (!fs.existsSync(stateFile)) throw new InputError(`${dir}: not a complete ditty checkpoint (no ${TRAINER_STATE})`);
+  let state: TrainerState;
+  try {
+    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as TrainerState;
+  } catch (err) {
+    throw new InputError(`${stateFile}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (state.format !== 1 || !Number.isInteger(state.global_step)) throw new InputError(`${stateFile}: unknown trainer state format`);
+  const adapter = readAll(path.join(dir, ADAPTER_SAFETENSORS));
+  const optimizer = new Map<string, AdamWSlot>();
+  const opt = readAll(path.join(dir, OPTIMIZER_FILE));
+  for (const [key, values] of opt) {
+    if (!key.endsWith('.exp_avg')) continue;
+    const name = key.slice(0, -'.exp_avg'.length);
+    const sq = opt.get(`${name}.exp_avg_sq`);
+    if (!sq) throw new InputError(`${dir}/${OPTIMIZER_FILE}: "${name}.exp_avg_sq" is missing`);
+    optimizer.set(name, { expAvg: values, expAvgSq: sq });
+  }
+  return { dir, state, adapter, optimizer };
+}
+
+function readAll(file: string): Map<string, Float32Array> {
+  const f = SafetensorsFile.open(file);
+  try {
+    return new Map(f.names().map((n) => [n, f.readFloat32(n)]));
+  } finally {
+    f.close();
+  }
+}

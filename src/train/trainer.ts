@@ -1,0 +1,229 @@
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainConfig } from '../config/index.js';
+import { Batcher, type Batch, type Block } from '../data/index.js';
+import { InputError } from '../io/errors.js';
+import { adapterKey, type AdapterMeta } from '../lora/adapter-io.js';
+import type { LoraConfig } from '../lora/config.js';
+import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
+import type { BlockwiseCausalLM } from '../models/model.js';
+import { AdamW, clipByGlobalNorm } from './adamw.js';
+import {
+  cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type LogEntry, type TrainerState,
+} from './checkpoint.js';
+import { weightedCrossEntropy } from './cross-entropy.js';
+import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
+import { learningRate } from './schedule.js';
+import { groupByBlock, microBatchGradients, type MicroBatch } from './step-gradients.js';
+
+export interface TrainerSetup {
+  readonly model: BlockwiseCausalLM;
+  readonly layers: readonly LoraLinear[];
+  readonly loraConfig: LoraConfig;
+  readonly adapterMeta: AdapterMeta;
+  readonly train: readonly Block[];
+  readonly validation: readonly Block[];
+  readonly config: TrainConfig;
+  readonly configYaml: string;
+  readonly dataFingerprint: string;
+  /** a checkpoint folder to continue from */
+  readonly resumeFrom?: string;
+  /** stop (with a checkpoint) after this many optimizer steps of this process; for tests */
+  readonly stopAfterSteps?: number;
+  readonly progress?: ProgressLine;
+}
+
+export interface TrainSummary {
+  readonly steps: number;
+  readonly startStep: number;
+  readonly losses: readonly number[];
+  readonly finalLoss: number;
+  readonly valLoss?: number;
+  readonly tokens: number;
+  readonly seconds: number;
+  readonly lastCheckpoint?: string;
+  /** the signal that stopped the run early, if any */
+  readonly interrupted?: NodeJS.Signals;
+}
+
+/** Optimizer steps a config asks for: max_steps, else epochs over the training blocks. */
+export function totalSteps(config: TrainConfig, trainBlocks: number): number {
+  if (config.training.max_steps !== undefined) return config.training.max_steps;
+  const batchesPerEpoch = Math.ceil(trainBlocks / config.training.batch_size);
+  return Math.max(1, Math.ceil((config.training.epochs * batchesPerEpoch) / config.training.grad_accum));
+}
+
+function microBatchOf(batch: Batch, blockSize: number): MicroBatch {
+  return { rows: batch.blocks.length, length: blockSize, input: batch.input, target: batch.target, weight: batch.weight };
+}
+
+/** Weighted mean next-token loss over blocks, without gradients or dropout. */
+export function evaluateLoss(model: BlockwiseCausalLM, blocks: readonly Block[], batchSize: number): number | undefined {
+  if (blocks.length === 0) return undefined;
+  let sum = 0;
+  let count = 0;
+  const blockSize = blocks[0]!.input.length;
+  for (let i = 0; i < blocks.length; i += batchSize) {
+    const group = blocks.slice(i, i + batchSize);
+    const input = new Int32Array(group.length * blockSize);
+    const target = new Int32Array(group.length * blockSize);
+    const weight = new Float32Array(group.length * blockSize);
+    group.forEach((b, k) => {
+      input.set(b.input, k * blockSize);
+      target.set(b.target, k * blockSize);
+      weight.set(b.weight, k * blockSize);
+    });
+    const s = tf.tidy(() => {
+      const ids = tf.tensor2d(input, [group.length, blockSize], 'int32');
+      const logits = tf.reshape(model.forward(ids), [group.length * blockSize, model.vocabSize]) as tf.Tensor2D;
+      return weightedCrossEntropy(logits, tf.tensor1d(target, 'int32'), tf.tensor1d(weight), 1);
+    });
+    sum += s.dataSync()[0]!;
+    s.dispose();
+    count += group.reduce((n, b) => n + b.targets, 0);
+  }
+  return count > 0 ? sum / count : undefined;
+}
+
+/** The training loop: accumulation, clipping, AdamW, schedule, logging, checkpoints, resume, signals. */
+export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
+  const { model, layers, config } = setup;
+  const t = config.training;
+  const runDir = config.output.dir;
+  const progress = setup.progress ?? new ProgressLine();
+  const blockSize = setup.train[0]?.input.length;
+  if (blockSize === undefined) throw new InputError('the dataset produced no training blocks');
+  const total = totalSteps(config, setup.train.length);
+  const variables = new Map<string, tf.Variable>();
+  for (const l of layers) {
+    variables.set(adapterKey(l.path, 'A'), l.loraA);
+    variables.set(adapterKey(l.path, 'B'), l.loraB);
+  }
+  const groups = groupByBlock(layers);
+  const optimizer = new AdamW(variables, { beta1: t.adam_beta1, beta2: t.adam_beta2, epsilon: t.adam_epsilon, weightDecay: t.weight_decay });
+  const batcher = new Batcher(setup.train, { batchSize: t.batch_size, seed: t.seed, shuffle: config.data.shuffle });
+  const metrics = new MetricsFile(path.join(runDir, 'metrics.jsonl'));
+
+  const removed = await cleanIncomplete(runDir);
+  if (removed > 0) progress.log(`removed ${removed} incomplete checkpoint folder(s) left by an interrupted save`);
+  let state: TrainerState = {
+    format: 1, global_step: 0, total_steps: total, epoch: 0, batcher: batcher.state(), tokens_seen: 0,
+    elapsed_seconds: 0, seed: t.seed, data_fingerprint: setup.dataFingerprint, log_history: [],
+  };
+  if (setup.resumeFrom) {
+    const ck = loadCheckpoint(setup.resumeFrom);
+    if (ck.state.data_fingerprint !== setup.dataFingerprint) {
+      throw new InputError(`${setup.resumeFrom}: this checkpoint was trained on different data (or data settings); `
+        + 'resume with the same dataset, block_size, packing and seed, or start over with --no-resume');
+    }
+    for (const [key, v] of variables) {
+      const values = ck.adapter.get(key);
+      if (!values || values.length !== v.size) throw new InputError(`${setup.resumeFrom}: adapter tensor "${key}" is missing or has the wrong size for this LoRA config`);
+      v.assign(tf.tensor(values, v.shape));
+    }
+    optimizer.importState(ck.optimizer, ck.state.global_step);
+    batcher.restore(ck.state.batcher);
+    state = { ...ck.state, total_steps: total };
+    metrics.truncateAfter(state.global_step);
+    progress.log(`resumed from ${setup.resumeFrom} at step ${state.global_step}/${total}`);
+  }
+
+  let stopSignal: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stopSignal) process.exit(sig === 'SIGINT' ? 130 : 143);
+    stopSignal = sig;
+    progress.log(`${sig}: finishing this step, saving a checkpoint, then stopping (send again to stop at once)`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const startStep = state.global_step;
+  const losses: number[] = [];
+  let lastCheckpoint: string | undefined;
+  let lastVal: number | undefined;
+  const started = performance.now() - state.elapsed_seconds * 1000;
+  let tokensThisProcess = 0;
+  const processStart = performance.now();
+  const save = async (): Promise<void> => {
+    state.elapsed_seconds = (performance.now() - started) / 1000;
+    state.batcher = batcher.state();
+    lastCheckpoint = await saveCheckpoint(runDir, {
+      state, layers, loraConfig: setup.loraConfig, adapterMeta: setup.adapterMeta,
+      optimizer: optimizer.exportState(), configYaml: setup.configYaml,
+    });
+    await pruneCheckpoints(runDir, config.output.keep_last);
+  };
+
+  try {
+    while (state.global_step < total) {
+      const step = state.global_step;
+      const micro: Batch[] = Array.from({ length: t.grad_accum }, () => batcher.next());
+      const normalizer = micro.reduce((n, b) => n + b.targets, 0);
+      let loss = 0;
+      let grads: Map<string, tf.Tensor> | undefined;
+      for (let k = 0; k < micro.length; k++) {
+        if (normalizer === 0) break;
+        setLoraTraining(layers, true, step * t.grad_accum + k);
+        const r = microBatchGradients(model, groups, variables, microBatchOf(micro[k]!, blockSize), normalizer, t.gradient_checkpointing);
+        loss += r.loss;
+        if (!grads) {
+          grads = r.grads;
+        } else {
+          for (const [name, g] of r.grads) {
+            const sum = tf.add(grads.get(name)!, g);
+            grads.get(name)!.dispose();
+            g.dispose();
+            grads.set(name, sum);
+          }
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      setLoraTraining(layers, false);
+      const lr = learningRate(t.lr_scheduler, t.learning_rate, step, t.warmup_steps, total);
+      let gradNorm = 0;
+      if (grads) {
+        gradNorm = clipByGlobalNorm(grads, t.max_grad_norm);
+        if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
+          throw new Error(`step ${step + 1}: the loss or gradient is not finite (loss ${loss}, grad norm ${gradNorm}); lower training.learning_rate`);
+        }
+        optimizer.step(grads, lr);
+        for (const g of grads.values()) g.dispose();
+      }
+      const tokens = micro.reduce((n, b) => n + b.blocks.length * blockSize, 0);
+      state.global_step++;
+      state.tokens_seen += tokens;
+      tokensThisProcess += tokens;
+      state.epoch = (state.global_step * t.grad_accum) / batcher.batchesPerEpoch;
+      const elapsed = (performance.now() - started) / 1000;
+      const entry: LogEntry = {
+        step: state.global_step, loss, lr, grad_norm: gradNorm, tokens,
+        tokens_per_s: tokensThisProcess / ((performance.now() - processStart) / 1000), elapsed, epoch: state.epoch,
+      };
+      const isLast = state.global_step === total;
+      if (setup.validation.length > 0 && ((t.eval_every !== undefined && state.global_step % t.eval_every === 0) || isLast)) {
+        lastVal = evaluateLoss(model, setup.validation, t.batch_size);
+        if (lastVal !== undefined) entry.val_loss = lastVal;
+      }
+      losses.push(loss);
+      metrics.append(entry);
+      state.log_history = [...state.log_history, entry].slice(-100);
+      const rate = (state.global_step - startStep) / ((performance.now() - processStart) / 1000);
+      if (state.global_step % t.log_every === 0 || isLast) progress.update(formatProgress(entry, total, (total - state.global_step) / rate));
+      const stopHere = stopSignal !== undefined || (setup.stopAfterSteps !== undefined && state.global_step - startStep >= setup.stopAfterSteps);
+      if (state.global_step % config.output.checkpoint_every === 0 || isLast || stopHere) await save();
+      if (stopHere) break;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    progress.done();
+    optimizer.dispose();
+  }
+  return {
+    steps: state.global_step, startStep, losses, finalLoss: losses.at(-1) ?? NaN, tokens: state.tokens_seen,
+    seconds: (performance.now() - started) / 1000,
+    ...(lastVal !== undefined ? { valLoss: lastVal } : {}),
+    ...(lastCheckpoint !== undefined ? { lastCheckpoint } : {}),
+    ...(stopSignal !== undefined ? { interrupted: stopSignal } : {}),
+  };
+}
