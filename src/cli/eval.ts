@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { scoreTokens } from '../eval/score.js';
+import { applyAdapter } from '../runtime/adapter.js';
+import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { openModel } from '../runtime/open-model.js';
 import { addModelOptions, contextWindow, textFrom, type ModelCommandOptions } from './common.js';
 import { intOption } from './options.js';
@@ -10,6 +12,7 @@ interface EvalOptions extends ModelCommandOptions {
   file?: string;
   json?: boolean;
   window?: number;
+  adapter?: string;
 }
 
 export function registerEval(program: Command): void {
@@ -20,11 +23,14 @@ export function registerEval(program: Command): void {
       .argument('<model>', 'local model folder or hub repo id (org/name)')
       .option('--text <str>', 'text to score')
       .option('--file <path>', 'read the text from a file')
+      .option('--adapter <path>', 'LoRA adapter to apply: a PEFT folder, a checkpoint folder or a run folder (its latest checkpoint)')
       .option('--window <n>', 'score in windows of at most n tokens (default: the model context length)', intOption('--window', 2))
       .option('--json', 'print one JSON object'),
   ).action(async (model: string, opts: EvalOptions) => {
     const text = textFrom(opts, 'text');
+    const adapterDir = opts.adapter === undefined ? undefined : resolveAdapterPath(opts.adapter);
     const opened = await openModel(model, { ...opts, progress: !opts.json });
+    const adapter = adapterDir === undefined ? undefined : await applyAdapter(opened, adapterDir);
     const ids = opened.tokenizer.encode(text);
     if (ids.length < 2) throw new InputError(`the text has ${ids.length} token(s); at least 2 are needed to score it`);
     const score = scoreTokens(opened.model, ids, opts.window ?? contextWindow(opened.config));
@@ -32,12 +38,13 @@ export function registerEval(program: Command): void {
     const tokensPerSecond = score.tokens / score.seconds;
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({
-        model, loss: score.loss, perplexity: score.perplexity, tokens: score.tokens,
+        model, ...(adapter ? { adapter: adapter.folder } : {}), loss: score.loss, perplexity: score.perplexity, tokens: score.tokens,
         predicted_tokens: score.predicted, windows: score.windows, tokens_per_s: tokensPerSecond,
         seconds: score.seconds, load_seconds: opened.loadSeconds, backend: opened.backend,
       })}\n`);
       return;
     }
+    if (adapter) process.stderr.write(`adapter ${adapter.folder}: ${adapter.layers.length} LoRA layers\n`);
     process.stdout.write(`loss ${score.loss.toFixed(6)}  perplexity ${score.perplexity.toFixed(4)}  tokens ${score.tokens}\n`);
     process.stderr.write(`${score.predicted} predicted positions in ${score.windows} window(s), `
       + `${tokensPerSecond.toFixed(1)} tokens/s on ${opened.backend}, weights loaded in ${opened.loadSeconds.toFixed(2)} s\n`);

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { generateTokens, TextStreamer } from '../generate/generate.js';
+import { applyAdapter } from '../runtime/adapter.js';
+import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { openModel } from '../runtime/open-model.js';
 import { addModelOptions, textFrom, type ModelCommandOptions } from './common.js';
 import { floatOption, intOption } from './options.js';
@@ -12,6 +14,7 @@ interface GenerateCliOptions extends ModelCommandOptions {
   temperature: number;
   topP: number;
   seed: number;
+  adapter?: string;
 }
 
 export function registerGenerate(program: Command): void {
@@ -22,13 +25,19 @@ export function registerGenerate(program: Command): void {
       .argument('<model>', 'local model folder or hub repo id (org/name)')
       .option('--prompt <str>', 'prompt text')
       .option('--file <path>', 'read the prompt from a file')
+      .option('--adapter <path>', 'LoRA adapter to apply: a PEFT folder, a checkpoint folder or a run folder (its latest checkpoint)')
       .option('--max-new-tokens <n>', 'most tokens to generate', intOption('--max-new-tokens', 1), 128)
       .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature', 0, 100), 1.0)
       .option('--top-p <p>', 'nucleus sampling mass', floatOption('--top-p', 0, 1, { minExclusive: true }), 1.0)
       .option('--seed <s>', 'random seed for sampling', intOption('--seed', 0, 2 ** 32 - 1), 0),
   ).action(async (model: string, opts: GenerateCliOptions) => {
     const prompt = textFrom({ ...(opts.prompt !== undefined ? { text: opts.prompt } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}) }, 'prompt');
+    const adapterDir = opts.adapter === undefined ? undefined : resolveAdapterPath(opts.adapter);
     const opened = await openModel(model, opts);
+    if (adapterDir !== undefined) {
+      const adapter = await applyAdapter(opened, adapterDir);
+      process.stderr.write(`adapter ${adapter.folder}: ${adapter.layers.length} LoRA layers\n`);
+    }
     const promptIds = opened.tokenizer.encode(prompt);
     if (promptIds.length === 0) throw new InputError('the prompt is empty after tokenization');
     const streamer = new TextStreamer((ids) => opened.tokenizer.decode(ids));

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../io/errors.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerEval(program);
   registerGenerate(program);
+  registerExport(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }
