@@ -5,6 +5,7 @@ import { fromFloat32 } from '../io/dtypes.js';
 import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import { Rng } from '../generate/rng.js';
 import { parseModelConfig } from '../models/config.js';
+import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
 
 type Init = { kind: 'normal'; std: number } | { kind: 'const'; value: number } | { kind: 'uniform'; lo: number; hi: number };
 
@@ -97,6 +98,55 @@ function fill(plan: TensorPlan, rng: Rng): Float32Array {
   return v;
 }
 
+function nameSeed(seed: number, name: string): number {
+  let h = seed >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * A checkpoint of random weights for `configJson`, made tensor by tensor when read (nothing on disk):
+ * what `ditty bench` trains on. Each tensor's values depend only on the seed and its name.
+ */
+export class RandomTensorSource implements TensorSource {
+  readonly location: string;
+  private readonly plans: Map<string, TensorPlan>;
+
+  constructor(configJson: Record<string, unknown>, private readonly seed = 1, label = 'random weights') {
+    this.location = label;
+    this.plans = new Map(checkpointPlan(configJson).map((p) => [p.name, p]));
+  }
+
+  names(): string[] {
+    return [...this.plans.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.plans.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const p = this.plan(name);
+    return { name, dtype: 'F32', shape: p.shape };
+  }
+
+  readFloat32(name: string): Float32Array {
+    return fill(this.plan(name), new Rng(nameSeed(this.seed, name)));
+  }
+
+  readBytes(name: string): Uint8Array {
+    return fromFloat32(this.readFloat32(name), 'F32');
+  }
+
+  close(): void {}
+
+  private plan(name: string): TensorPlan {
+    const p = this.plans.get(name);
+    if (!p) throw new Error(`${this.location}: no tensor "${name}"`);
+    return p;
+  }
+}
+
 export interface RandomModelOptions {
   readonly dtype?: 'F32' | 'F16' | 'BF16';
   readonly seed?: number;
@@ -108,13 +158,14 @@ export interface RandomModelOptions {
 /** Write a Hugging Face model folder with random weights for `configJson`; returns the bytes of weights. */
 export async function writeRandomModel(folder: string, configJson: Record<string, unknown>, opts: RandomModelOptions = {}): Promise<number> {
   const dtype = opts.dtype ?? 'F32';
-  const rng = new Rng(opts.seed ?? 1);
-  const plans = checkpointPlan(configJson);
-  const tensors: TensorToWrite[] = plans.map((p) => ({ name: p.name, dtype, shape: p.shape, data: () => fromFloat32(fill(p, rng), dtype) }));
+  const source = new RandomTensorSource(configJson, opts.seed ?? 1);
+  const tensors: TensorToWrite[] = source.names().map((name) => ({
+    name, dtype, shape: source.info(name).shape, data: () => fromFloat32(source.readFloat32(name), dtype),
+  }));
   fs.mkdirSync(folder, { recursive: true });
   await writeBytesAtomic(path.join(folder, 'config.json'), `${JSON.stringify({ ...configJson, torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16' }, null, 2)}\n`);
   await writeShardedSafetensors(folder, tensors, { maxShardBytes: opts.maxShardBytes ?? 2 ** 31, metadata: { format: 'pt' } });
   if (opts.tokenizer) fs.copyFileSync(opts.tokenizer, path.join(folder, 'tokenizer.json'));
   const bytesPer = dtype === 'F32' ? 4 : 2;
-  return plans.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1) * bytesPer, 0);
+  return tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * bytesPer, 0);
 }

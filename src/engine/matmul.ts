@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { timed } from './timers.js';
 
 /** Swap the last two axes. */
 export function transposeLast2(x: tf.Tensor): tf.Tensor {
@@ -17,6 +18,10 @@ export function transposeLast2(x: tf.Tensor): tf.Tensor {
  * weight W [out, in] is then never copied: x · W^T becomes (W · x^T)^T.
  */
 export function matMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
+  return timed('gemm', () => product(a, b, transposeA, transposeB));
+}
+
+function product(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): tf.Tensor {
   if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB);
   if (!transposeA && !transposeB) return plainMatMul(a, b);
   return tf.tidy(() => {

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LinearLayer } from '../models/types.js';
 import { dequantizeNf4Into, quantizeNf4, type Nf4State } from '../quant/nf4.js';
 import { matMul } from './matmul.js';
+import { timed } from './timers.js';
 
 export interface Nf4LinearOptions {
   /** Values per absmax block (default 64). */
@@ -94,7 +95,9 @@ export class Nf4Linear implements LinearLayer {
     const n = this.state.n;
     if (scratch.length < n) scratch = new Float32Array(n);
     const view = scratch.subarray(0, n);
-    dequantizeNf4Into(this.state, view);
-    return tf.tensor2d(view, [this.outFeatures, this.inFeatures]);
+    return timed('dequant', () => {
+      dequantizeNf4Into(this.state, view);
+      return tf.tensor2d(view, [this.outFeatures, this.inFeatures]);
+    });
   }
 }

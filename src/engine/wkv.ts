@@ -20,6 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
+import { timed } from './timers.js';
 
 /** Exponent of an empty state (as RWKV-LM and transformers initialise pp). */
 export const WKV_EMPTY_PP = -1e38;
@@ -149,12 +150,12 @@ const wkvOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const save = args[4] as tf.GradSaveFunc;
   const dims = dimsOf(w, u, k, v);
   save([w, u, k, v]);
-  const y = forwardKernel(dims, read(w), read(u), read(k), read(v), emptyStateArrays(dims.B * dims.C));
+  const y = timed('wkv', () => forwardKernel(dims, read(w), read(u), read(k), read(v), emptyStateArrays(dims.B * dims.C)));
   return {
     value: tf.tensor3d(y, k.shape),
     gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
       const [sw, su, sk, sv] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      const g = backwardKernel(dims, read(sw), read(su), read(sk), read(sv), read(dy));
+      const g = timed('wkv', () => backwardKernel(dims, read(sw), read(su), read(sk), read(sv), read(dy)));
       return [tf.tensor1d(g.gw), tf.tensor1d(g.gu), tf.tensor3d(g.gk, sk.shape as [number, number, number]), tf.tensor3d(g.gv, sv.shape as [number, number, number])];
     },
   };
