@@ -4,6 +4,7 @@ import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
+import { registerQuantize } from './quantize.js';
 
 export function buildProgram(): Command {
   const program = new Command('ditty')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerEval(program);
   registerGenerate(program);
+  registerQuantize(program);
   registerExport(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;

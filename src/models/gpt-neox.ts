@@ -6,7 +6,7 @@ import type { GptNeoXConfig } from './config.js';
 import type { BlockwiseCausalLM } from './model.js';
 import { activation, lastPosition, layerNorm } from './ops.js';
 import type { DecodeState, LinearLayer } from './types.js';
-import { WeightLoader } from './weights.js';
+import { WeightLoader, type WeightLoaderOptions } from './weights.js';
 import { matMul } from '../engine/matmul.js';
 
 /** Buffers old checkpoints carry that are recomputed, not loaded. */
@@ -63,16 +63,16 @@ export class GptNeoXModel implements BlockwiseCausalLM {
   }
 
   /** Read the weights (HF names) from `source`, checking every shape against `config`. */
-  static load(config: GptNeoXConfig, source: TensorSource): GptNeoXModel {
+  static load(config: GptNeoXConfig, source: TensorSource, options: WeightLoaderOptions = {}): GptNeoXModel {
     const model = new GptNeoXModel(config);
-    const weights = new WeightLoader(source);
+    const weights = new WeightLoader(source, options);
     try {
       model.loadWeights(weights);
     } catch (err) {
       weights.disposeAll();
       throw err;
     }
-    model.warnings.push(...weights.unusedWarnings(IGNORED_BUFFERS));
+    model.warnings.push(...weights.warnings(IGNORED_BUFFERS));
     return model;
   }
 

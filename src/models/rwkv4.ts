@@ -9,7 +9,7 @@ import type { RwkvConfig } from './config.js';
 import type { BlockwiseCausalLM } from './model.js';
 import { lastPosition, layerNorm, shiftTokens } from './ops.js';
 import type { DecodeState, LinearLayer } from './types.js';
-import { WeightLoader } from './weights.js';
+import { WeightLoader, type WeightLoaderOptions } from './weights.js';
 
 /** One layer's recurrent state, as transformers' 5 state tensors. */
 export interface RwkvLayerState {
@@ -71,16 +71,16 @@ export class RwkvModel implements BlockwiseCausalLM {
   }
 
   /** Read the weights (HF names) from `source`, checking every shape against `config`. */
-  static load(config: RwkvConfig, source: TensorSource): RwkvModel {
+  static load(config: RwkvConfig, source: TensorSource, options: WeightLoaderOptions = {}): RwkvModel {
     const model = new RwkvModel(config);
-    const weights = new WeightLoader(source);
+    const weights = new WeightLoader(source, options);
     try {
       model.loadWeights(weights);
     } catch (err) {
       weights.disposeAll();
       throw err;
     }
-    model.warnings.push(...weights.unusedWarnings([]));
+    model.warnings.push(...weights.warnings([]));
     return model;
   }
 

@@ -87,14 +87,16 @@ export function toBnbTensors(prefix: string, state: Nf4State, computeDtype: Comp
   return tensors;
 }
 
-interface QuantStateJson {
+/** The fields of a quant-state JSON that matter to ditty. */
+export interface QuantStateJson {
   blocksize: number;
   dtype: ComputeDtype;
   shape: number[];
   nested?: { blocksize: number; offset: number };
 }
 
-function parseQuantState(key: string, bytes: Uint8Array): QuantStateJson {
+/** Parses the quant-state JSON stored under `key`; errors name the key and the bad field. */
+export function parseQuantState(key: string, bytes: Uint8Array): QuantStateJson {
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));

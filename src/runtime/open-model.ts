@@ -8,6 +8,7 @@ import { resolveModelFolder } from '../hub/index.js';
 import { readModelConfig, type ModelConfig } from '../models/config.js';
 import { buildModel } from '../models/load.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
+import type { QuantizationOptions } from '../quant/options.js';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer.js';
 
 export interface ModelLocation {
@@ -25,6 +26,11 @@ export interface OpenModelOptions {
   readonly tokenizer?: string;
   /** show download progress on stderr (default true) */
   readonly progress?: boolean;
+  /**
+   * Quantize on load (bits 4) or load every linear as float (bits 16). Absent: the checkpoint as it
+   * is, so a bitsandbytes 4-bit folder loads its stored NF4 linears and a float folder stays float.
+   */
+  readonly quantization?: QuantizationOptions;
 }
 
 export interface OpenedModel extends ModelLocation {
@@ -59,7 +65,7 @@ export async function openModel(name: string, opts: OpenModelOptions = {}): Prom
   const source = await openWeights(location);
   let model: BlockwiseCausalLM;
   try {
-    model = buildModel(location.config, source);
+    model = buildModel(location.config, source, opts.quantization !== undefined ? { quantization: opts.quantization } : {});
   } finally {
     source.close();
   }

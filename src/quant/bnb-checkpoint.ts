@@ -1,0 +1,78 @@
+/**
+ * bitsandbytes 4-bit checkpoints as transformers saves them: how config.json declares them, and
+ * reading one stored linear back into an NF4 state without re-quantizing.
+ */
+import { InputError } from '../io/errors.js';
+import type { TensorSource } from '../io/tensor-source.js';
+import { fromBnbTensors, QUANT_STATE_SUFFIX, type ComputeDtype } from './bnb-format.js';
+import type { Nf4State } from './nf4.js';
+
+/** The key whose presence marks `${path}` as a stored 4-bit linear. */
+export function quantStateKey(path: string): string {
+  return `${path}.weight.${QUANT_STATE_SUFFIX}`;
+}
+
+const FP4_SUFFIX = 'quant_state.bitsandbytes__fp4';
+const BNB_PARTS = [QUANT_STATE_SUFFIX, 'absmax', 'quant_map', 'nested_absmax', 'nested_quant_map'];
+
+function describe(v: unknown): string {
+  return v === undefined ? 'absent' : JSON.stringify(v);
+}
+
+/**
+ * Checks config.json's `quantization_config`: true for a bitsandbytes NF4 checkpoint, false when the
+ * config declares no quantization. Anything ditty cannot read (8-bit, FP4, other methods) is an error.
+ */
+export function isBnb4bitConfig(raw: Readonly<Record<string, unknown>>, file: string): boolean {
+  const q = raw['quantization_config'];
+  if (q === undefined || q === null) return false;
+  if (typeof q !== 'object' || Array.isArray(q)) throw new InputError(`${file}: "quantization_config" must be an object, found ${describe(q)}`);
+  const c = q as Record<string, unknown>;
+  const method = c['quant_method'] ?? 'bitsandbytes';
+  if (method !== 'bitsandbytes') {
+    throw new InputError(`${file}: quantization_config.quant_method ${describe(method)} is not supported (ditty reads bitsandbytes 4-bit NF4 checkpoints)`);
+  }
+  if (c['load_in_8bit'] === true) throw new InputError(`${file}: bitsandbytes 8-bit checkpoints (load_in_8bit) are not supported; ditty reads 4-bit NF4 ones`);
+  if (c['load_in_4bit'] !== true) return false;
+  const type = c['bnb_4bit_quant_type'] ?? 'fp4';
+  if (type !== 'nf4') throw new InputError(`${file}: quantization_config.bnb_4bit_quant_type ${describe(type)} is not supported; ditty reads NF4 only`);
+  return true;
+}
+
+/** A stored NF4 linear, with the names of every tensor it was read from. */
+export interface StoredNf4 {
+  readonly state: Nf4State & { computeDtype: ComputeDtype };
+  readonly tensors: readonly string[];
+}
+
+/**
+ * The NF4 state of the linear at `path` when the checkpoint stores it in bitsandbytes 4-bit form
+ * (`${path}.weight` with its quant-state, absmax, ... tensors), else undefined. Errors name the
+ * malformed or missing key.
+ */
+export function readStoredNf4(source: TensorSource, path: string, shape: readonly [number, number]): StoredNf4 | undefined {
+  const weight = `${path}.weight`;
+  const where = source.location;
+  if (source.has(`${weight}.${FP4_SUFFIX}`)) {
+    throw new InputError(`${where}: tensor "${weight}.${FP4_SUFFIX}": FP4 4-bit weights are not supported; ditty reads NF4 only`);
+  }
+  // Any of the bitsandbytes companion tensors marks the weight as 4-bit, so a missing one is named.
+  if (!BNB_PARTS.some((part) => source.has(`${weight}.${part}`))) return undefined;
+  const read: string[] = [];
+  let state: StoredNf4['state'];
+  try {
+    state = fromBnbTensors(path, (name) => {
+      if (!source.has(name)) return undefined;
+      read.push(name);
+      const info = source.info(name);
+      return { dtype: info.dtype, shape: info.shape, bytes: source.readBytes(name) };
+    });
+  } catch (err) {
+    if (err instanceof InputError) throw new InputError(`${where}: ${err.message}`);
+    throw err;
+  }
+  if (state.shape.length !== 2 || state.shape[0] !== shape[0] || state.shape[1] !== shape[1]) {
+    throw new InputError(`${where}: tensor "${quantStateKey(path)}": shape [${state.shape.join(', ')}], expected [${shape.join(', ')}] from the model config`);
+  }
+  return { state, tensors: read };
+}

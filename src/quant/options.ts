@@ -1,0 +1,65 @@
+/**
+ * Which linears of a model are held in NF4, following transformers + bitsandbytes: every linear of
+ * the blocks except the output head (`head`, `embed_out`) and the user's skip list. Embeddings, layer
+ * norms and the RWKV time_* parameters are not linears, so they are never quantized.
+ */
+import { InputError } from '../io/errors.js';
+import { DEFAULT_BLOCKSIZE, validateBlocksize } from './nf4.js';
+
+export interface QuantizationOptions {
+  /** 4: NF4 linears; 16: plain float linears (a 4-bit checkpoint is dequantized). */
+  readonly bits: 4 | 16;
+  /** Quantize the absmax values to 8 bits (bitsandbytes compress_statistics). */
+  readonly doubleQuant: boolean;
+  /** Values per absmax block: a power of two in 32..4096. */
+  readonly blocksize: number;
+  /** Linears kept in float: a module path, or a name matching a path suffix after "." (like LoRA targets). */
+  readonly skipModules: readonly string[];
+}
+
+export const DEFAULT_QUANTIZATION: QuantizationOptions = {
+  bits: 4, doubleQuant: true, blocksize: DEFAULT_BLOCKSIZE, skipModules: [],
+};
+
+/** Module path of the output head per architecture, which transformers never quantizes. */
+export const OUTPUT_HEAD: Readonly<Record<string, string>> = { rwkv: 'head', gpt_neox: 'embed_out' };
+const OUTPUT_HEADS: readonly string[] = Object.values(OUTPUT_HEAD);
+
+/** The LoRA / transformers rule for one list entry: the path equals it or ends with "." + it. */
+export function matchesModule(path: string, entry: string): boolean {
+  return path === entry || path.endsWith(`.${entry}`);
+}
+
+/** "key ×6, value ×6, ...; e.g. rwkv.blocks.0.attention.key, ..." */
+export function describeLinearPaths(paths: readonly string[]): string {
+  const byName = new Map<string, { count: number; first: string }>();
+  for (const p of paths) {
+    const name = p.slice(p.lastIndexOf('.') + 1);
+    const e = byName.get(name);
+    if (e) e.count++;
+    else byName.set(name, { count: 1, first: p });
+  }
+  const names = [...byName].map(([name, e]) => `${name} ×${e.count}`).join(', ');
+  const examples = [...byName.values()].map((e) => e.first).join(', ');
+  return `the model's ${paths.length} linear layers: ${names}; e.g. ${examples}`;
+}
+
+/**
+ * Checks `options` against the model's linear module paths and returns the predicate "this linear
+ * is held in NF4". Errors: a bad blocksize, or a skip entry that matches no linear (listing them).
+ */
+export function quantizedLinearSelector(linearPaths: readonly string[], options: QuantizationOptions): (path: string) => boolean {
+  if (options.bits !== 4 && options.bits !== 16) throw new InputError(`quantization bits must be 4 or 16, got ${String(options.bits)}`);
+  try {
+    validateBlocksize(options.blocksize);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  const unmatched = options.skipModules.filter((entry) => !linearPaths.some((p) => matchesModule(p, entry)));
+  if (unmatched.length > 0) {
+    const list = unmatched.map((e) => JSON.stringify(e)).join(', ');
+    throw new InputError(`skip module${unmatched.length > 1 ? 's' : ''} ${list} match${unmatched.length > 1 ? '' : 'es'} no linear layer; ${describeLinearPaths(linearPaths)}`);
+  }
+  if (options.bits === 16) return () => false;
+  return (path) => !OUTPUT_HEADS.includes(path) && !options.skipModules.some((entry) => matchesModule(path, entry));
+}

@@ -1,0 +1,235 @@
+/**
+ * `ditty quantize`: a float checkpoint -> a bitsandbytes 4-bit safetensors checkpoint that
+ * transformers loads as is. Linears are read, quantized and written tensor by tensor; everything
+ * else is copied byte for byte in its stored dtype.
+ *
+ * A safetensors header lists every tensor's size before the data, and a quant-state JSON's length
+ * depends on its nested offset, known only after quantizing. So the quantized tensors of one output
+ * shard are computed just before that shard is written: memory stays near one shard of 4-bit data,
+ * never the float model.
+ */
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { tempNameFor, writeBytesAtomic } from '../io/atomic.js';
+import { DTYPE_SIZES, numel } from '../io/dtypes.js';
+import { InputError } from '../io/errors.js';
+import { SAFETENSORS_INDEX, SAFETENSORS_SINGLE, shardName, writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
+import type { TensorSource } from '../io/tensor-source.js';
+import { PyFloat, pythonJsonDumps, type PyJson } from '../lora/python-json.js';
+import { quantStateKey } from './bnb-checkpoint.js';
+import { toBnbTensors, type ComputeDtype } from './bnb-format.js';
+import { nf4Bytes, quantizeNf4 } from './nf4.js';
+import { OUTPUT_HEAD, quantizedLinearSelector, type QuantizationOptions } from './options.js';
+
+const FLOAT_DTYPES = new Set(['F16', 'BF16', 'F32', 'F64']);
+
+/**
+ * config.json's `quantization_config` exactly as transformers writes BitsAndBytesConfig(load_in_4bit=True,
+ * bnb_4bit_quant_type="nf4", ...).to_dict(). `llm_int8_skip_modules` stays null (transformers then
+ * keeps the output head in float by itself); with a skip list it is that list plus the head, because
+ * transformers converts everything not listed.
+ */
+export function bnbQuantizationConfig(opts: {
+  doubleQuant: boolean; computeDtype: ComputeDtype; skipModules: readonly string[]; head: string;
+}): Record<string, PyJson> {
+  const skip = opts.skipModules.length === 0 ? null : [...new Set([...opts.skipModules, opts.head])];
+  return {
+    quant_method: 'bitsandbytes',
+    _load_in_8bit: false,
+    _load_in_4bit: true,
+    llm_int8_threshold: new PyFloat(6.0),
+    llm_int8_skip_modules: skip,
+    llm_int8_enable_fp32_cpu_offload: false,
+    llm_int8_has_fp16_weight: false,
+    bnb_4bit_quant_type: 'nf4',
+    bnb_4bit_use_double_quant: opts.doubleQuant,
+    bnb_4bit_compute_dtype: opts.computeDtype,
+    bnb_4bit_quant_storage: 'uint8',
+    load_in_4bit: true,
+    load_in_8bit: false,
+  };
+}
+
+export interface QuantizeCheckpointOptions {
+  readonly quantization: QuantizationOptions;
+  /** recorded in each quant state and in config.json (ditty itself computes in float32) */
+  readonly computeDtype: ComputeDtype;
+  /** largest tensor data of one shard; more than that gives model-0000k-of-0000n files and an index */
+  readonly maxShardBytes: number;
+  /** called after each quantized linear and each written shard */
+  readonly onProgress?: (linearsDone: number, linearsTotal: number) => void;
+}
+
+export interface QuantizeSummary {
+  readonly quantizedLinears: number;
+  readonly quantizedParameters: number;
+  /** packed codes + block statistics of the quantized linears (4.127 bits per parameter at blocksize 64) */
+  readonly quantizedBytes: number;
+  /** tensors copied as they were (biases, embeddings, norms, head, ...) */
+  readonly copiedTensors: number;
+  /** tensor data in the input checkpoint and in the output */
+  readonly bytesBefore: number;
+  readonly bytesAfter: number;
+  /** weight files written, relative to the folder (the index last) */
+  readonly files: readonly string[];
+}
+
+/** One tensor copied, or one linear quantized; `bytes` is its (estimated) output size. */
+type Unit = { readonly bytes: number; readonly sourceBytes: number } & (
+  | { readonly kind: 'copy'; readonly name: string }
+  | { readonly kind: 'nf4'; readonly path: string; readonly shape: [number, number] });
+
+/** Output bytes of one 4-bit linear, with room for the quant-state JSON (for assigning shards only). */
+function estimatedNf4Bytes(n: number, q: QuantizationOptions): number {
+  const blocks = Math.ceil(n / q.blocksize);
+  const stats = q.doubleQuant ? blocks + 4 * Math.ceil(blocks / 256) + 4 * 256 : 4 * blocks;
+  return Math.ceil(n / 2) + stats + 4 * 16 + 256;
+}
+
+/** What becomes of each tensor, in the source's order; the linears to quantize become one unit each. */
+function planUnits(source: TensorSource, linearPaths: readonly string[], q: QuantizationOptions): Unit[] {
+  const selected = quantizedLinearSelector(linearPaths, q);
+  const already = linearPaths.find((p) => source.has(quantStateKey(p)));
+  if (already !== undefined) throw new InputError(`${source.location}: already a 4-bit checkpoint ("${quantStateKey(already)}" is present)`);
+  const targets = new Set(linearPaths.filter(selected));
+  return source.names().map((name): Unit => {
+    const info = source.info(name);
+    const sourceBytes = numel(info.shape) * DTYPE_SIZES[info.dtype];
+    const modulePath = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : undefined;
+    if (modulePath === undefined || !targets.has(modulePath)) return { kind: 'copy', name, bytes: sourceBytes, sourceBytes };
+    if (!FLOAT_DTYPES.has(info.dtype)) throw new InputError(`${source.location}: tensor "${name}" is ${info.dtype}; expected a float weight to quantize`);
+    const shape = info.shape as [number, number];
+    return { kind: 'nf4', path: modulePath, shape, bytes: estimatedNf4Bytes(numel(shape), q), sourceBytes };
+  });
+}
+
+/** Consecutive units, each group at most `maxBytes` (a single larger unit gets a group of its own). */
+function groupUnits(units: readonly Unit[], maxBytes: number): Unit[][] {
+  const groups: Unit[][] = [];
+  let size = 0;
+  for (const u of units) {
+    const last = groups[groups.length - 1];
+    if (last === undefined || size + u.bytes > maxBytes) {
+      groups.push([u]);
+      size = u.bytes;
+    } else {
+      last.push(u);
+      size += u.bytes;
+    }
+  }
+  return groups;
+}
+
+/**
+ * Writes the weights of `source` into `dir` as a bitsandbytes 4-bit checkpoint (model.safetensors, or
+ * shards + model.safetensors.index.json), with `__metadata__` {"format": "pt"}.
+ */
+export async function writeQuantizedWeights(
+  source: TensorSource, linearPaths: readonly string[], dir: string, options: QuantizeCheckpointOptions,
+): Promise<QuantizeSummary> {
+  const q = options.quantization;
+  if (q.bits !== 4) throw new InputError(`quantize writes 4-bit checkpoints; got bits ${q.bits}`);
+  const units = planUnits(source, linearPaths, q);
+  const groups = groupUnits(units, options.maxShardBytes);
+  const linearsTotal = units.filter((u) => u.kind === 'nf4').length;
+  const files = groups.length === 1 ? [SAFETENSORS_SINGLE] : groups.map((_, i) => shardName(i + 1, groups.length));
+  const weightMap: Record<string, string> = {};
+  let linearsDone = 0;
+  let quantizedParameters = 0;
+  let quantizedBytes = 0;
+  let bytesAfter = 0;
+  for (const [i, group] of groups.entries()) {
+    const tensors: TensorToWrite[] = [];
+    for (const u of group) {
+      if (u.kind === 'copy') {
+        const info = source.info(u.name);
+        tensors.push({ name: u.name, dtype: info.dtype, shape: info.shape, data: () => source.readBytes(u.name) });
+        continue;
+      }
+      const state = quantizeNf4(source.readFloat32(`${u.path}.weight`), { shape: u.shape, blocksize: q.blocksize, doubleQuant: q.doubleQuant });
+      tensors.push(...toBnbTensors(u.path, state, options.computeDtype));
+      quantizedParameters += state.n;
+      quantizedBytes += nf4Bytes(state);
+      options.onProgress?.(++linearsDone, linearsTotal);
+    }
+    await writeSafetensors(path.join(dir, files[i]!), tensors, { format: 'pt' });
+    for (const t of tensors) {
+      weightMap[t.name] = files[i]!;
+      bytesAfter += numel(t.shape) * DTYPE_SIZES[t.dtype];
+    }
+    options.onProgress?.(linearsDone, linearsTotal);
+  }
+  if (groups.length > 1) {
+    const index = { metadata: { total_size: bytesAfter }, weight_map: weightMap };
+    await writeBytesAtomic(path.join(dir, SAFETENSORS_INDEX), `${JSON.stringify(index, null, 2)}\n`);
+    files.push(SAFETENSORS_INDEX);
+  }
+  return {
+    quantizedLinears: linearsTotal, quantizedParameters, quantizedBytes,
+    copiedTensors: units.filter((u) => u.kind === 'copy').length,
+    bytesBefore: units.reduce((s, u) => s + u.sourceBytes, 0),
+    bytesAfter, files,
+  };
+}
+
+/** config.json of the 4-bit checkpoint: the original keys plus quantization_config, as transformers writes it. */
+export function quantizedConfigJson(raw: Readonly<Record<string, unknown>>, architecture: string, options: QuantizeCheckpointOptions): string {
+  const head = OUTPUT_HEAD[architecture] ?? 'head';
+  const quantization_config = bnbQuantizationConfig({
+    doubleQuant: options.quantization.doubleQuant, computeDtype: options.computeDtype,
+    skipModules: options.quantization.skipModules, head,
+  });
+  return `${pythonJsonDumps({ ...(raw as Record<string, PyJson>), quantization_config })}\n`;
+}
+
+/**
+ * Refuses an output folder that is a file, is the input folder (or holds it), or is non-empty
+ * without `force`.
+ */
+export function checkOutputFolder(out: string, force: boolean, input: string): void {
+  const st = fs.statSync(out, { throwIfNoEntry: false });
+  if (st === undefined) return;
+  if (!st.isDirectory()) throw new InputError(`--out ${out}: exists and is not a folder`);
+  const rel = path.relative(fs.realpathSync(out), fs.realpathSync(input));
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    throw new InputError(`--out ${out}: would replace the model folder ${input}; choose another output folder`);
+  }
+  if (!force && fs.readdirSync(out).length > 0) {
+    throw new InputError(`--out ${out}: the folder exists and is not empty; pass --force to replace it`);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await fsp.open(dir, 'r');
+  try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
+}
+
+/**
+ * Fills a temporary sibling of `out` and renames it into place, so `out` appears complete or not at
+ * all; an existing `out` is moved aside and removed only once the new folder is there.
+ */
+export async function writeFolderAtomic<T>(out: string, fill: (tmp: string) => Promise<T>): Promise<T> {
+  const final = path.resolve(out);
+  const tmp = tempNameFor(final);
+  await fsp.mkdir(tmp, { recursive: true });
+  let result: T;
+  try {
+    result = await fill(tmp);
+  } catch (err) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const old = fs.existsSync(final) ? tempNameFor(final) : undefined;
+  if (old !== undefined) await fsp.rename(final, old);
+  try {
+    await fsp.rename(tmp, final);
+  } catch (err) {
+    if (old !== undefined) await fsp.rename(old, final).catch(() => undefined);
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  await fsyncDir(path.dirname(final));
+  if (old !== undefined) await fsp.rm(old, { recursive: true, force: true });
+  return result;
+}
