@@ -48,12 +48,7 @@ export class Nf4Linear implements LinearLayer {
       return {
         value: this.bias ? tf.add<tf.Tensor2D>(xw, this.bias) : xw,
         // dX = dY · W; the weight and the bias are frozen, so x need not be saved.
-        gradFunc: (dy: tf.Tensor2D) => {
-          const wb = this.dequantized();
-          const dx = matMul(dy, wb);
-          wb.dispose();
-          return dx;
-        },
+        gradFunc: (dy: tf.Tensor2D) => this.inputGradient(dy),
       };
     });
   }
@@ -88,6 +83,14 @@ export class Nf4Linear implements LinearLayer {
 
   dispose(): void {
     this.bias?.dispose();
+  }
+
+  /** dX = dY · W, dequantizing W again for the product only. */
+  inputGradient(dy: tf.Tensor2D): tf.Tensor2D {
+    const w = this.dequantized();
+    const dx = matMul(dy, w) as tf.Tensor2D;
+    w.dispose();
+    return dx;
   }
 
   /** The float32 weight [out, in] as a fresh tensor; the caller disposes it before returning. */

@@ -86,18 +86,59 @@ export class LoraLinear implements LinearLayer {
     if (x.shape[x.rank - 1] !== this.inFeatures) throw new Error(`${this.path}: input [${x.shape.join(', ')}] does not end in ${this.inFeatures}`);
     const lead = x.shape.slice(0, -1);
     const rows = x.size / this.inFeatures;
-    const mask = this.trainingMode && this.dropout > 0
-      ? dropoutMask(x.size, this.dropout, mixSeed(this.seed, 1, this.step, this.calls++))
-      : undefined;
+    const maskSeed = this.trainingMode && this.dropout > 0 ? mixSeed(this.seed, 1, this.step, this.calls++) : undefined;
     return tf.tidy(() => {
-      const y = this.base.apply(x);
-      let x2 = tf.reshape(x, [rows, this.inFeatures]);
-      if (mask) x2 = tf.mul(x2, tf.tensor2d(mask, [rows, this.inFeatures]));
-      // (x A^T) * scaling B^T: the scaling applied on the narrow [rows, r] product.
-      const h = tf.mul(matMul(x2, this.loraA, false, true), this.scaling);
-      const delta = matMul(h, this.loraB, false, true);
-      return tf.add(y, tf.reshape(delta, [...lead, this.outFeatures]));
+      const x2 = tf.reshape(x, [rows, this.inFeatures]) as tf.Tensor2D;
+      const y = this.base.inputGradient ? this.fused(x2, maskSeed) : this.composed(x2, maskSeed);
+      return tf.reshape(y, [...lead, this.outFeatures]);
     });
+  }
+
+  private mask(rows: number, seed: number): tf.Tensor2D {
+    return tf.tensor2d(dropoutMask(rows * this.inFeatures, this.dropout, seed), [rows, this.inFeatures]);
+  }
+
+  /** base(x) + (dropout(x) A^T) * scaling B^T in plain ops, differentiated by autograd. */
+  private composed(x2: tf.Tensor2D, maskSeed: number | undefined): tf.Tensor {
+    const y = this.base.apply(x2);
+    const xm = maskSeed === undefined ? x2 : tf.mul(x2, this.mask(x2.shape[0], maskSeed));
+    // the scaling applied on the narrow [rows, r] product
+    const h = tf.mul(matMul(xm, this.loraA, false, true), this.scaling);
+    return tf.add(y, matMul(h, this.loraB, false, true));
+  }
+
+  /**
+   * The same as one op over a frozen base: backward keeps only x and the narrow h = dropout(x) A^T and
+   * regenerates the dropout mask from its seed, instead of the tape holding the mask, the masked input,
+   * the base output and the update (4 to 6 activations of the layer's width).
+   */
+  private fused(x2: tf.Tensor2D, maskSeed: number | undefined): tf.Tensor {
+    const rows = x2.shape[0];
+    const s = this.scaling;
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, a, b] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      const save = args[3] as tf.GradSaveFunc;
+      const h = tf.tidy(() => matMul(maskSeed === undefined ? x : tf.mul(x, this.mask(rows, maskSeed)), a, false, true));
+      save([x, a, b, h]);
+      const value = tf.tidy(() => tf.add(this.base.apply(x), matMul(tf.mul(h, s), b, false, true)));
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, as, bs, hs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+          return tf.tidy(() => {
+            const dy2 = dy as tf.Tensor2D;
+            const mask = maskSeed === undefined ? undefined : this.mask(rows, maskSeed);
+            const gh = tf.mul(matMul(dy2, bs), s); // [rows, r]
+            const dA = matMul(gh, mask ? tf.mul(xs, mask) : xs, true, false);
+            const dB = tf.mul(matMul(dy2, hs, true, false), s);
+            const dxm = matMul(gh, as);
+            const dx = tf.add(this.base.inputGradient!(dy2), mask ? tf.mul(dxm, mask) : dxm);
+            return [dx, dA, dB];
+          });
+        },
+      };
+    });
+    return op(x2, this.loraA, this.loraB);
   }
 
   trainableVariables(): tf.Variable[] {

@@ -23,6 +23,10 @@ export class DenseLinear implements LinearLayer {
     });
   }
 
+  inputGradient(dy: tf.Tensor2D): tf.Tensor2D {
+    return matMul(dy, this.weight) as tf.Tensor2D;
+  }
+
   dispose(): void {
     this.weight.dispose();
     this.bias?.dispose();

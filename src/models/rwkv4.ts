@@ -10,6 +10,7 @@ import type { BlockwiseCausalLM } from './model.js';
 import { lastPosition, layerNorm, shiftTokens } from './ops.js';
 import type { DecodeState, LinearLayer } from './types.js';
 import { WeightLoader, type WeightLoaderOptions } from './weights.js';
+import { reluSquared } from '../engine/fused.js';
 
 /** One layer's recurrent state, as transformers' 5 state tensors. */
 export interface RwkvLayerState {
@@ -224,7 +225,7 @@ export class RwkvModel implements BlockwiseCausalLM {
   /** ChannelMix: sigmoid(Wr xr) * Wv relu(Wk xk)^2 */
   private feedForward(index: number, z: tf.Tensor3D, shifted: tf.Tensor3D): tf.Tensor3D {
     const f = `rwkv.blocks.${index}.feed_forward`;
-    const k = tf.square(tf.relu(this.linear(`${f}.key`, mix(z, shifted, this.param(`${f}.time_mix_key`)))));
+    const k = reluSquared(this.linear(`${f}.key`, mix(z, shifted, this.param(`${f}.time_mix_key`))));
     const r = tf.sigmoid(this.linear(`${f}.receptance`, mix(z, shifted, this.param(`${f}.time_mix_receptance`))));
     return tf.mul(r, this.linear(`${f}.value`, k)) as tf.Tensor3D;
   }

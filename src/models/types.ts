@@ -14,6 +14,11 @@ export interface LinearLayer {
   readonly hasBias: boolean;
   /** x [..., in] -> [..., out] */
   apply(x: tf.Tensor): tf.Tensor;
+  /**
+   * For frozen layers: dL/dx [rows, in] from dL/dy [rows, out], i.e. dy · W. Lets a fused op (LoRA)
+   * differentiate through the layer without a nested tape.
+   */
+  inputGradient?(dy: tf.Tensor2D): tf.Tensor2D;
   dispose(): void;
 }
 
