@@ -13,6 +13,7 @@ import { AdamW } from '../train/adamw.js';
 import { groupByBlock, microBatchGradients, type MicroBatch } from '../train/step-gradients.js';
 import { Rng } from '../generate/rng.js';
 import { RandomTensorSource } from './random-model.js';
+import { tapeBytes, WASM_HEAP_BYTES } from '../train/memory-estimate.js';
 import { MODEL_SHAPES } from './shapes.js';
 
 export interface BenchOptions {
@@ -44,6 +45,8 @@ export interface BenchResult {
   readonly peakRssBytes: number;
   readonly split: Readonly<Record<'dequant' | 'gemm' | 'wkv' | 'other', number>>;
   readonly loadSeconds: number;
+  /** 'auto' when turned on because the tape would not fit the wasm heap */
+  readonly gradientCheckpointing: 'on' | 'off' | 'auto';
 }
 
 function configFor(model: string): Record<string, unknown> {
@@ -75,6 +78,9 @@ export async function benchTraining(o: BenchOptions): Promise<BenchResult> {
   const configJson = configFor(o.model);
   const config = parseModelConfig(JSON.stringify(configJson), o.model);
   const backend = await initBackend(o.backend);
+  const autoCheckpointing = backend === 'wasm' && !o.gradientCheckpointing
+    && tapeBytes(config, o.batchSize, o.blockSize) >= 0.6 * WASM_HEAP_BYTES;
+  const checkpointing = o.gradientCheckpointing || autoCheckpointing;
   const peak = measurePeak();
   const loadStart = performance.now();
   const model = buildModel(config, new RandomTensorSource(configJson), {
@@ -108,7 +114,7 @@ export async function benchTraining(o: BenchOptions): Promise<BenchResult> {
   let peakTensorBytes = tf.memory().numBytes;
   const step = (i: number): void => {
     setLoraTraining(layers, true, i);
-    const r = microBatchGradients(model, groups, variables, batch, n, o.gradientCheckpointing);
+    const r = microBatchGradients(model, groups, variables, batch, n, checkpointing);
     setLoraTraining(layers, false);
     peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
     optimizer.step(r.grads, 1e-4);
@@ -133,7 +139,7 @@ export async function benchTraining(o: BenchOptions): Promise<BenchResult> {
   return {
     model: o.model, backend, parameters, computeParameters, trainable, tokensPerSecond, flopsPerSecond,
     peakFlopsPerSecond: peak, mfu: flopsPerSecond / peak, stepSeconds: seconds / o.steps, peakTensorBytes,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024, loadSeconds,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024, loadSeconds, gradientCheckpointing: checkpointing ? (autoCheckpointing ? 'auto' : 'on') : 'off',
     split: { dequant: dequant / ms, gemm: gemm / ms, wkv: wkv / ms, other: Math.max(0, 1 - (dequant + gemm + wkv) / ms) },
   };
 }
@@ -149,7 +155,8 @@ export function formatBench(r: BenchResult, o: BenchOptions): string {
     `${r.tokensPerSecond.toFixed(1)} tokens/s, ${r.stepSeconds.toFixed(2)} s per step of ${o.batchSize} x ${o.blockSize} tokens`,
     `${(r.flopsPerSecond / 1e9).toFixed(2)} GFLOP/s model (4N per token), MFU ${pct(r.mfu)} of the ${(r.peakFlopsPerSecond / 1e9).toFixed(1)} GFLOP/s `
       + `this ${r.backend} backend reaches in a dense product`,
-    `peak tensor memory ${gb(r.peakTensorBytes)}, peak RSS ${gb(r.peakRssBytes)}`,
+    `peak tensor memory ${gb(r.peakTensorBytes)}, peak RSS ${gb(r.peakRssBytes)}, gradient checkpointing ${r.gradientCheckpointing}`
+      + `${r.gradientCheckpointing === 'auto' ? ' (the tape would not fit the 4 GiB wasm heap)' : ''}`,
     `time split: dequant ${pct(r.split.dequant)}, GEMM ${pct(r.split.gemm)}, WKV ${pct(r.split.wkv)}, other ${pct(r.split.other)} `
       + '(attention products count as GEMM)',
   ].join('\n');

@@ -1,10 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../io/errors.js';
+import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
 import { registerQuantize } from './quantize.js';
+import { registerTrain } from './train.js';
 
 export function buildProgram(): Command {
   const program = new Command('ditty')
@@ -16,7 +18,9 @@ export function buildProgram(): Command {
   registerEval(program);
   registerGenerate(program);
   registerQuantize(program);
+  registerTrain(program);
   registerExport(program);
+  registerBench(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }
@@ -25,7 +29,8 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv]);
-    return 0;
+    // a command may set process.exitCode (e.g. train stopped by a signal)
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     if (err instanceof InputError) {

@@ -121,6 +121,21 @@ export async function cleanIncomplete(runDir: string): Promise<number> {
   return stale.length;
 }
 
+/**
+ * A fresh run in a folder that holds an earlier run's checkpoints or metrics: move them into
+ * `superseded-<time>/` so nothing is lost and the two runs never mix. Returns that folder, if any.
+ */
+export async function setAsidePreviousRun(runDir: string, metricsFile: string): Promise<string | undefined> {
+  const old = listCheckpoints(runDir).map((c) => c.dir);
+  if (fs.existsSync(metricsFile)) old.push(metricsFile);
+  if (old.length === 0) return undefined;
+  const aside = path.join(runDir, `superseded-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  await fsp.mkdir(aside);
+  for (const p of old) await fsp.rename(p, path.join(aside, path.basename(p)));
+  await syncDir(runDir);
+  return aside;
+}
+
 /** Keep the newest `keep` checkpoints (0 keeps all). */
 export async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
   if (keep <= 0) return;

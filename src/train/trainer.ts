@@ -9,7 +9,7 @@ import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
 import {
-  cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type LogEntry, type TrainerState,
+  cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, setAsidePreviousRun, type LogEntry, type TrainerState,
 } from './checkpoint.js';
 import { weightedCrossEntropy } from './cross-entropy.js';
 import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
@@ -110,7 +110,10 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     format: 1, global_step: 0, total_steps: total, epoch: 0, batcher: batcher.state(), tokens_seen: 0,
     elapsed_seconds: 0, seed: t.seed, data_fingerprint: setup.dataFingerprint, log_history: [],
   };
-  if (setup.resumeFrom) {
+  if (!setup.resumeFrom) {
+    const aside = await setAsidePreviousRun(runDir, metrics.file);
+    if (aside) progress.log(`starting over: moved the earlier run's checkpoints and metrics to ${aside}`);
+  } else {
     const ck = loadCheckpoint(setup.resumeFrom);
     if (ck.state.data_fingerprint !== setup.dataFingerprint) {
       throw new InputError(`${setup.resumeFrom}: this checkpoint was trained on different data (or data settings); `

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm } from '../../src/train/adamw.js';
-import { weightedCrossEntropy } from '../../src/train/cross-entropy.js';
+import { headCrossEntropy, weightedCrossEntropy } from '../../src/train/cross-entropy.js';
 import { learningRate } from '../../src/train/schedule.js';
 import { useBackend } from '../helpers/backend.js';
 
@@ -85,5 +85,22 @@ describe('learning-rate schedules', () => {
     expect(learningRate('cosine', 2, 0, 0, 10)).toBe(2);
     expect(learningRate('cosine', 2, 5, 0, 10)).toBeCloseTo(1, 12);
     expect(learningRate('cosine', 2, 10, 0, 10)).toBeCloseTo(0, 12);
+  });
+});
+
+describe('chunked head cross-entropy', () => {
+  beforeAll(async () => { await useBackend(); });
+
+  it('equals the unchunked loss and hidden-state gradient', () => {
+    const n = 37, c = 9, v = 23;
+    const hidden = tf.randomNormal([n, c], 0, 1, 'float32', 11) as tf.Tensor2D;
+    const head = tf.randomNormal([v, c], 0, 1, 'float32', 12) as tf.Tensor2D;
+    const targets = Int32Array.from({ length: n }, (_, i) => (i * 7) % v);
+    const weights = Float32Array.from({ length: n }, (_, i) => (i % 4 === 0 ? 0 : 1));
+    const ref = tf.valueAndGrad((h: tf.Tensor) => weightedCrossEntropy(tf.matMul(h, head, false, true) as tf.Tensor2D,
+      tf.tensor1d(targets, 'int32'), tf.tensor1d(weights), 13))(hidden);
+    const got = tf.valueAndGrad((h: tf.Tensor) => headCrossEntropy(h as tf.Tensor2D, head, targets, weights, 13, 8))(hidden);
+    expect(Math.abs(got.value.dataSync()[0]! - ref.value.dataSync()[0]!)).toBeLessThan(1e-5);
+    expect(maxAbs(got.grad, ref.grad)).toBeLessThan(1e-5);
   });
 });
