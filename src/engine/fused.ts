@@ -6,6 +6,7 @@
  * bias are frozen base weights.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from './matmul.js';
 
 type Unary = (x: tf.Tensor) => tf.Tensor;
 
@@ -79,4 +80,38 @@ export function frozenLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
     };
   });
   return op(x);
+}
+
+/**
+ * Causal self-attention softmax(q k^T / sqrt(d) + mask) v over q, k, v [B, heads, T, d], as one op.
+ * The tape keeps q, k, v, the output and the row log-sum-exp; backward recomputes the [T, T]
+ * probabilities from them (as flash attention does), so no [heads, T, T] tensor outlives its layer.
+ * `mask` [T, T] is added to the scores (a large negative number above the diagonal).
+ */
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D): tf.Tensor4D {
+  const scale = 1 / Math.sqrt(q.shape[3]);
+  const probabilities = (qs: tf.Tensor, ks: tf.Tensor, lse: tf.Tensor, m: tf.Tensor): tf.Tensor =>
+    tf.exp(tf.sub(tf.add(tf.mul(matMul(qs, ks, false, true), scale), m), lse));
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [qi, ki, vi] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const [out, lse] = tf.tidy(() => {
+      const scores = tf.add(tf.mul(matMul(qi, ki, false, true), scale), mask);
+      const l = tf.logSumExp(scores, -1, true);
+      return [matMul(tf.exp(tf.sub(scores, l)), vi), l];
+    });
+    // the mask is saved too: the caller's tidy may dispose it before backward runs
+    (args[3] as tf.GradSaveFunc)([qi, ki, vi, out!, lse!, mask]);
+    return {
+      value: out as tf.Tensor4D,
+      gradFunc: (dOut: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [qs, ks, vs, os, ls, ms] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const p = probabilities(qs, ks, ls, ms);
+        const dV = matMul(p, dOut, true, false);
+        const dP = matMul(dOut, vs, false, true);
+        const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dOut, os), -1, true)));
+        return [tf.mul(matMul(dS, ks), scale), tf.mul(matMul(dS, qs, true, false), scale), dV];
+      }),
+    };
+  });
+  return op(q, k, v);
 }

@@ -8,6 +8,7 @@ import { activation, lastPosition, layerNorm } from './ops.js';
 import type { DecodeState, LinearLayer } from './types.js';
 import { WeightLoader, type WeightLoaderOptions } from './weights.js';
 import { matMul } from '../engine/matmul.js';
+import { causalAttention } from '../engine/fused.js';
 
 /** Buffers old checkpoints carry that are recomputed, not loaded. */
 const IGNORED_BUFFERS = [/\.attention\.bias$/, /\.attention\.masked_bias$/, /\.attention\.rotary_emb\.inv_freq$/];
@@ -187,9 +188,14 @@ export class GptNeoXModel implements BlockwiseCausalLM {
       k = tf.concat([past.k, k], 2);
       v = tf.concat([past.v, v], 2);
     }
-    let scores = tf.mul(matMul(q, k, false, true), 1 / Math.sqrt(d));
-    if (T > 1) scores = tf.add(scores, causalMask(T, offset));
-    const context = matMul(tf.softmax(scores), v); // [B, heads, T, d]
+    let context: tf.Tensor; // [B, heads, T, d]
+    if (past) {
+      let scores = tf.mul(matMul(q, k, false, true), 1 / Math.sqrt(d));
+      if (T > 1) scores = tf.add(scores, causalMask(T, offset));
+      context = matMul(tf.softmax(scores), v);
+    } else {
+      context = causalAttention(q, k as tf.Tensor4D, v as tf.Tensor4D, causalMask(T, 0));
+    }
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, heads * d]);
     return { out: this.linear(`${a}.dense`, merged) as tf.Tensor3D, cache: { k, v } };
   }

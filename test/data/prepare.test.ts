@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenizeExample } from '../../src/data/examples.js';
 import { prepareDataset, type DataOptions } from '../../src/data/prepare.js';
 import { loadRows } from '../../src/data/rows.js';
@@ -17,7 +17,8 @@ const tokenizerFile = sharedPath('data', 'gpt-neox-20b-tokenizer.json');
 const INTRO = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.';
 
 describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through the data pipeline', () => {
-  const tok = loadTokenizer(tokenizerFile.path);
+  let tok: ReturnType<typeof loadTokenizer>;
+  beforeAll(() => { tok = loadTokenizer(tokenizerFile.path); });
   const base: DataOptions = { dataset: sample.path, blockSize: 256, seed: 42 };
   const rowsOf = async () => (await loadRows(sample.path, { fields: dollyTemplate.fields })).rows;
 

@@ -1,11 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { sharedPath } from '../helpers/shared.js';
 
 const real = sharedPath('data', 'gpt-neox-20b-tokenizer.json');
 
 describe.skipIf(!real.present)('GPT-NeoX-20B tokenizer', () => {
-  const tok = loadTokenizer(real.path);
+  let tok: ReturnType<typeof loadTokenizer>;
+  beforeAll(() => { tok = loadTokenizer(real.path); });
 
   it('encodes like the reference', () => {
     expect(tok.encode('Hello world')).toEqual([12092, 1533]);
