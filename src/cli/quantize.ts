@@ -4,14 +4,13 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { OPTIONAL_MODEL_FILES } from '../hub/index.js';
 import { writeBytesAtomic } from '../io/atomic.js';
 import { InputError } from '../io/errors.js';
+import { checkOutputFolder, writeFolderAtomic, type OutputFolderMessages } from '../io/output-folder.js';
 import { checkpointLinearPaths } from '../models/load.js';
 import { isBnb4bitConfig } from '../quant/bnb-checkpoint.js';
 import type { ComputeDtype } from '../quant/bnb-format.js';
 import { validateBlocksize } from '../quant/nf4.js';
 import { quantizedLinearSelector, type QuantizationOptions } from '../quant/options.js';
-import {
-  checkOutputFolder, quantizedConfigJson, writeFolderAtomic, writeQuantizedWeights, type QuantizeSummary,
-} from '../quant/write-checkpoint.js';
+import { quantizedConfigJson, writeQuantizedWeights, type QuantizeSummary } from '../quant/write-checkpoint.js';
 import { locateModel, openWeights } from '../runtime/open-model.js';
 import { intOption } from './options.js';
 
@@ -29,6 +28,13 @@ interface QuantizeCliOptions {
 
 /** Tokenizer and generation files copied next to the weights when the model has them. */
 const COPIED_FILES = [...OPTIONAL_MODEL_FILES, 'vocab.json', 'merges.txt', 'added_tokens.json'];
+
+/** How quantize words its refusals of --out. */
+const OUT_MESSAGES: OutputFolderMessages = {
+  notFolder: (out) => `--out ${out}: exists and is not a folder`,
+  replacesInput: (out, input) => `--out ${out}: would replace the model folder ${input}; choose another output folder`,
+  notEmpty: (out) => `--out ${out}: the folder exists and is not empty; pass --force to replace it`,
+};
 
 /** commander parser of --blocksize: a power of two from 32 to 4096. */
 export function blocksizeOption(v: string): number {
@@ -72,7 +78,7 @@ async function quantizeCommand(model: string, opts: QuantizeCliOptions): Promise
   const location = await locateModel(model, { ...(opts.revision !== undefined ? { revision: opts.revision } : {}), progress: !opts.json });
   const { config, folder } = location;
   if (isBnb4bitConfig(config.raw, config.file)) throw new InputError(`${config.file}: the model is already a bitsandbytes 4-bit checkpoint`);
-  checkOutputFolder(opts.out, opts.force === true, folder);
+  checkOutputFolder(opts.out, opts.force === true, [folder], OUT_MESSAGES);
   const quantization: QuantizationOptions = { bits: 4, blocksize: opts.blocksize, doubleQuant: opts.doubleQuant, skipModules: opts.skipModules };
   const source = await openWeights(location);
   let summary: QuantizeSummary;

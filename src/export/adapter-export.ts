@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ADAPTER_CONFIG, readAdapter } from '../lora/adapter-io.js';
 import { resolveAdapterPath } from '../runtime/run-folder.js';
-import { checkOutputFolder, copyFileDurable, writeFolderAtomic } from './output-folder.js';
+import { checkOutputFolder, copyFileDurable, writeFolderAtomic } from '../io/output-folder.js';
 
 const README = 'README.md';
 

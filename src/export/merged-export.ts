@@ -16,7 +16,7 @@ import { readModelConfig } from '../models/config.js';
 import { readAdapterMeta } from '../runtime/adapter.js';
 import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { describeBase, type BaseCheckpoint } from './base-checkpoint.js';
-import { checkOutputFolder, copyFileDurable, writeFolderAtomic } from './output-folder.js';
+import { checkOutputFolder, copyFileDurable, writeFolderAtomic } from '../io/output-folder.js';
 
 export const EXPORT_DTYPES = ['bf16', 'fp16', 'fp32'] as const;
 export type ExportDtype = (typeof EXPORT_DTYPES)[number];

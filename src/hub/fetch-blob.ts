@@ -11,6 +11,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { fsyncDir } from '../io/atomic.js';
 import { blobPath, incompletePath } from './cache.js';
 import { describeFetchFailure, httpErrorFrom, HubHttpError, HubNetworkError, isNetworkError } from './http.js';
 import type { ProgressReporter } from './progress.js';
@@ -63,11 +64,6 @@ async function fileSize(p: string): Promise<number> {
 
 async function hashPrefix(file: string, hasher: Hash): Promise<void> {
   for await (const chunk of createReadStream(file)) hasher.update(chunk as Buffer);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
 }
 
 function isRetryable(err: unknown): boolean {

@@ -44,29 +44,23 @@ export function checkRepo(repo: RepoRef): RepoRef {
   return repo;
 }
 
+/** Non-empty, "/"-separated, not absolute, no empty, "." or ".." segments, no backslash or NUL. */
+function isPlainRelativePath(p: string): boolean {
+  return p.length > 0 && !p.includes('\\') && !p.includes('\0') && !p.startsWith('/')
+    && !p.split('/').some((s) => s === '' || s === '.' || s === '..');
+}
+
 /**
  * A revision (branch, tag or commit hash) that is safe to use as a path under refs/: no empty,
  * "." or ".." segments, no backslash, not absolute.
  */
 export function checkRevision(revision: string): string {
-  const bad =
-    revision.length === 0 ||
-    revision.includes('\\') ||
-    revision.includes('\0') ||
-    revision.startsWith('/') ||
-    revision.split('/').some((s) => s === '' || s === '.' || s === '..');
-  if (bad) throw new InputError(`${JSON.stringify(revision)} is not a valid revision: expected a branch, tag or 40-hex commit hash`);
+  if (!isPlainRelativePath(revision)) throw new InputError(`${JSON.stringify(revision)} is not a valid revision: expected a branch, tag or 40-hex commit hash`);
   return revision;
 }
 
 /** A file path inside a repo: relative, "/"-separated, no "." or ".." segments. */
 export function checkRepoPath(p: string, where: string): string {
-  const bad =
-    p.length === 0 ||
-    p.includes('\\') ||
-    p.includes('\0') ||
-    p.startsWith('/') ||
-    p.split('/').some((s) => s === '' || s === '.' || s === '..');
-  if (bad) throw new InputError(`${where}: ${JSON.stringify(p)} is not a file path inside the repo`);
+  if (!isPlainRelativePath(p)) throw new InputError(`${where}: ${JSON.stringify(p)} is not a file path inside the repo`);
   return p;
 }

@@ -8,7 +8,8 @@ export function tempNameFor(finalPath: string): string {
   return path.join(dir, `.${path.basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** fsyncs a folder so that renames and new names in it survive a crash (a no-op where the filesystem refuses). */
+export async function fsyncDir(dir: string): Promise<void> {
   const h = await fsp.open(dir, 'r');
   try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
 }

@@ -106,6 +106,11 @@ export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
   return out;
 }
 
+/** The bytes of `values` (F32 little-endian on every platform Node runs on), as a view: no copy. */
+export function float32Bytes(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
 /** Encode float32 values as little-endian bytes of a floating `dtype`. */
 export function fromFloat32(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
   if (dtype === 'F32') return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));

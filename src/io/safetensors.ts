@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { DTYPE_SIZES, isDType, numel, toFloat32, type DType } from './dtypes.js';
 import { WeightFileError } from './errors.js';
+import { openForReading, readFully } from './positional-read.js';
 import type { TensorInfo, TensorSource } from './tensor-source.js';
 
 /** Largest header we accept; real headers are a few hundred KB. */
@@ -28,12 +29,7 @@ export class SafetensorsFile implements TensorSource {
   }
 
   static open(file: string): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch (err) {
-      throw new WeightFileError(file, `cannot open: ${(err as Error).message}`);
-    }
+    const fd = openForReading(file);
     try {
       const { entries, metadata, dataStart } = parseHeader(file, fd);
       return new SafetensorsFile(file, fd, dataStart, entries, metadata);
@@ -89,16 +85,6 @@ export class SafetensorsFile implements TensorSource {
   private handle(): number {
     if (this.fd === undefined) throw new WeightFileError(this.location, 'file is closed');
     return this.fd;
-  }
-}
-
-function readFully(file: string, fd: number, buf: Uint8Array, position: number, tensor?: string): void {
-  let done = 0;
-  while (done < buf.byteLength) {
-    const chunk = Math.min(buf.byteLength - done, 1 << 30);
-    const n = fs.readSync(fd, buf, done, chunk, position + done);
-    if (n === 0) throw new WeightFileError(file, `unexpected end of file at byte ${position + done}`, tensor);
-    done += n;
   }
 }
 

@@ -3,6 +3,7 @@ import * as yauzl from 'yauzl';
 import { DTYPE_SIZES, numel, toFloat32 } from './dtypes.js';
 import { WeightFileError } from './errors.js';
 import { describeValue, PyDict, TorchTensor, unpickle, type PyValue } from './pickle.js';
+import { openForReading, readFully } from './positional-read.js';
 import type { TensorInfo, TensorSource } from './tensor-source.js';
 
 /** data.pkl of a state dict is small (names and shapes); refuse anything absurd before reading it. */
@@ -35,12 +36,7 @@ export class TorchCheckpointFile implements TensorSource {
   }
 
   static async open(file: string): Promise<TorchCheckpointFile> {
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch (err) {
-      throw new WeightFileError(file, `cannot open: ${(err as Error).message}`);
-    }
+    const fd = openForReading(file);
     try {
       checkMagic(file, fd);
       const tensors = await readIndex(file);
@@ -105,12 +101,7 @@ export class TorchCheckpointFile implements TensorSource {
 
   private readAt(buf: Uint8Array, position: number, tensor: string): void {
     if (this.fd === undefined) throw new WeightFileError(this.location, 'file is closed', tensor);
-    let done = 0;
-    while (done < buf.byteLength) {
-      const n = fs.readSync(this.fd, buf, done, Math.min(buf.byteLength - done, 1 << 30), position + done);
-      if (n === 0) throw new WeightFileError(this.location, `unexpected end of file at byte ${position + done}`, tensor);
-      done += n;
-    }
+    readFully(this.location, this.fd, buf, position, tensor);
   }
 }
 

@@ -1,4 +1,5 @@
 import { InputError } from './errors.js';
+import { parseJson } from './json.js';
 
 /** The weight layouts of a Hugging Face model folder, in order of preference. */
 export const WEIGHT_LAYOUTS = [
@@ -18,12 +19,7 @@ export interface WeightIndex {
 
 /** Parse `model.safetensors.index.json` / `pytorch_model.bin.index.json` text. */
 export function parseWeightIndex(text: string, where: string): WeightIndex {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`${where}: not valid JSON: ${(err as Error).message}`);
-  }
+  const json = parseJson(text, where);
   const wm = (json as { weight_map?: unknown } | null)?.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
     throw new InputError(`${where}: expected an object with "weight_map": {tensor name: file name}`);

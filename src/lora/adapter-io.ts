@@ -5,16 +5,20 @@
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { tempNameFor, writeBytesAtomic } from '../io/atomic.js';
+import { writeBytesAtomic } from '../io/atomic.js';
+import { float32Bytes } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
+import { parseJson } from '../io/json.js';
+import { writeFolderAtomic } from '../io/output-folder.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { TorchCheckpointFile } from '../io/torch-checkpoint.js';
+import { describeLinears } from '../models/linear-names.js';
 import type { LinearLayer } from '../models/types.js';
 import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from './config.js';
 import { injectLora, type LoraLinear } from './lora-linear.js';
-import { describeLinears, isTarget } from './match.js';
+import { isTarget } from './match.js';
 import { PyFloat, pythonJsonDumps, type PyJson } from './python-json.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -72,10 +76,6 @@ function toPy(v: string | number | readonly string[] | readonly number[]): PyJso
   return typeof v === 'object' ? [...v] : v;
 }
 
-function f32Bytes(a: Float32Array): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
 /**
  * Writes `dir` as a PEFT adapter folder. Everything is written into a temporary sibling folder that
  * is renamed to `dir` at the end, so `dir` never holds half an adapter. An existing `dir` is
@@ -83,15 +83,7 @@ function f32Bytes(a: Float32Array): Uint8Array {
  */
 export async function saveAdapter(dir: string, layers: readonly LoraLinear[], config: LoraConfig, meta: AdapterMeta = {}): Promise<void> {
   await checkReplaceable(dir);
-  const tmp = tempNameFor(dir);
-  await fsp.mkdir(tmp, { recursive: true });
-  try {
-    await writeAdapterFiles(tmp, layers, config, meta);
-    await replaceFolder(tmp, dir);
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  await writeFolderAtomic(dir, (tmp) => writeAdapterFiles(tmp, layers, config, meta));
 }
 
 /** Write adapter_config.json and adapter_model.safetensors into an existing folder (each file atomically). */
@@ -101,8 +93,8 @@ export async function writeAdapterFiles(dir: string, layers: readonly LoraLinear
   const tensors: TensorToWrite[] = layers.flatMap((l) => {
     const { a, b } = l.weights();
     return [
-      { name: adapterKey(l.path, 'A'), dtype: 'F32', shape: [l.r, l.inFeatures], data: f32Bytes(a) },
-      { name: adapterKey(l.path, 'B'), dtype: 'F32', shape: [l.outFeatures, l.r], data: f32Bytes(b) },
+      { name: adapterKey(l.path, 'A'), dtype: 'F32', shape: [l.r, l.inFeatures], data: float32Bytes(a) },
+      { name: adapterKey(l.path, 'B'), dtype: 'F32', shape: [l.outFeatures, l.r], data: float32Bytes(b) },
     ];
   });
   await writeBytesAtomic(path.join(dir, ADAPTER_CONFIG), adapterConfigJson(config, meta));
@@ -124,26 +116,6 @@ async function checkReplaceable(dir: string): Promise<void> {
     throw new InputError(`${dir}: the folder holds files that are not part of an adapter (${others.slice(0, 5).join(', ')}`
       + `${others.length > 5 ? ', ...' : ''}); choose another output folder`);
   }
-}
-
-/** Renames `tmp` to `dir`, moving an existing `dir` aside first and deleting it afterwards. */
-async function replaceFolder(tmp: string, dir: string): Promise<void> {
-  const exists = fs.existsSync(dir);
-  const old = exists ? tempNameFor(dir) : undefined;
-  if (old) await fsp.rename(dir, old);
-  try {
-    await fsp.rename(tmp, dir);
-  } catch (err) {
-    if (old) await fsp.rename(old, dir).catch(() => undefined);
-    throw err;
-  }
-  await fsyncDir(path.dirname(path.resolve(dir)));
-  if (old) await fsp.rm(old, { recursive: true, force: true });
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,12 +201,7 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Parses adapter_config.json into a LoraConfig, refusing PEFT features ditty does not implement. */
 export function parseAdapterConfig(file: string, text: string): { config: LoraConfig; targetsFromConfig: boolean; baseModelNameOrPath: string | null } {
-  let raw: Json;
-  try {
-    raw = JSON.parse(text) as Json;
-  } catch (err) {
-    throw new InputError(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
+  const raw = parseJson(text, file) as Json;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InputError(`${file}: expected a JSON object`);
   const obj = raw;
   const fail = (msg: string): never => { throw new InputError(`${file}: ${msg}`); };

@@ -1,5 +1,6 @@
 /** PEFT's rules for choosing the modules that get a LoRA adapter, with errors that show what exists. */
 import { InputError } from '../io/errors.js';
+import { describeLinears, matchesName } from '../models/linear-names.js';
 import type { LinearLayer } from '../models/types.js';
 import type { TargetModules } from './config.js';
 
@@ -15,10 +16,7 @@ export interface MatchOptions {
   readonly otherNames?: Iterable<string>;
 }
 
-/** PEFT's rule for one list entry: the path equals it or ends with "." + it. */
-export function matchesName(path: string, name: string): boolean {
-  return path === name || path.endsWith(`.${name}`);
-}
+export { matchesName };
 
 /** A PEFT (Python) regex as a RegExp that must match the whole string, like `re.fullmatch`. */
 export function fullMatchRegex(pattern: string, what = 'target_modules'): RegExp {
@@ -104,19 +102,4 @@ function otherModuleNames(linearPaths: readonly string[], otherNames: Iterable<s
   for (const n of otherNames ?? []) addWithParents(n.replace(/\.(weight|bias)$/, ''));
   names.delete('');
   return [...names].filter((n) => !linearSet.has(n));
-}
-
-/** "The model's 73 linear layers: key ×24, value ×24, ...; e.g. rwkv.blocks.0.attention.key, head" */
-export function describeLinears(linears: ReadonlyMap<string, LinearLayer> | Iterable<string>, maxExamples = 6): string {
-  const paths = linears instanceof Map ? [...linears.keys()] : [...(linears as Iterable<string>)];
-  const byName = new Map<string, { count: number; first: string }>();
-  for (const p of paths) {
-    const name = p.slice(p.lastIndexOf('.') + 1);
-    const e = byName.get(name);
-    if (e) e.count++;
-    else byName.set(name, { count: 1, first: p });
-  }
-  const names = [...byName].map(([name, e]) => `${name} ×${e.count}`).join(', ');
-  const examples = [...byName.values()].slice(0, maxExamples).map((e) => e.first).join(', ');
-  return `The model's ${paths.length} linear layers by name: ${names}; e.g. ${examples}`;
 }

@@ -1,6 +1,7 @@
 /** Typed views of a Hugging Face config.json for the supported architectures. */
 import * as fs from 'node:fs';
 import { InputError } from '../io/errors.js';
+import { parseJson } from '../io/json.js';
 
 export const SUPPORTED_MODEL_TYPES = ['rwkv', 'gpt_neox'] as const;
 
@@ -55,12 +56,7 @@ export function readModelConfig(file: string): ModelConfig {
 
 /** Parse config.json text (`file` names it in messages); dispatches on `model_type`. */
 export function parseModelConfig(text: string, file: string): ModelConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
+  const json = parseJson(text, file);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`${file}: expected a JSON object`);
   const keys = new Keys(json as Record<string, unknown>, file);
   const type = keys.string('model_type');

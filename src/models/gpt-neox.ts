@@ -3,10 +3,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../io/errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import type { GptNeoXConfig } from './config.js';
-import type { BlockwiseCausalLM } from './model.js';
-import { activation, lastPosition, layerNorm } from './ops.js';
-import type { DecodeState, LinearLayer } from './types.js';
-import { WeightLoader, type WeightLoaderOptions } from './weights.js';
+import { BlockwiseModel, type WeightStorers } from './model.js';
+import { activation, lastPosition } from './ops.js';
+import type { DecodeState } from './types.js';
+import type { WeightLoaderOptions } from './weights.js';
 import { matMul } from '../engine/matmul.js';
 import { causalAttention } from '../engine/fused.js';
 
@@ -38,23 +38,18 @@ export class GptNeoXState implements DecodeState {
   }
 }
 
-export class GptNeoXModel implements BlockwiseCausalLM {
+export class GptNeoXModel extends BlockwiseModel {
   readonly architecture = 'gpt_neox' as const;
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly numLayers: number;
-  readonly linears = new Map<string, LinearLayer>();
-  readonly otherParams = new Map<string, tf.Tensor>();
-  readonly warnings: string[] = [];
   private readonly heads: number;
   private readonly headSize: number;
   /** rotary dimensions per head (the first `rotaryDims` of q and k) */
   private readonly rotaryDims: number;
 
   private constructor(readonly config: GptNeoXConfig) {
-    this.vocabSize = config.vocab_size;
-    this.hiddenSize = config.hidden_size;
-    this.numLayers = config.num_hidden_layers;
+    super({
+      vocabSize: config.vocab_size, hiddenSize: config.hidden_size, numLayers: config.num_hidden_layers,
+      layerNormEps: config.layer_norm_eps,
+    });
     this.heads = config.num_attention_heads;
     this.headSize = config.hidden_size / config.num_attention_heads;
     this.rotaryDims = Math.floor(this.headSize * config.rotary_pct);
@@ -66,25 +61,12 @@ export class GptNeoXModel implements BlockwiseCausalLM {
   /** Read the weights (HF names) from `source`, checking every shape against `config`. */
   static load(config: GptNeoXConfig, source: TensorSource, options: WeightLoaderOptions = {}): GptNeoXModel {
     const model = new GptNeoXModel(config);
-    const weights = new WeightLoader(source, options);
-    try {
-      model.loadWeights(weights);
-    } catch (err) {
-      weights.disposeAll();
-      throw err;
-    }
-    model.warnings.push(...weights.warnings(IGNORED_BUFFERS));
+    model.loadFrom(source, options, IGNORED_BUFFERS);
     return model;
   }
 
-  private loadWeights(weights: WeightLoader): void {
+  protected loadWeights({ param, linear, norm, head }: WeightStorers): void {
     const { vocab_size: V, hidden_size: H, intermediate_size: I, attention_bias: attnBias } = this.config;
-    const param = (name: string, shape: number[]): void => void this.otherParams.set(name, weights.tensor(name, shape));
-    const linear = (path: string, out: number, inp: number, bias: boolean): void => void this.linears.set(path, weights.linear(path, out, inp, bias));
-    const norm = (path: string): void => {
-      param(`${path}.weight`, [H]);
-      param(`${path}.bias`, [H]);
-    };
     param('gpt_neox.embed_in.weight', [V, H]);
     for (let i = 0; i < this.numLayers; i++) {
       const l = `gpt_neox.layers.${i}`;
@@ -96,11 +78,7 @@ export class GptNeoXModel implements BlockwiseCausalLM {
       linear(`${l}.mlp.dense_4h_to_h`, H, I, true);
     }
     norm('gpt_neox.final_layer_norm');
-    if (this.config.tie_word_embeddings && !weights.source.has('embed_out.weight')) {
-      this.linears.set('embed_out', weights.linearFrom('embed_out', 'gpt_neox.embed_in.weight', V, H));
-    } else {
-      linear('embed_out', V, H, false);
-    }
+    head('embed_out', 'gpt_neox.embed_in.weight', this.config.tie_word_embeddings);
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
@@ -115,20 +93,8 @@ export class GptNeoXModel implements BlockwiseCausalLM {
     return this.norm(x, 'gpt_neox.final_layer_norm');
   }
 
-  hidden(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => {
-      let x = this.embed(ids);
-      for (let i = 0; i < this.numLayers; i++) x = this.block(i, x);
-      return this.finalNorm(x);
-    });
-  }
-
   logits(hidden: tf.Tensor): tf.Tensor {
     return this.linear('embed_out', hidden);
-  }
-
-  forward(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => this.logits(this.hidden(ids)) as tf.Tensor3D);
   }
 
   initState(batch: number): GptNeoXState {
@@ -152,13 +118,6 @@ export class GptNeoXModel implements BlockwiseCausalLM {
     });
     state.advance(layers, ids.shape[1]);
     return { logits, state };
-  }
-
-  dispose(): void {
-    for (const l of this.linears.values()) l.dispose();
-    for (const t of this.otherParams.values()) t.dispose();
-    this.linears.clear();
-    this.otherParams.clear();
   }
 
   /** One layer for tokens at positions offset..offset+T-1 after the cached `past`; returns the grown cache. */
@@ -231,20 +190,6 @@ export class GptNeoXModel implements BlockwiseCausalLM {
     const x2 = tf.slice(xr, [0, 0, 0, R / 2], [B, heads, T, R / 2]);
     const rotated = tf.add(tf.mul(xr, tables.cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), tables.sin)) as tf.Tensor4D;
     return R === d ? rotated : tf.concat([rotated, tf.slice(x, [0, 0, 0, R], [B, heads, T, d - R])], 3);
-  }
-
-  private norm(x: tf.Tensor3D, path: string): tf.Tensor3D {
-    return layerNorm(x, this.param(`${path}.weight`), this.param(`${path}.bias`), this.config.layer_norm_eps) as tf.Tensor3D;
-  }
-
-  private linear(path: string, x: tf.Tensor): tf.Tensor {
-    return this.linears.get(path)!.apply(x);
-  }
-
-  private param(name: string): tf.Tensor {
-    const t = this.otherParams.get(name);
-    if (!t) throw new Error(`GptNeoXModel: no parameter "${name}"`);
-    return t;
   }
 }
 

@@ -6,10 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TensorSource } from '../io/tensor-source.js';
 import { emptyWkvState, wkv, wkvWithState, type WkvState } from '../engine/wkv.js';
 import type { RwkvConfig } from './config.js';
-import type { BlockwiseCausalLM } from './model.js';
-import { lastPosition, layerNorm, shiftTokens } from './ops.js';
-import type { DecodeState, LinearLayer } from './types.js';
-import { WeightLoader, type WeightLoaderOptions } from './weights.js';
+import { BlockwiseModel, type WeightStorers } from './model.js';
+import { lastPosition, shiftTokens } from './ops.js';
+import type { DecodeState } from './types.js';
+import type { WeightLoaderOptions } from './weights.js';
 import { reluSquared } from '../engine/fused.js';
 
 /** One layer's recurrent state, as transformers' 5 state tensors. */
@@ -52,47 +52,28 @@ interface AttentionInputs {
   readonly r: tf.Tensor3D;
 }
 
-export class RwkvModel implements BlockwiseCausalLM {
+export class RwkvModel extends BlockwiseModel {
   readonly architecture = 'rwkv' as const;
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly numLayers: number;
-  readonly linears = new Map<string, LinearLayer>();
-  readonly otherParams = new Map<string, tf.Tensor>();
-  readonly warnings: string[] = [];
-  private readonly eps: number;
   private readonly attentionSize: number;
 
   private constructor(readonly config: RwkvConfig) {
-    this.vocabSize = config.vocab_size;
-    this.hiddenSize = config.hidden_size;
-    this.numLayers = config.num_hidden_layers;
-    this.eps = config.layer_norm_epsilon;
+    super({
+      vocabSize: config.vocab_size, hiddenSize: config.hidden_size, numLayers: config.num_hidden_layers,
+      layerNormEps: config.layer_norm_epsilon,
+    });
     this.attentionSize = config.attention_hidden_size;
   }
 
   /** Read the weights (HF names) from `source`, checking every shape against `config`. */
   static load(config: RwkvConfig, source: TensorSource, options: WeightLoaderOptions = {}): RwkvModel {
     const model = new RwkvModel(config);
-    const weights = new WeightLoader(source, options);
-    try {
-      model.loadWeights(weights);
-    } catch (err) {
-      weights.disposeAll();
-      throw err;
-    }
-    model.warnings.push(...weights.warnings([]));
+    model.loadFrom(source, options, []);
     return model;
   }
 
-  private loadWeights(weights: WeightLoader): void {
+  protected loadWeights({ param, linear: linearWithBias, norm, head }: WeightStorers): void {
     const { vocab_size: V, hidden_size: C, attention_hidden_size: A, intermediate_size: F } = this.config;
-    const param = (name: string, shape: number[]): void => void this.otherParams.set(name, weights.tensor(name, shape));
-    const linear = (path: string, out: number, inp: number): void => void this.linears.set(path, weights.linear(path, out, inp, false));
-    const norm = (path: string): void => {
-      param(`${path}.weight`, [C]);
-      param(`${path}.bias`, [C]);
-    };
+    const linear = (path: string, out: number, inp: number): void => linearWithBias(path, out, inp, false);
     param('rwkv.embeddings.weight', [V, C]);
     for (let i = 0; i < this.numLayers; i++) {
       const b = `rwkv.blocks.${i}`;
@@ -110,11 +91,7 @@ export class RwkvModel implements BlockwiseCausalLM {
       linear(`${b}.feed_forward.value`, C, F);
     }
     norm('rwkv.ln_out');
-    if (this.config.tie_word_embeddings && !weights.source.has('head.weight')) {
-      this.linears.set('head', weights.linearFrom('head', 'rwkv.embeddings.weight', V, C));
-    } else {
-      linear('head', V, C);
-    }
+    head('head', 'rwkv.embeddings.weight', this.config.tie_word_embeddings);
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
@@ -137,20 +114,8 @@ export class RwkvModel implements BlockwiseCausalLM {
     return this.norm(x, 'rwkv.ln_out');
   }
 
-  hidden(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => {
-      let x = this.embed(ids);
-      for (let i = 0; i < this.numLayers; i++) x = this.block(i, x);
-      return this.finalNorm(x);
-    });
-  }
-
   logits(hidden: tf.Tensor): tf.Tensor {
     return this.linear('head', hidden);
-  }
-
-  forward(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => this.logits(this.hidden(ids)) as tf.Tensor3D);
   }
 
   initState(batch: number): RwkvState {
@@ -179,13 +144,6 @@ export class RwkvModel implements BlockwiseCausalLM {
     });
     state.advance(layers, ids.shape[1]);
     return { logits, state };
-  }
-
-  dispose(): void {
-    for (const l of this.linears.values()) l.dispose();
-    for (const t of this.otherParams.values()) t.dispose();
-    this.linears.clear();
-    this.otherParams.clear();
   }
 
   /** `block` continuing from a recurrent state; the returned state's tensors are kept out of the caller's tidy. */
@@ -228,20 +186,6 @@ export class RwkvModel implements BlockwiseCausalLM {
     const k = reluSquared(this.linear(`${f}.key`, mix(z, shifted, this.param(`${f}.time_mix_key`))));
     const r = tf.sigmoid(this.linear(`${f}.receptance`, mix(z, shifted, this.param(`${f}.time_mix_receptance`))));
     return tf.mul(r, this.linear(`${f}.value`, k)) as tf.Tensor3D;
-  }
-
-  private norm(x: tf.Tensor3D, path: string): tf.Tensor3D {
-    return layerNorm(x, this.param(`${path}.weight`), this.param(`${path}.bias`), this.eps) as tf.Tensor3D;
-  }
-
-  private linear(path: string, x: tf.Tensor): tf.Tensor {
-    return this.linears.get(path)!.apply(x);
-  }
-
-  private param(name: string): tf.Tensor {
-    const t = this.otherParams.get(name);
-    if (!t) throw new Error(`RwkvModel: no parameter "${name}"`);
-    return t;
   }
 }
 

@@ -76,26 +76,38 @@ export function quantizeNf4(values: Float32Array, options: QuantizeNf4Options = 
   const n = values.length;
   const shape = checkedShape(options.shape, n);
 
-  const numBlocks = Math.ceil(n / blocksize);
-  const absmax = new Float32Array(numBlocks);
   const packed = new Uint8Array(Math.ceil(n / 2));
-  for (let b = 0; b < numBlocks; b++) {
-    const start = b * blocksize;
-    const end = Math.min(start + blocksize, n);
-    const m = blockAbsmax(values, start, end);
-    absmax[b] = m;
-    // An all-zero block scales every value to 0, which is code 7.
-    const r = m === 0 ? 0 : fr(1 / m);
+  // An all-zero block scales every value to 0, which is code 7.
+  const absmax = forEachScaledBlock(values, blocksize, (start, end, r) => {
     // blocksize is even, so a block starts on a byte boundary.
     for (let i = start; i < end; i += 2) {
       const hi = nf4Index(fr(values[i]! * r));
       const lo = i + 1 < end ? nf4Index(fr(values[i + 1]! * r)) : NF4_ZERO_CODE;
       packed[i >> 1] = (hi << 4) | lo;
     }
-  }
+  });
 
   if (options.doubleQuant === false) return { packed, n, shape, blocksize, absmax };
   return { packed, n, shape, blocksize, absmax: undefined, doubleQuant: doubleQuantize(absmax, nestedBlocksize) };
+}
+
+/**
+ * Calls `quantize(start, end, r)` for each block of `blocksize` values, with r = f32(1 / absmax of
+ * the block) (0 for an all-zero block); returns the blocks' absmax values.
+ */
+function forEachScaledBlock(
+  values: Float32Array, blocksize: number, quantize: (start: number, end: number, r: number) => void,
+): Float32Array {
+  const n = values.length;
+  const absmax = new Float32Array(Math.ceil(n / blocksize));
+  for (let b = 0; b < absmax.length; b++) {
+    const start = b * blocksize;
+    const end = Math.min(start + blocksize, n);
+    const m = blockAbsmax(values, start, end);
+    absmax[b] = m;
+    quantize(start, end, m === 0 ? 0 : fr(1 / m));
+  }
+  return absmax;
 }
 
 function blockAbsmax(values: Float32Array, start: number, end: number): number {
@@ -134,18 +146,10 @@ export function quantizeBlockwise8(
 ): { q: Uint8Array; absmax: Float32Array } {
   if (map.length !== 256) throw new RangeError(`an 8-bit map needs 256 entries, got ${map.length}`);
   const thresholds = map === DYNAMIC_MAP ? DYNAMIC_THRESHOLDS : midpoints(map);
-  const n = values.length;
-  const numBlocks = Math.ceil(n / blocksize);
-  const q = new Uint8Array(n);
-  const absmax = new Float32Array(numBlocks);
-  for (let b = 0; b < numBlocks; b++) {
-    const start = b * blocksize;
-    const end = Math.min(start + blocksize, n);
-    const m = blockAbsmax(values, start, end);
-    absmax[b] = m;
-    const r = m === 0 ? 0 : fr(1 / m);
+  const q = new Uint8Array(values.length);
+  const absmax = forEachScaledBlock(values, blocksize, (start, end, r) => {
     for (let i = start; i < end; i++) q[i] = index256(fr(values[i]! * r), thresholds);
-  }
+  });
   return { q, absmax };
 }
 

@@ -4,6 +4,7 @@
  * norms and the RWKV time_* parameters are not linears, so they are never quantized.
  */
 import { InputError } from '../io/errors.js';
+import { describeLinears, matchesName } from '../models/linear-names.js';
 import { DEFAULT_BLOCKSIZE, validateBlocksize } from './nf4.js';
 
 export interface QuantizationOptions {
@@ -25,25 +26,6 @@ export const DEFAULT_QUANTIZATION: QuantizationOptions = {
 export const OUTPUT_HEAD: Readonly<Record<string, string>> = { rwkv: 'head', gpt_neox: 'embed_out' };
 const OUTPUT_HEADS: readonly string[] = Object.values(OUTPUT_HEAD);
 
-/** The LoRA / transformers rule for one list entry: the path equals it or ends with "." + it. */
-export function matchesModule(path: string, entry: string): boolean {
-  return path === entry || path.endsWith(`.${entry}`);
-}
-
-/** "key ×6, value ×6, ...; e.g. rwkv.blocks.0.attention.key, ..." */
-export function describeLinearPaths(paths: readonly string[]): string {
-  const byName = new Map<string, { count: number; first: string }>();
-  for (const p of paths) {
-    const name = p.slice(p.lastIndexOf('.') + 1);
-    const e = byName.get(name);
-    if (e) e.count++;
-    else byName.set(name, { count: 1, first: p });
-  }
-  const names = [...byName].map(([name, e]) => `${name} ×${e.count}`).join(', ');
-  const examples = [...byName.values()].map((e) => e.first).join(', ');
-  return `the model's ${paths.length} linear layers: ${names}; e.g. ${examples}`;
-}
-
 /**
  * Checks `options` against the model's linear module paths and returns the predicate "this linear
  * is held in NF4". Errors: a bad blocksize, or a skip entry that matches no linear (listing them).
@@ -55,11 +37,11 @@ export function quantizedLinearSelector(linearPaths: readonly string[], options:
   } catch (err) {
     throw new InputError((err as Error).message);
   }
-  const unmatched = options.skipModules.filter((entry) => !linearPaths.some((p) => matchesModule(p, entry)));
+  const unmatched = options.skipModules.filter((entry) => !linearPaths.some((p) => matchesName(p, entry)));
   if (unmatched.length > 0) {
     const list = unmatched.map((e) => JSON.stringify(e)).join(', ');
-    throw new InputError(`skip module${unmatched.length > 1 ? 's' : ''} ${list} match${unmatched.length > 1 ? '' : 'es'} no linear layer; ${describeLinearPaths(linearPaths)}`);
+    throw new InputError(`skip module${unmatched.length > 1 ? 's' : ''} ${list} match${unmatched.length > 1 ? '' : 'es'} no linear layer; ${describeLinears(linearPaths, { inline: true, maxExamples: Infinity })}`);
   }
   if (options.bits === 16) return () => false;
-  return (path) => !OUTPUT_HEADS.includes(path) && !options.skipModules.some((entry) => matchesModule(path, entry));
+  return (path) => !OUTPUT_HEADS.includes(path) && !options.skipModules.some((entry) => matchesName(path, entry));
 }

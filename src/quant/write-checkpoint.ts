@@ -8,10 +8,8 @@
  * shard are computed just before that shard is written: memory stays near one shard of 4-bit data,
  * never the float model.
  */
-import * as fs from 'node:fs';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { tempNameFor, writeBytesAtomic } from '../io/atomic.js';
+import { writeBytesAtomic } from '../io/atomic.js';
 import { DTYPE_SIZES, numel } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { SAFETENSORS_INDEX, SAFETENSORS_SINGLE, shardName, writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
@@ -181,55 +179,4 @@ export function quantizedConfigJson(raw: Readonly<Record<string, unknown>>, arch
     skipModules: options.quantization.skipModules, head,
   });
   return `${pythonJsonDumps({ ...(raw as Record<string, PyJson>), quantization_config })}\n`;
-}
-
-/**
- * Refuses an output folder that is a file, is the input folder (or holds it), or is non-empty
- * without `force`.
- */
-export function checkOutputFolder(out: string, force: boolean, input: string): void {
-  const st = fs.statSync(out, { throwIfNoEntry: false });
-  if (st === undefined) return;
-  if (!st.isDirectory()) throw new InputError(`--out ${out}: exists and is not a folder`);
-  const rel = path.relative(fs.realpathSync(out), fs.realpathSync(input));
-  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-    throw new InputError(`--out ${out}: would replace the model folder ${input}; choose another output folder`);
-  }
-  if (!force && fs.readdirSync(out).length > 0) {
-    throw new InputError(`--out ${out}: the folder exists and is not empty; pass --force to replace it`);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
-}
-
-/**
- * Fills a temporary sibling of `out` and renames it into place, so `out` appears complete or not at
- * all; an existing `out` is moved aside and removed only once the new folder is there.
- */
-export async function writeFolderAtomic<T>(out: string, fill: (tmp: string) => Promise<T>): Promise<T> {
-  const final = path.resolve(out);
-  const tmp = tempNameFor(final);
-  await fsp.mkdir(tmp, { recursive: true });
-  let result: T;
-  try {
-    result = await fill(tmp);
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
-  const old = fs.existsSync(final) ? tempNameFor(final) : undefined;
-  if (old !== undefined) await fsp.rename(final, old);
-  try {
-    await fsp.rename(tmp, final);
-  } catch (err) {
-    if (old !== undefined) await fsp.rename(old, final).catch(() => undefined);
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
-  await fsyncDir(path.dirname(final));
-  if (old !== undefined) await fsp.rm(old, { recursive: true, force: true });
-  return result;
 }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../io/errors.js';
+import { readJsonFile } from '../io/json.js';
 
 /** A Hugging Face tokenizer.json (byte-level BPE for GPT-NeoX-20B / RWKV-4) with the special ids ditty needs. */
 export class TextTokenizer {
@@ -32,12 +33,7 @@ export function loadTokenizer(fileOrFolder: string): TextTokenizer {
   if (!fs.existsSync(file)) {
     throw new InputError(`${file}: no tokenizer.json found${isDir ? ' in the model folder' : ''} (pass --tokenizer PATH to use another one)`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InputError(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
+  const json = readJsonFile(file);
   if (typeof json !== 'object' || json === null || !('model' in json)) {
     throw new InputError(`${file}: not a Hugging Face tokenizer.json (no "model" key)`);
   }

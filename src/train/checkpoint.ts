@@ -1,8 +1,11 @@
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { tempNameFor, writeBytesAtomic } from '../io/atomic.js';
+import { fsyncDir, writeBytesAtomic } from '../io/atomic.js';
+import { float32Bytes } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
+import { readJsonFile } from '../io/json.js';
+import { writeFolderAtomic } from '../io/output-folder.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import { ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
@@ -61,41 +64,18 @@ export interface CheckpointContents {
 export async function saveCheckpoint(runDir: string, c: CheckpointContents): Promise<string> {
   await fsp.mkdir(runDir, { recursive: true });
   const final = path.join(runDir, `checkpoint-${c.state.global_step}`);
-  const tmp = path.join(runDir, path.basename(tempNameFor(final)));
-  await fsp.mkdir(tmp);
-  try {
+  await writeFolderAtomic(final, async (tmp) => {
     await writeAdapterFiles(tmp, c.layers, c.loraConfig, c.adapterMeta);
     const slots: TensorToWrite[] = [...c.optimizer].flatMap(([name, slot]) => [
-      { name: `${name}.exp_avg`, dtype: 'F32', shape: [slot.expAvg.length], data: f32(slot.expAvg) },
-      { name: `${name}.exp_avg_sq`, dtype: 'F32', shape: [slot.expAvgSq.length], data: f32(slot.expAvgSq) },
+      { name: `${name}.exp_avg`, dtype: 'F32', shape: [slot.expAvg.length], data: float32Bytes(slot.expAvg) },
+      { name: `${name}.exp_avg_sq`, dtype: 'F32', shape: [slot.expAvgSq.length], data: float32Bytes(slot.expAvgSq) },
     ]);
     await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), slots, { format: 'pt', step: String(c.state.global_step) });
     await writeBytesAtomic(path.join(tmp, CONFIG_FILE), c.configYaml);
     // trainer_state.json last: its presence marks a complete checkpoint
     await writeBytesAtomic(path.join(tmp, TRAINER_STATE), `${JSON.stringify(c.state, null, 2)}\n`);
-    if (fs.existsSync(final)) {
-      const old = path.join(runDir, path.basename(tempNameFor(final)));
-      await fsp.rename(final, old);
-      await fsp.rename(tmp, final);
-      await fsp.rm(old, { recursive: true, force: true });
-    } else {
-      await fsp.rename(tmp, final);
-    }
-    await syncDir(runDir);
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
   return final;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try { await h.sync(); } catch { /* not supported everywhere */ } finally { await h.close(); }
-}
-
-function f32(values: Float32Array): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
 /** Complete checkpoints in a run folder, oldest first. */
@@ -132,7 +112,7 @@ export async function setAsidePreviousRun(runDir: string, metricsFile: string): 
   const aside = path.join(runDir, `superseded-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await fsp.mkdir(aside);
   for (const p of old) await fsp.rename(p, path.join(aside, path.basename(p)));
-  await syncDir(runDir);
+  await fsyncDir(runDir);
   return aside;
 }
 
@@ -154,12 +134,7 @@ export interface LoadedCheckpoint {
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const stateFile = path.join(dir, TRAINER_STATE);
   if (!fs.existsSync(stateFile)) throw new InputError(`${dir}: not a complete ditty checkpoint (no ${TRAINER_STATE})`);
-  let state: TrainerState;
-  try {
-    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as TrainerState;
-  } catch (err) {
-    throw new InputError(`${stateFile}: not valid JSON: ${(err as Error).message}`);
-  }
+  const state = readJsonFile(stateFile) as TrainerState;
   if (state.format !== 1 || !Number.isInteger(state.global_step)) throw new InputError(`${stateFile}: unknown trainer state format`);
   const adapter = readAll(path.join(dir, ADAPTER_SAFETENSORS));
   const optimizer = new Map<string, AdamWSlot>();

@@ -2,17 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import '../../src/engine/gradients.js';
 import { TEST_BACKEND, useBackend } from '../helpers/backend.js';
+import { uniform } from '../lora/helpers.js';
 
 /** Deterministic values in [lo, hi). */
 function values(shape: number[], seed: number, lo = -2, hi = 2): tf.Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + ((hi - lo) * s) / 2 ** 32;
-  }
-  return tf.tensor(out, shape);
+  return tf.tensor(uniform(shape.reduce((a, b) => a * b, 1), lo, hi, seed), shape);
 }
 
 /**

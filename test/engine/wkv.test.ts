@@ -2,17 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { emptyWkvState, wkv, wkvReference, wkvWithState } from '../../src/engine/wkv.js';
 import { TEST_BACKEND, useBackend } from '../helpers/backend.js';
-
-/** Deterministic uniform values in [lo, hi). */
-function uniform(n: number, lo: number, hi: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + ((hi - lo) * s) / 2 ** 32;
-  }
-  return out;
-}
+import { uniform } from '../lora/helpers.js';
 
 interface Case {
   B: number;
