@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { meanNextTokenLoss } from '../models/loss.js';
+import { sequenceLoss } from '../models/loss.js';
 import type { CausalLM } from '../models/types.js';
 
 export interface TextScore {
@@ -27,11 +27,14 @@ export function scoreTokens(model: CausalLM, ids: readonly number[], window: num
   for (let start = 0; start < ids.length - 1; start += window) {
     const chunk = ids.slice(start, start + window);
     if (chunk.length < 2) break;
+    const targets = Int32Array.from(chunk.slice(1).concat([0]));
+    const weights = new Float32Array(chunk.length).fill(1);
+    weights[chunk.length - 1] = 0; // the last position has no next token
     const loss = tf.tidy(() => {
-      const input = tf.tensor2d([...chunk], [1, chunk.length], 'int32');
-      return meanNextTokenLoss(model.forward(input), input);
+      const hidden = tf.reshape(model.hidden(tf.tensor2d([...chunk], [1, chunk.length], 'int32')), [chunk.length, model.hiddenSize]);
+      return sequenceLoss(model, hidden as tf.Tensor2D, targets, weights, 1);
     });
-    nllSum += (loss.dataSync()[0] ?? NaN) * (chunk.length - 1);
+    nllSum += loss.dataSync()[0] ?? NaN;
     loss.dispose();
     predicted += chunk.length - 1;
     windows++;

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LoraLinear } from '../lora/lora-linear.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
-import { DenseLinear } from '../models/linear.js';
-import { headCrossEntropy, weightedCrossEntropy } from './cross-entropy.js';
+import { sequenceLoss } from '../models/loss.js';
 
 /** One micro-batch: B rows of T positions. target[t] follows input[t]; weight 0 masks a position. */
 export interface MicroBatch {
@@ -43,19 +42,9 @@ export interface MicroBatchResult {
   readonly grads: Map<string, tf.Tensor>;
 }
 
-/** The output head's weight when it is a frozen dense layer without bias (then the loss can be chunked). */
-function frozenHeadWeight(model: BlockwiseCausalLM): tf.Tensor2D | undefined {
-  const head = model.linears.get('head') ?? model.linears.get('embed_out');
-  return head instanceof DenseLinear && !head.hasBias ? head.weight : undefined;
-}
-
 function lossOf(model: BlockwiseCausalLM, hidden: tf.Tensor3D, batch: MicroBatch, normalizer: number): tf.Scalar {
-  const n = batch.rows * batch.length;
-  const weights = Float32Array.from(batch.weight);
-  const head = frozenHeadWeight(model);
-  if (head) return headCrossEntropy(tf.reshape(hidden, [n, model.hiddenSize]) as tf.Tensor2D, head, batch.target, weights, normalizer);
-  const logits = tf.reshape(model.logits(hidden), [n, model.vocabSize]) as tf.Tensor2D;
-  return weightedCrossEntropy(logits, tf.tensor1d(batch.target, 'int32'), tf.tensor1d(weights), normalizer);
+  const h = tf.reshape(hidden, [batch.rows * batch.length, model.hiddenSize]) as tf.Tensor2D;
+  return sequenceLoss(model, h, batch.target, Float32Array.from(batch.weight), normalizer);
 }
 
 /**

@@ -6,12 +6,12 @@ import { InputError } from '../io/errors.js';
 import { adapterKey, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
+import { sequenceLoss } from '../models/loss.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
 import {
   cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, setAsidePreviousRun, type LogEntry, type TrainerState,
 } from './checkpoint.js';
-import { weightedCrossEntropy } from './cross-entropy.js';
 import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
 import { learningRate } from './schedule.js';
 import { groupByBlock, microBatchGradients, type MicroBatch } from './step-gradients.js';
@@ -74,9 +74,8 @@ export function evaluateLoss(model: BlockwiseCausalLM, blocks: readonly Block[],
       weight.set(b.weight, k * blockSize);
     });
     const s = tf.tidy(() => {
-      const ids = tf.tensor2d(input, [group.length, blockSize], 'int32');
-      const logits = tf.reshape(model.forward(ids), [group.length * blockSize, model.vocabSize]) as tf.Tensor2D;
-      return weightedCrossEntropy(logits, tf.tensor1d(target, 'int32'), tf.tensor1d(weight), 1);
+      const hidden = model.hidden(tf.tensor2d(input, [group.length, blockSize], 'int32'));
+      return sequenceLoss(model, tf.reshape(hidden, [group.length * blockSize, model.hiddenSize]) as tf.Tensor2D, target, weight, 1);
     });
     sum += s.dataSync()[0]!;
     s.dispose();

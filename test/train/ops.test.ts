@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm } from '../../src/train/adamw.js';
-import { headCrossEntropy, weightedCrossEntropy } from '../../src/train/cross-entropy.js';
+import { headCrossEntropy, weightedCrossEntropy } from '../../src/engine/cross-entropy.js';
 import { learningRate } from '../../src/train/schedule.js';
 import { useBackend } from '../helpers/backend.js';
 

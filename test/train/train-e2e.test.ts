@@ -172,3 +172,25 @@ describe.skipIf(!fixture.present || !dolly.present)('kill -9 during training', (
     expect(report.lossesMatch).toBe(true);
   });
 });
+
+const neoxFixture = sharedPath('fixtures', 'tiny-neox-sequential');
+
+describe.skipIf(!neoxFixture.present || !dolly.present)('ditty train on GPT-NeoX with gradient checkpointing', () => {
+  it('trains query_key_value adapters, lowers the loss and resumes exactly', async () => {
+    const set = (dir: string, steps: number) => [
+      `output.dir=${dir}`, `model.name_or_path=${neoxFixture.path}`, 'lora.target_modules=[query_key_value, dense]',
+      'training.gradient_checkpointing=true', `training.max_steps=${steps}`, 'output.checkpoint_every=100', 'training.eval_every=100',
+    ];
+    const straight = path.join(tmpRoot, 'neox-straight');
+    const long = await trainFromConfig(TINY, { overrides: set(straight, 10) });
+    const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(long.losses.slice(-3))).toBeLessThan(mean(long.losses.slice(0, 3)));
+    const cfg = JSON.parse(fs.readFileSync(path.join(straight, 'checkpoint-10', 'adapter_config.json'), 'utf8')) as { target_modules: string[] };
+    expect([...cfg.target_modules].sort()).toEqual(['dense', 'query_key_value']);
+    expect(adapterTensors(path.join(straight, 'checkpoint-10')).has('base_model.model.gpt_neox.layers.1.attention.query_key_value.lora_B.weight')).toBe(true);
+    const split = path.join(tmpRoot, 'neox-split');
+    const first = await trainFromConfig(TINY, { overrides: set(split, 10), stopAfterSteps: 4 });
+    const rest = await trainFromConfig(TINY, { overrides: set(split, 10) });
+    expect([...first.losses, ...rest.losses]).toEqual(long.losses);
+  });
+});

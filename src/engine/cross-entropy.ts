@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { matMul } from '../engine/matmul.js';
+import { matMul } from './matmul.js';
 
 /**
  * Weighted next-token cross-entropy as one op: sum_i w_i (logsumexp(z_i) - z_i[t_i]) / normalizer.
