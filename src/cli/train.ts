@@ -20,12 +20,14 @@ export function registerTrain(program: Command): void {
         overrides: opts.set,
         ...(opts.resume === false ? { resume: false as const } : typeof opts.resume === 'string' ? { resume: opts.resume } : {}),
       });
-      const lines = [
-        `trained steps ${summary.startStep + 1}-${summary.steps}: final loss ${summary.finalLoss.toFixed(4)}`
-          + `${summary.valLoss !== undefined ? `, validation loss ${summary.valLoss.toFixed(4)}` : ''}`,
-        `${summary.tokens.toLocaleString('en-US')} tokens in ${summary.seconds.toFixed(1)} s`,
-        summary.lastCheckpoint ? `checkpoint: ${summary.lastCheckpoint}` : 'no checkpoint written',
-      ];
+      const lines = summary.losses.length === 0
+        ? [`nothing to train: the run in this output folder is already at step ${summary.steps}`]
+        : [
+          `trained steps ${summary.startStep + 1}-${summary.steps}: final loss ${summary.finalLoss.toFixed(4)}`
+            + `${summary.valLoss !== undefined ? `, validation loss ${summary.valLoss.toFixed(4)}` : ''}`,
+          `${summary.tokens.toLocaleString('en-US')} tokens in ${summary.seconds.toFixed(1)} s`,
+          summary.lastCheckpoint ? `checkpoint: ${summary.lastCheckpoint}` : 'no checkpoint written',
+        ];
       process.stderr.write(`${lines.join('\n')}\n`);
       if (summary.interrupted) process.exitCode = summary.interrupted === 'SIGINT' ? 130 : 143;
     });

@@ -52,7 +52,11 @@ export async function prepareDataset(options: DataOptions, tokenizer: Encoder): 
   const template = templateFor(options.format ?? 'dolly', options.textField);
   const resolved = await resolveDatasetFile(options);
   const loaded = await loadRows(resolved.path, { fields: template.fields, onBadRow: options.onBadRow, maxRows: options.maxRows });
-  if (loaded.rows.length === 0) throw new InputError(`${resolved.path}: no usable rows`);
+  if (loaded.rows.length === 0) {
+    const skipped = skippedRowsWarning(loaded);
+    const why = skipped !== undefined ? `: ${skipped}` : ' (the file holds no rows)';
+    throw new InputError(`${resolved.path}: no usable rows${why}`);
+  }
 
   const rows = [...loaded.rows];
   if (options.shuffle ?? true) shuffleInPlace(rows, new Rng(options.seed ?? 42));

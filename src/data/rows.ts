@@ -55,7 +55,7 @@ export async function loadRows(file: string, options: LoadRowsOptions): Promise<
     if ('row' in checked) {
       rows.push(checked.row);
     } else if (onBadRow === 'error') {
-      throw new InputError(`${record.where}: ${checked.problem} (use onBadRow "skip" to leave such rows out)`);
+      throw new InputError(`${record.where}: ${checked.problem} (set data.on_bad_row: skip to leave such rows out)`);
     } else {
       skipped.push({ where: record.where, reason: checked.problem });
     }

@@ -31,7 +31,7 @@ export function loadTokenizer(fileOrFolder: string): TextTokenizer {
   const isDir = fs.existsSync(fileOrFolder) && fs.statSync(fileOrFolder).isDirectory();
   const file = isDir ? path.join(fileOrFolder, 'tokenizer.json') : fileOrFolder;
   if (!fs.existsSync(file)) {
-    throw new InputError(`${file}: no tokenizer.json found${isDir ? ' in the model folder' : ''} (pass --tokenizer PATH to use another one)`);
+    throw new InputError(`${file}: no tokenizer.json found${isDir ? ' in the model folder' : ''} (pass --tokenizer PATH, or set model.tokenizer in a training config, to use another one)`);
   }
   const json = readJsonFile(file);
   if (typeof json !== 'object' || json === null || !('model' in json)) {

@@ -45,6 +45,18 @@ export interface TrainerState {
   /** identifies the data the run was trained on, so a resume on other data is refused */
   data_fingerprint: string;
   log_history: LogEntry[];
+  /** the batch size the data position counts in */
+  batch_size?: number;
+  grad_accum?: number;
+  /** the LoRA settings the adapter weights belong to */
+  lora?: { r: number; alpha: number; use_rslora: boolean; modules: string[] };
+  schedule?: { kind: string; learning_rate: number; warmup_steps: number; total_steps: number };
+  /**
+   * Where the random streams stand. They are counter-based: LoRA dropout masks are a function of
+   * (seed, module, micro-step, call) and the data order of (seed, epoch), so the seed and the next
+   * micro-step (with `batcher`) are the whole state.
+   */
+  rng?: { seed: number; next_micro_step: number };
 }
 
 export interface CheckpointContents {
@@ -102,12 +114,13 @@ export async function cleanIncomplete(runDir: string): Promise<number> {
 }
 
 /**
- * A fresh run in a folder that holds an earlier run's checkpoints or metrics: move them into
- * `superseded-<time>/` so nothing is lost and the two runs never mix. Returns that folder, if any.
+ * Checkpoints past `step` (all of them for a fresh run, step 0) and, for a fresh run, the metrics:
+ * moved into `superseded-<time>/` so nothing is lost and two timelines never mix (auto-resume and
+ * keep_last would otherwise pick or keep the abandoned one). Returns that folder, if any.
  */
-export async function setAsidePreviousRun(runDir: string, metricsFile: string): Promise<string | undefined> {
-  const old = listCheckpoints(runDir).map((c) => c.dir);
-  if (fs.existsSync(metricsFile)) old.push(metricsFile);
+export async function setAsideCheckpoints(runDir: string, metricsFile: string, step: number): Promise<string | undefined> {
+  const old = listCheckpoints(runDir).filter((c) => c.step > step).map((c) => c.dir);
+  if (step === 0 && fs.existsSync(metricsFile)) old.push(metricsFile);
   if (old.length === 0) return undefined;
   const aside = path.join(runDir, `superseded-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await fsp.mkdir(aside);

@@ -10,6 +10,7 @@ import type { LoraConfig } from '../lora/config.js';
 import { injectLora } from '../lora/lora-linear.js';
 import { openModel, type OpenedModel } from '../runtime/open-model.js';
 import { latestCheckpointDir } from './checkpoint.js';
+import { lockRunFolder } from './run-lock.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
 import type { ModelConfig } from '../models/config.js';
 import { ProgressLine } from './progress.js';
@@ -25,8 +26,11 @@ export interface TrainCommandOptions {
 /** A hash of the training blocks and the settings that made them, stored in checkpoints. */
 export function dataFingerprint(data: PreparedDataset, config: TrainConfig): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ block: config.data.block_size, packing: config.data.packing, n: data.train.length }));
-  for (const b of data.train) h.update(new Uint8Array(b.input.buffer, b.input.byteOffset, b.input.byteLength));
+  h.update(JSON.stringify({ block: config.data.block_size, packing: config.data.packing, train: data.train.length, validation: data.validation.length }));
+  for (const b of [...data.train, ...data.validation]) {
+    h.update(new Uint8Array(b.input.buffer, b.input.byteOffset, b.input.byteLength));
+    h.update(b.weight);
+  }
   return h.digest('hex').slice(0, 32);
 }
 
@@ -52,6 +56,16 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
   const progress = new ProgressLine();
   const log = (m: string): void => progress.log(m);
   const backend = backendFor(config);
+  if (typeof opts.resume === 'string' && !fs.existsSync(opts.resume)) throw new InputError(`--resume ${opts.resume}: no such checkpoint folder`);
+  const release = lockRunFolder(config.output.dir);
+  try {
+    return await trainLocked(config, opts, backend, log, progress);
+  } finally {
+    release();
+  }
+}
+
+async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, backend: BackendName, log: (m: string) => void, progress: ProgressLine): Promise<TrainSummary> {
   const opened: OpenedModel = await openModel(config.model.name_or_path, {
     revision: config.model.revision, backend,
     ...(config.model.tokenizer !== undefined ? { tokenizer: config.model.tokenizer } : {}),
@@ -87,7 +101,6 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
       + `${config.data.block_size} tokens; checkpoints every ${config.output.checkpoint_every} steps in ${config.output.dir}`);
     const resumeFrom = opts.resume === false ? undefined
       : opts.resume ?? (config.output.resume ? latestCheckpointDir(config.output.dir) : undefined);
-    if (resumeFrom !== undefined && !fs.existsSync(resumeFrom)) throw new InputError(`--resume ${resumeFrom}: no such checkpoint folder`);
     fs.mkdirSync(config.output.dir, { recursive: true });
     const summary = await runTraining({
       model, layers, loraConfig, config: effective,

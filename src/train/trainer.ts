@@ -10,7 +10,7 @@ import { sequenceLoss } from '../models/loss.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
 import {
-  cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, setAsidePreviousRun, type LogEntry, type TrainerState,
+  cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, setAsideCheckpoints, type LogEntry, type TrainerState,
 } from './checkpoint.js';
 import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
 import { learningRate } from './schedule.js';
@@ -46,11 +46,47 @@ export interface TrainSummary {
   readonly interrupted?: NodeJS.Signals;
 }
 
+/** Optimizer steps in one epoch: an epoch's last step takes the batches that are left. */
+export function stepsPerEpoch(config: TrainConfig, trainBlocks: number): number {
+  return Math.ceil(Math.ceil(trainBlocks / config.training.batch_size) / config.training.grad_accum);
+}
+
 /** Optimizer steps a config asks for: max_steps, else epochs over the training blocks. */
 export function totalSteps(config: TrainConfig, trainBlocks: number): number {
   if (config.training.max_steps !== undefined) return config.training.max_steps;
-  const batchesPerEpoch = Math.ceil(trainBlocks / config.training.batch_size);
-  return Math.max(1, Math.ceil((config.training.epochs * batchesPerEpoch) / config.training.grad_accum));
+  return Math.max(1, Math.ceil(config.training.epochs * stepsPerEpoch(config, trainBlocks)));
+}
+
+/** Training that cannot go on (divergence): the user's settings, not a bug; printed as one line. */
+export class TrainingError extends InputError {}
+
+/** The LoRA settings a checkpoint's weights only make sense with. */
+function loraSignature(setup: TrainerSetup): TrainerState['lora'] {
+  const c = setup.loraConfig;
+  return { r: c.r, alpha: c.alpha, use_rslora: c.useRslora, modules: setup.layers.map((l) => l.path) };
+}
+
+/** Refuse to continue a checkpoint with settings that would silently change what it learned. */
+function checkResumable(where: string, saved: TrainerState, current: TrainerState): void {
+  const problems: string[] = [];
+  if (saved.data_fingerprint !== current.data_fingerprint) {
+    problems.push('it was trained on different data or data settings (dataset, block_size, packing, train_on, validation split, seed)');
+  }
+  if (saved.batch_size !== undefined && saved.batch_size !== current.batch_size) {
+    problems.push(`training.batch_size was ${saved.batch_size}, now ${current.batch_size} (the data position counts batches)`);
+  }
+  const a = saved.lora;
+  const b = current.lora;
+  if (a !== undefined && b !== undefined) {
+    if (a.r !== b.r) problems.push(`lora.r was ${a.r}, now ${b.r}`);
+    if (a.alpha !== b.alpha) problems.push(`lora.alpha was ${a.alpha}, now ${b.alpha}`);
+    if (a.use_rslora !== b.use_rslora) problems.push(`lora.use_rslora was ${a.use_rslora}, now ${b.use_rslora}`);
+    if (a.modules.join() !== b.modules.join()) problems.push(`lora.target_modules selects other modules (${a.modules.length} before, ${b.modules.length} now)`);
+  }
+  if (problems.length > 0) {
+    throw new InputError(`${where}: cannot resume this checkpoint: ${problems.join('; ')}. `
+      + 'Resume with the settings it was trained with, or start over with --no-resume');
+  }
 }
 
 function microBatchOf(batch: Batch, blockSize: number): MicroBatch {
@@ -105,29 +141,38 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
 
   const removed = await cleanIncomplete(runDir);
   if (removed > 0) progress.log(`removed ${removed} incomplete checkpoint folder(s) left by an interrupted save`);
+  const schedule = { kind: t.lr_scheduler, learning_rate: t.learning_rate, warmup_steps: t.warmup_steps, total_steps: total };
   let state: TrainerState = {
     format: 1, global_step: 0, total_steps: total, epoch: 0, batcher: batcher.state(), tokens_seen: 0,
     elapsed_seconds: 0, seed: t.seed, data_fingerprint: setup.dataFingerprint, log_history: [],
+    batch_size: t.batch_size, grad_accum: t.grad_accum, lora: loraSignature(setup), schedule,
+    rng: { seed: t.seed, next_micro_step: 0 },
   };
   if (!setup.resumeFrom) {
-    const aside = await setAsidePreviousRun(runDir, metrics.file);
+    const aside = await setAsideCheckpoints(runDir, metrics.file, 0);
     if (aside) progress.log(`starting over: moved the earlier run's checkpoints and metrics to ${aside}`);
   } else {
     const ck = loadCheckpoint(setup.resumeFrom);
-    if (ck.state.data_fingerprint !== setup.dataFingerprint) {
-      throw new InputError(`${setup.resumeFrom}: this checkpoint was trained on different data (or data settings); `
-        + 'resume with the same dataset, block_size, packing and seed, or start over with --no-resume');
-    }
+    checkResumable(setup.resumeFrom, ck.state, state);
     for (const [key, v] of variables) {
       const values = ck.adapter.get(key);
       if (!values || values.length !== v.size) throw new InputError(`${setup.resumeFrom}: adapter tensor "${key}" is missing or has the wrong size for this LoRA config`);
-      v.assign(tf.tensor(values, v.shape));
+      const restored = tf.tensor(values, v.shape);
+      v.assign(restored);
+      restored.dispose();
     }
     optimizer.importState(ck.optimizer, ck.state.global_step);
     batcher.restore(ck.state.batcher);
-    state = { ...ck.state, total_steps: total };
+    state = { ...ck.state, total_steps: total, grad_accum: t.grad_accum, schedule, lora: state.lora, batch_size: t.batch_size };
+    // a resume from an older checkpoint abandons the later ones: keep them, but out of the way
+    const aside = await setAsideCheckpoints(runDir, metrics.file, state.global_step);
+    if (aside) progress.log(`resuming at step ${state.global_step}: moved the later checkpoints to ${aside}`);
     metrics.truncateAfter(state.global_step);
     progress.log(`resumed from ${setup.resumeFrom} at step ${state.global_step}/${total}`);
+    if (state.global_step >= total) progress.log(`the run is already complete (${state.global_step} of ${total} steps); nothing to train`);
+  }
+  if (t.eval_every !== undefined && setup.validation.length === 0) {
+    progress.log('warning: training.eval_every is set but the validation split produced no blocks; no validation loss will be reported');
   }
 
   let stopSignal: NodeJS.Signals | undefined;
@@ -159,7 +204,10 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   try {
     while (state.global_step < total) {
       const step = state.global_step;
-      const micro: Batch[] = Array.from({ length: t.grad_accum }, () => batcher.next());
+      // a step never crosses an epoch boundary: the last step of an epoch takes the batches left
+      const position = batcher.state();
+      const count = Math.min(t.grad_accum, batcher.batchesPerEpoch - position.index);
+      const micro: Batch[] = Array.from({ length: count }, () => batcher.next());
       const normalizer = micro.reduce((n, b) => n + b.targets, 0);
       let loss = 0;
       let grads: Map<string, tf.Tensor> | undefined;
@@ -186,7 +234,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       if (grads) {
         gradNorm = clipByGlobalNorm(grads, t.max_grad_norm);
         if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
-          throw new Error(`step ${step + 1}: the loss or gradient is not finite (loss ${loss}, grad norm ${gradNorm}); lower training.learning_rate`);
+          throw new TrainingError(`step ${step + 1}: the loss or gradient is not finite (loss ${loss}, grad norm ${gradNorm}); lower training.learning_rate`);
         }
         optimizer.step(grads, lr);
         for (const g of grads.values()) g.dispose();
@@ -195,7 +243,9 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       state.global_step++;
       state.tokens_seen += tokens;
       tokensThisProcess += tokens;
-      state.epoch = (state.global_step * t.grad_accum) / batcher.batchesPerEpoch;
+      const next = batcher.state();
+      state.epoch = next.epoch + next.index / batcher.batchesPerEpoch;
+      state.rng = { seed: t.seed, next_micro_step: state.global_step * t.grad_accum };
       const elapsed = (performance.now() - started) / 1000;
       const entry: LogEntry = {
         step: state.global_step, loss, lr, grad_norm: gradNorm, tokens,
@@ -210,10 +260,15 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       metrics.append(entry);
       state.log_history = [...state.log_history, entry].slice(-100);
       const rate = (state.global_step - startStep) / ((performance.now() - processStart) / 1000);
-      if (state.global_step % t.log_every === 0 || isLast) progress.update(formatProgress(entry, total, (total - state.global_step) / rate));
+      if (state.global_step % t.log_every === 0 || isLast) {
+        progress.update(formatProgress(entry, total, (total - state.global_step) / rate));
+      } else if (entry.val_loss !== undefined) {
+        progress.log(`step ${entry.step}/${total}  val_loss ${entry.val_loss.toFixed(4)}`);
+      }
       const stopHere = stopSignal !== undefined || (setup.stopAfterSteps !== undefined && state.global_step - startStep >= setup.stopAfterSteps);
       if (state.global_step % config.output.checkpoint_every === 0 || isLast || stopHere) await save();
-      if (stopHere) break;
+      // a signal that arrived while saving (the only await) stops here too, not one step later
+      if (stopHere || stopSignal !== undefined) break;
     }
   } finally {
     process.off('SIGINT', onSignal);
