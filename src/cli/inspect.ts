@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { buildModuleTree, findLinears, sortedChildren, type LinearSummary, type ModuleNode } from '../inspect/module-tree.js';
 import { InputError } from '../io/errors.js';
 import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
-import { parseQuantState, QUANT_STATE_SUFFIX, type QuantStateJson } from '../quant/bnb-format.js';
+import { parseQuantState, QUANT_STATE_SUFFIX, quantStateDtypeOf, type QuantStateJson } from '../quant/bnb-format.js';
 import { quantizedLinearSelector } from '../quant/options.js';
 import { plannedNf4Parts, storageReport, storedNf4Parts, type Nf4Parts, type StorageReport } from '../quant/storage-report.js';
 import { locateModel, openWeights } from '../runtime/open-model.js';
@@ -147,7 +147,7 @@ function storageOf(view: CheckpointView, linears: readonly LinearSummary[], para
   if (opts.quantize === undefined) return undefined;
   const settings = { blocksize: opts.blocksize, doubleQuant: opts.doubleQuant };
   const quantizes = quantizedLinearSelector(linears.map((l) => l.path), { bits: 4, skipModules: opts.skipModules, ...settings });
-  const planned = new Map(linears.filter((l) => quantizes(l.path)).map((l) => [l.path, plannedNf4Parts([l.out, l.in], opts.blocksize, opts.doubleQuant)]));
+  const planned = new Map(linears.filter((l) => quantizes(l.path)).map((l) => [l.path, plannedNf4Parts([l.out, l.in], opts.blocksize, opts.doubleQuant, quantStateDtypeOf(l.dtype))]));
   return { source: 'planned', settings, report: storageReport(view.stored, linears, planned, parameters) };
 }
 

@@ -10,7 +10,7 @@ import { isBnb4bitConfig } from '../quant/bnb-checkpoint.js';
 import type { ComputeDtype } from '../quant/bnb-format.js';
 import { validateBlocksize } from '../quant/nf4.js';
 import { quantizedLinearSelector, type QuantizationOptions } from '../quant/options.js';
-import { quantizedConfigJson, writeQuantizedWeights, type QuantizeSummary } from '../quant/write-checkpoint.js';
+import { quantizedConfigJson, RWKV_RESCALE_NOTICE, rwkvRescaleConflicts, writeQuantizedWeights, type QuantizeSummary } from '../quant/write-checkpoint.js';
 import { locateModel, openWeights } from '../runtime/open-model.js';
 import { intOption } from './options.js';
 
@@ -63,7 +63,7 @@ export function registerQuantize(program: Command): void {
     .option('--blocksize <n>', 'values per absmax block: a power of two from 32 to 4096', blocksizeOption, 64)
     .option('--no-double-quant', 'keep the absmax values in float32 (4.5 instead of 4.127 bits per parameter)')
     .option('--skip-modules <names>', 'comma-separated linears to keep in float (a path or a name suffix)', listOption, [])
-    .addOption(new Option('--compute-dtype <dtype>', 'compute dtype recorded for transformers').choices(['bfloat16', 'float16', 'float32']).default('bfloat16'))
+    .addOption(new Option('--compute-dtype <dtype>', 'compute dtype recorded for transformers (bnb_4bit_compute_dtype in config.json)').choices(['bfloat16', 'float16', 'float32']).default('bfloat16'))
     .option('--max-shard-mib <n>', 'largest weight file in MiB (the 4-bit data of one file is held in memory while it is written); more gives shards and an index', intOption('--max-shard-mib', 1), 2048)
     .option('--revision <rev>', 'hub branch, tag or commit')
     .option('--force', 'replace a non-empty --out folder')
@@ -93,7 +93,7 @@ async function quantizeCommand(model: string, opts: QuantizeCliOptions): Promise
     const options = { quantization, computeDtype: opts.computeDtype, maxShardBytes: opts.maxShardMib * 2 ** 20, ...(progress ? { onProgress: progress } : {}) };
     summary = await writeFolderAtomic(opts.out, async (tmp) => {
       const s = await writeQuantizedWeights(source, linearPaths, tmp, options);
-      await writeBytesAtomic(path.join(tmp, 'config.json'), quantizedConfigJson(config.raw, config.model_type, options));
+      await writeBytesAtomic(path.join(tmp, 'config.json'), quantizedConfigJson(config.raw, config.model_type, options, linearPaths));
       for (const f of COPIED_FILES) {
         const src = path.join(folder, f);
         if (fs.existsSync(src)) await writeBytesAtomic(path.join(tmp, f), fs.readFileSync(src));
@@ -104,6 +104,7 @@ async function quantizeCommand(model: string, opts: QuantizeCliOptions): Promise
   } finally {
     source.close();
   }
+  if (rwkvRescaleConflicts(config.raw, config.model_type)) process.stderr.write(`ditty: notice: ${RWKV_RESCALE_NOTICE}\n`);
   const bits = summary.quantizedParameters === 0 ? 0 : (8 * summary.quantizedBytes) / summary.quantizedParameters;
   const files = fs.readdirSync(opts.out).sort();
   if (opts.json) {

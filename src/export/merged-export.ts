@@ -25,6 +25,14 @@ const STORED: Readonly<Record<ExportDtype, 'BF16' | 'F16' | 'F32'>> = { bf16: 'B
 const TORCH: Readonly<Record<ExportDtype, string>> = { bf16: 'bfloat16', fp16: 'float16', fp32: 'float32' };
 const FLOAT_DTYPES: ReadonlySet<DType> = new Set(['F16', 'BF16', 'F32', 'F64']);
 
+/**
+ * Float tensors transformers keeps in float32 whatever the model dtype (`_keep_in_fp32_modules`),
+ * so they are written as F32: RwkvPreTrainedModel's time_decay and time_first.
+ */
+export function keptInFloat32(modelType: string, name: string): boolean {
+  return modelType === 'rwkv' && (name.endsWith('attention.time_decay') || name.endsWith('attention.time_first'));
+}
+
 /** The export dtype for a config's torch_dtype (or newer transformers' dtype), when it is a float one. */
 export function dtypeOfConfig(raw: Readonly<Record<string, unknown>>): ExportDtype | undefined {
   const torch = raw['torch_dtype'] ?? raw['dtype'];
@@ -38,7 +46,7 @@ export interface MergedExportOptions {
   readonly base?: string;
   /** hub revision of the base (default: the adapter's recorded revision when the base comes from it) */
   readonly revision?: string;
-  /** dtype of every float tensor written (default: the base's torch_dtype, else bf16) */
+  /** dtype of the float tensors written, but for those keptInFloat32 (default: the base's torch_dtype, else bf16) */
   readonly dtype?: ExportDtype;
   /** largest shard; more data goes into further shards listed by model.safetensors.index.json */
   readonly maxShardBytes: number;
@@ -95,7 +103,7 @@ export async function exportMerged(source: string, out: string, options: MergedE
       notice(`the base checkpoint ${base} holds 4-bit (bitsandbytes NF4) weights: merging onto their dequantized values is lossy; `
         + 'merging onto the original 16/32-bit checkpoint (--base MODEL) gives a better model');
     }
-    const tensors = mergedTensors(checkpoint, modules, STORED[dtype], options.onTensor);
+    const tensors = mergedTensors(checkpoint, modules, STORED[dtype], (name) => keptInFloat32(config.model_type, name), options.onTensor);
     const copied = COPIED_BASE_FILES.filter((f) => fs.existsSync(path.join(baseFolder, f)));
     if (!copied.includes('tokenizer.json')) notice(`${baseFolder} has no tokenizer.json; the merged folder has none either`);
     const written = await writeFolderAtomic(out, async (tmp) => {
@@ -124,11 +132,12 @@ export function mergedConfigJson(raw: Readonly<Record<string, unknown>>, dtype: 
 /**
  * The tensors of the merged model in the checkpoint's order, each read when it is written: adapted
  * linears merged in float32, 4-bit weights dequantized (their bookkeeping tensors dropped), other
- * float tensors converted to `target` (bytes copied as they are when already stored so), the rest as is.
+ * float tensors converted to `target` (F32 for those `keepF32` names; bytes copied as they are when
+ * already stored so), the rest as is.
  */
 function mergedTensors(
   checkpoint: BaseCheckpoint, modules: ReadonlyMap<string, CheckedModule>, target: 'BF16' | 'F16' | 'F32',
-  onTensor?: (index: number, total: number, name: string) => void,
+  keepF32: (name: string) => boolean, onTensor?: (index: number, total: number, name: string) => void,
 ): TensorToWrite[] {
   const { source } = checkpoint;
   const names = source.names().filter((n) => !checkpoint.isQuantState(n));
@@ -149,12 +158,13 @@ function mergedTensors(
       };
     }
     const info = source.info(name);
-    const convert = FLOAT_DTYPES.has(info.dtype) && info.dtype !== target;
+    const want = keepF32(name) ? 'F32' : target;
+    const convert = FLOAT_DTYPES.has(info.dtype) && info.dtype !== want;
     return {
-      name, dtype: convert ? target : info.dtype, shape: info.shape,
+      name, dtype: convert ? want : info.dtype, shape: info.shape,
       data: () => {
         report();
-        return convert ? fromFloat32(source.readFloat32(name), target) : source.readBytes(name);
+        return convert ? fromFloat32(source.readFloat32(name), want) : source.readBytes(name);
       },
     };
   });

@@ -17,7 +17,12 @@ interface Planned {
   readonly byteLength: number;
 }
 
-/** Write one safetensors file atomically; tensors are laid out in the order given. */
+/**
+ * Write one safetensors file atomically. Tensors are laid out as the reference (Rust) writer lays
+ * them out: by element size, largest first, then by name, so that every tensor starts at an offset
+ * that is a multiple of its element size (see layoutOrder). Lazy data is still produced one tensor
+ * at a time, in that order.
+ */
 export async function writeSafetensors(
   file: string,
   tensors: Iterable<TensorToWrite>,
@@ -52,7 +57,8 @@ export function shardName(k: number, n: number): string {
 /**
  * Write `model-0000k-of-0000n.safetensors` shards plus `model.safetensors.index.json` into `dir`,
  * or a single `model.safetensors` when all tensors fit in one shard. Tensors are assigned to
- * shards greedily in the order given. The index is written last, after every shard is complete.
+ * shards greedily in the order given (so consecutive tensors stay together); within each file they
+ * are then laid out as writeSafetensors does. The index is written last, after every shard is complete.
  */
 export async function writeShardedSafetensors(
   dir: string,
@@ -112,7 +118,20 @@ function checkLength(file: string, t: TensorToWrite, data: Uint8Array, byteLengt
   }
 }
 
-/** The 8-byte length prefix plus the JSON header, padded with spaces to a multiple of 8. */
+const utf8 = new TextEncoder();
+
+/**
+ * The order of tensors within one file: element size descending, then name (compared as UTF-8
+ * bytes, as Rust compares strings), as safetensors' own writer sorts them. The header is padded
+ * to a multiple of 8 and every size is at most 8, so each tensor starts aligned to its element size.
+ */
+export function layoutOrder<T extends { readonly name: string; readonly dtype: DType }>(tensors: readonly T[]): T[] {
+  const keyed = tensors.map((t) => ({ t, size: DTYPE_SIZES[t.dtype], name: utf8.encode(t.name) }));
+  keyed.sort((a, b) => b.size - a.size || Buffer.compare(a.name, b.name));
+  return keyed.map((k) => k.t);
+}
+
+/** The 8-byte length prefix plus the JSON header (tensors in the order given), padded with spaces to a multiple of 8. */
 export function encodeHeader(tensors: readonly { name: string; dtype: DType; shape: readonly number[]; byteLength: number }[], metadata?: Readonly<Record<string, string>>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = { ...metadata };
@@ -129,7 +148,8 @@ export function encodeHeader(tensors: readonly { name: string; dtype: DType; sha
   return out;
 }
 
-async function writePlanned(file: string, planned: readonly Planned[], metadata?: Readonly<Record<string, string>>): Promise<void> {
+async function writePlanned(file: string, given: readonly Planned[], metadata?: Readonly<Record<string, string>>): Promise<void> {
+  const planned = layoutOrder(given.map((p) => ({ name: p.tensor.name, dtype: p.tensor.dtype, p }))).map((k) => k.p);
   if (metadata) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') throw new WeightFileError(file, `metadata value for "${k}" is not a string`);

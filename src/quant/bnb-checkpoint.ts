@@ -4,7 +4,7 @@
  */
 import { InputError } from '../io/errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
-import { fromBnbTensors, QUANT_STATE_SUFFIX, type ComputeDtype } from './bnb-format.js';
+import { fromBnbTensors, QUANT_STATE_SUFFIX, type QuantStateDtype } from './bnb-format.js';
 import type { Nf4State } from './nf4.js';
 
 /** The key whose presence marks `${path}` as a stored 4-bit linear. */
@@ -41,7 +41,7 @@ export function isBnb4bitConfig(raw: Readonly<Record<string, unknown>>, file: st
 
 /** A stored NF4 linear, with the names of every tensor it was read from. */
 export interface StoredNf4 {
-  readonly state: Nf4State & { computeDtype: ComputeDtype };
+  readonly state: Nf4State & { dtype: QuantStateDtype };
   readonly tensors: readonly string[];
 }
 

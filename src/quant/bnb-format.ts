@@ -10,9 +10,24 @@ import { NF4_CODE } from './nf4-codebook.js';
 import { validateBlocksize, type Nf4DoubleQuant, type Nf4State } from './nf4.js';
 import { pythonJsonFloat } from './python-repr.js';
 
-/** The compute dtype recorded in the quant state (torch dtype name without "torch."). */
+/** A compute dtype as config.json's `bnb_4bit_compute_dtype` names it (torch dtype name without "torch."). */
 export type ComputeDtype = 'bfloat16' | 'float16' | 'float32';
-const COMPUTE_DTYPES: readonly string[] = ['bfloat16', 'float16', 'float32'];
+
+/**
+ * The quant state's "dtype": the dtype of the tensor that was quantized (bitsandbytes'
+ * `QuantState.as_dict` records `A.dtype`), which dequantization returns; not the compute dtype.
+ */
+export type QuantStateDtype = 'bfloat16' | 'float16' | 'float32';
+const QUANT_STATE_DTYPES: readonly string[] = ['bfloat16', 'float16', 'float32'];
+
+/**
+ * The quant-state dtype for a weight stored as `stored` (a safetensors dtype): F32 -> "float32",
+ * F16 -> "float16", BF16 -> "bfloat16". ditty quantizes the float32 values of any other float
+ * dtype (F64), and bitsandbytes quantizes only those three, so anything else records "float32".
+ */
+export function quantStateDtypeOf(stored: string): QuantStateDtype {
+  return stored === 'BF16' ? 'bfloat16' : stored === 'F16' ? 'float16' : 'float32';
+}
 
 export interface BnbTensor {
   name: string;
@@ -44,12 +59,15 @@ function bytesF32(bytes: Uint8Array): Float32Array {
   return out;
 }
 
-/** The quant-state JSON exactly as bitsandbytes writes it (json.dumps, as_dict key order). */
-export function quantStateJson(state: Nf4State, computeDtype: ComputeDtype): string {
+/**
+ * The quant-state JSON exactly as bitsandbytes writes it (json.dumps, as_dict key order); `dtype` is
+ * that of the weight that was quantized (see QuantStateDtype).
+ */
+export function quantStateJson(state: Nf4State, dtype: QuantStateDtype): string {
   const fields = [
     `"quant_type": "nf4"`,
     `"blocksize": ${state.blocksize}`,
-    `"dtype": "${computeDtype}"`,
+    `"dtype": "${dtype}"`,
     `"shape": [${state.shape.join(', ')}]`,
   ];
   const dq = state.doubleQuant;
@@ -63,8 +81,11 @@ export function quantStateJson(state: Nf4State, computeDtype: ComputeDtype): str
   return `{${fields.join(', ')}}`;
 }
 
-/** The bitsandbytes tensors of one quantized weight (the bias, if any, is not included). */
-export function toBnbTensors(prefix: string, state: Nf4State, computeDtype: ComputeDtype = 'bfloat16'): BnbTensor[] {
+/**
+ * The bitsandbytes tensors of one quantized weight (the bias, if any, is not included). `dtype` is
+ * the dtype the weight had before quantization (quantStateDtypeOf of its stored dtype).
+ */
+export function toBnbTensors(prefix: string, state: Nf4State, dtype: QuantStateDtype): BnbTensor[] {
   const w = `${prefix}.weight`;
   const numBlocks = Math.ceil(state.n / state.blocksize);
   const tensors: BnbTensor[] = [{ name: w, dtype: 'U8', shape: [state.packed.length, 1], data: state.packed }];
@@ -82,7 +103,7 @@ export function toBnbTensors(prefix: string, state: Nf4State, computeDtype: Comp
       { name: `${w}.nested_quant_map`, dtype: 'F32', shape: [dq.nestedMap.length], data: f32Bytes(dq.nestedMap) },
     );
   }
-  const json = new TextEncoder().encode(quantStateJson(state, computeDtype));
+  const json = new TextEncoder().encode(quantStateJson(state, dtype));
   tensors.push({ name: `${w}.${QUANT_STATE_SUFFIX}`, dtype: 'U8', shape: [json.length], data: json });
   return tensors;
 }
@@ -90,7 +111,8 @@ export function toBnbTensors(prefix: string, state: Nf4State, computeDtype: Comp
 /** The fields of a quant-state JSON that matter to ditty. */
 export interface QuantStateJson {
   blocksize: number;
-  dtype: ComputeDtype;
+  /** the dtype of the weight before quantization */
+  dtype: QuantStateDtype;
   shape: number[];
   nested?: { blocksize: number; offset: number };
 }
@@ -115,14 +137,14 @@ export function parseQuantState(key: string, bytes: Uint8Array): QuantStateJson 
   } catch (e) {
     throw new InputError(`${key}: ${(e as Error).message}`);
   }
-  // bitsandbytes writes "bfloat16"; tolerate a "torch." prefix as some writers keep it.
+  // bitsandbytes writes "bfloat16", "float16" or "float32"; tolerate a "torch." prefix as some writers keep it.
   const dtype = typeof o.dtype === 'string' ? o.dtype.replace(/^torch\./, '') : undefined;
-  if (dtype === undefined || !COMPUTE_DTYPES.includes(dtype)) throw bad('dtype', `one of ${COMPUTE_DTYPES.join(', ')}`);
+  if (dtype === undefined || !QUANT_STATE_DTYPES.includes(dtype)) throw bad('dtype', `one of ${QUANT_STATE_DTYPES.join(', ')}`);
   const shape = o.shape;
   if (!Array.isArray(shape) || !shape.every((d): d is number => Number.isInteger(d) && d >= 0)) {
     throw bad('shape', 'a list of non-negative integers');
   }
-  const result: QuantStateJson = { blocksize, dtype: dtype as ComputeDtype, shape };
+  const result: QuantStateJson = { blocksize, dtype: dtype as QuantStateDtype, shape };
   if (!('nested_offset' in o) && !('nested_blocksize' in o)) return result;
   const nb = o.nested_blocksize;
   if (typeof nb !== 'number' || !Number.isInteger(nb) || nb <= 0) throw bad('nested_blocksize', 'a positive integer');
@@ -132,12 +154,13 @@ export function parseQuantState(key: string, bytes: Uint8Array): QuantStateJson 
 }
 
 /**
- * Reads one quantized weight back from its bitsandbytes tensors. `get` returns a stored tensor by
- * full name, or undefined when absent. Errors name the missing or malformed key.
+ * Reads one quantized weight back from its bitsandbytes tensors, with the dtype it had before
+ * quantization (any of QuantStateDtype). `get` returns a stored tensor by full name, or undefined
+ * when absent. Errors name the missing or malformed key.
  */
 export function fromBnbTensors(
   prefix: string, get: (name: string) => StoredTensor | undefined,
-): Nf4State & { computeDtype: ComputeDtype } {
+): Nf4State & { dtype: QuantStateDtype } {
   const w = `${prefix}.weight`;
   const need = (name: string, dtype: 'U8' | 'F32', length?: number): Uint8Array => {
     const t = get(name);
@@ -165,7 +188,7 @@ export function fromBnbTensors(
     throw new InputError(`tensor "${w}.quant_map": not the NF4 code table`);
   }
 
-  const base = { packed, n, shape: qs.shape, blocksize: qs.blocksize, computeDtype: qs.dtype };
+  const base = { packed, n, shape: qs.shape, blocksize: qs.blocksize, dtype: qs.dtype };
   if (qs.nested === undefined) {
     const absmax = bytesF32(need(`${w}.absmax`, 'F32', numBlocks));
     return { ...base, absmax };

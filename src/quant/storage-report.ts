@@ -5,7 +5,7 @@
  */
 import { DTYPE_SIZES, numel } from '../io/dtypes.js';
 import type { TensorInfo } from '../io/tensor-source.js';
-import { quantStateJson, type ComputeDtype } from './bnb-format.js';
+import { quantStateJson, type QuantStateDtype } from './bnb-format.js';
 import { DEFAULT_NESTED_BLOCKSIZE } from './nf4.js';
 
 /** Stored bytes of one 4-bit linear weight, by part. */
@@ -45,8 +45,11 @@ export function storedNf4Parts(info: (name: string) => TensorInfo | undefined, p
   };
 }
 
-/** The parts `ditty quantize` would write for a [out, in] weight (the JSON length assumes a typical offset). */
-export function plannedNf4Parts(shape: readonly [number, number], blocksize: number, doubleQuant: boolean, dtype: ComputeDtype = 'bfloat16'): Nf4Parts {
+/**
+ * The parts `ditty quantize` would write for a [out, in] weight stored as `dtype` before quantization
+ * (the JSON length assumes a typical offset).
+ */
+export function plannedNf4Parts(shape: readonly [number, number], blocksize: number, doubleQuant: boolean, dtype: QuantStateDtype = 'float32'): Nf4Parts {
   const n = shape[0] * shape[1];
   const blocks = Math.ceil(n / blocksize);
   const json = quantStateJson({

@@ -16,7 +16,7 @@ import { SAFETENSORS_INDEX, SAFETENSORS_SINGLE, shardName, writeSafetensors, typ
 import type { TensorSource } from '../io/tensor-source.js';
 import { PyFloat, pythonJsonDumps, type PyJson } from '../lora/python-json.js';
 import { quantStateKey } from './bnb-checkpoint.js';
-import { toBnbTensors, type ComputeDtype } from './bnb-format.js';
+import { quantStateDtypeOf, toBnbTensors, type ComputeDtype } from './bnb-format.js';
 import { nf4Bytes, quantizeNf4 } from './nf4.js';
 import { OUTPUT_HEAD, quantizedLinearSelector, type QuantizationOptions } from './options.js';
 
@@ -24,14 +24,18 @@ const FLOAT_DTYPES = new Set(['F16', 'BF16', 'F32', 'F64']);
 
 /**
  * config.json's `quantization_config` exactly as transformers writes BitsAndBytesConfig(load_in_4bit=True,
- * bnb_4bit_quant_type="nf4", ...).to_dict(). `llm_int8_skip_modules` stays null (transformers then
- * keeps the output head in float by itself); with a skip list it is that list plus the head, because
- * transformers converts everything not listed.
+ * bnb_4bit_quant_type="nf4", ...).to_dict(). `skipped` are the full module paths of the linears kept
+ * in float besides the head. With none, `llm_int8_skip_modules` stays null (transformers then keeps
+ * the output head in float by itself); otherwise it is those full paths plus the head, because
+ * transformers converts everything not listed, and transformers 4.x matches an entry only as a leaf
+ * name, a full path or a path prefix ending at a "." (a partial path such as "blocks.1.attention.key"
+ * matches nothing there), while a full path matches in every version.
  */
 export function bnbQuantizationConfig(opts: {
-  doubleQuant: boolean; computeDtype: ComputeDtype; skipModules: readonly string[]; head: string;
+  doubleQuant: boolean; computeDtype: ComputeDtype; skipped: readonly string[]; head: string;
 }): Record<string, PyJson> {
-  const skip = opts.skipModules.length === 0 ? null : [...new Set([...opts.skipModules, opts.head])];
+  const others = opts.skipped.filter((p) => p !== opts.head);
+  const skip = others.length === 0 ? null : [...new Set([...others, opts.head])];
   return {
     quant_method: 'bitsandbytes',
     _load_in_8bit: false,
@@ -51,7 +55,10 @@ export function bnbQuantizationConfig(opts: {
 
 export interface QuantizeCheckpointOptions {
   readonly quantization: QuantizationOptions;
-  /** recorded in each quant state and in config.json (ditty itself computes in float32) */
+  /**
+   * recorded as config.json's bnb_4bit_compute_dtype (ditty itself computes in float32); each quant
+   * state records the dtype its weight was stored in instead, as bitsandbytes does
+   */
   readonly computeDtype: ComputeDtype;
   /** largest tensor data of one shard; more than that gives model-0000k-of-0000n files and an index */
   readonly maxShardBytes: number;
@@ -76,7 +83,7 @@ export interface QuantizeSummary {
 /** One tensor copied, or one linear quantized; `bytes` is its (estimated) output size. */
 type Unit = { readonly bytes: number; readonly sourceBytes: number } & (
   | { readonly kind: 'copy'; readonly name: string }
-  | { readonly kind: 'nf4'; readonly path: string; readonly shape: [number, number] });
+  | { readonly kind: 'nf4'; readonly path: string; readonly shape: [number, number]; readonly dtype: string });
 
 /** Output bytes of one 4-bit linear, with room for the quant-state JSON (for assigning shards only). */
 function estimatedNf4Bytes(n: number, q: QuantizationOptions): number {
@@ -98,7 +105,7 @@ function planUnits(source: TensorSource, linearPaths: readonly string[], q: Quan
     if (modulePath === undefined || !targets.has(modulePath)) return { kind: 'copy', name, bytes: sourceBytes, sourceBytes };
     if (!FLOAT_DTYPES.has(info.dtype)) throw new InputError(`${source.location}: tensor "${name}" is ${info.dtype}; expected a float weight to quantize`);
     const shape = info.shape as [number, number];
-    return { kind: 'nf4', path: modulePath, shape, bytes: estimatedNf4Bytes(numel(shape), q), sourceBytes };
+    return { kind: 'nf4', path: modulePath, shape, dtype: info.dtype, bytes: estimatedNf4Bytes(numel(shape), q), sourceBytes };
   });
 }
 
@@ -146,7 +153,7 @@ export async function writeQuantizedWeights(
         continue;
       }
       const state = quantizeNf4(source.readFloat32(`${u.path}.weight`), { shape: u.shape, blocksize: q.blocksize, doubleQuant: q.doubleQuant });
-      tensors.push(...toBnbTensors(u.path, state, options.computeDtype));
+      tensors.push(...toBnbTensors(u.path, state, quantStateDtypeOf(u.dtype)));
       quantizedParameters += state.n;
       quantizedBytes += nf4Bytes(state);
       options.onProgress?.(++linearsDone, linearsTotal);
@@ -171,12 +178,37 @@ export async function writeQuantizedWeights(
   };
 }
 
-/** config.json of the 4-bit checkpoint: the original keys plus quantization_config, as transformers writes it. */
-export function quantizedConfigJson(raw: Readonly<Record<string, unknown>>, architecture: string, options: QuantizeCheckpointOptions): string {
+/**
+ * Whether config.json of an RWKV model asks transformers to rescale (rescale_every > 0, or absent:
+ * transformers' default is 6). transformers' RwkvModel then rebuilds `attention.output` and
+ * `feed_forward.value` of a bitsandbytes 4-bit model on every eval()/train() switch with default
+ * (FP4) Params4bit and rescales their packed data (`_bnb_4bit_dequantize_and_rescale`), which
+ * corrupts NF4 layers; so a 4-bit RWKV checkpoint gets rescale_every 0.
+ */
+export function rwkvRescaleConflicts(raw: Readonly<Record<string, unknown>>, architecture: string): boolean {
+  return architecture === 'rwkv' && raw['rescale_every'] !== 0;
+}
+
+/** The one-line notice of quantizedConfigJson setting rescale_every to 0. */
+export const RWKV_RESCALE_NOTICE = 'rescale_every is set to 0 in config.json: transformers rescales the 4-bit attention.output and '
+  + 'feed_forward.value weights of an RWKV model as FP4 on every eval()/train() switch, corrupting NF4 layers; '
+  + 'load the model in bfloat16 to avoid the float16 overflow that rescaling guards against (ditty never rescales, so its results are unchanged)';
+
+/**
+ * config.json of the 4-bit checkpoint: the original keys plus quantization_config, as transformers
+ * writes it, with rescale_every 0 for RWKV (see rwkvRescaleConflicts). `linearPaths` are every linear
+ * of the model, to name the skipped ones by full path.
+ */
+export function quantizedConfigJson(
+  raw: Readonly<Record<string, unknown>>, architecture: string, options: QuantizeCheckpointOptions, linearPaths: readonly string[],
+): string {
   const head = OUTPUT_HEAD[architecture] ?? 'head';
+  const quantizes = quantizedLinearSelector(linearPaths, options.quantization);
   const quantization_config = bnbQuantizationConfig({
     doubleQuant: options.quantization.doubleQuant, computeDtype: options.computeDtype,
-    skipModules: options.quantization.skipModules, head,
+    skipped: linearPaths.filter((p) => !quantizes(p)), head,
   });
-  return `${pythonJsonDumps({ ...(raw as Record<string, PyJson>), quantization_config })}\n`;
+  const config: Record<string, PyJson> = { ...(raw as Record<string, PyJson>) };
+  if (rwkvRescaleConflicts(raw, architecture)) config['rescale_every'] = 0;
+  return `${pythonJsonDumps({ ...config, quantization_config })}\n`;
 }

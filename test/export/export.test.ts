@@ -10,7 +10,7 @@ import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, readAdapter, saveAdapter } from '.
 import { defaultLoraConfig } from '../../src/lora/config.js';
 import { injectLora } from '../../src/lora/lora-linear.js';
 import { mergedWeight } from '../../src/lora/merge.js';
-import { toBnbTensors } from '../../src/quant/bnb-format.js';
+import { quantStateDtypeOf, toBnbTensors } from '../../src/quant/bnb-format.js';
 import { dequantizeNf4, quantizeNf4, type Nf4State } from '../../src/quant/nf4.js';
 import type { Architecture } from '../../src/models/types.js';
 import { openModel } from '../../src/runtime/open-model.js';
@@ -86,7 +86,7 @@ async function writeBnbCopy(fixture: string, dir: string, linears: readonly stri
       }
       const state = quantizeNf4(source.readFloat32(name), { shape: source.info(name).shape });
       states.set(modulePath, state);
-      tensors.push(...toBnbTensors(modulePath, state));
+      tensors.push(...toBnbTensors(modulePath, state, quantStateDtypeOf(source.info(name).dtype)));
     }
   } finally {
     source.close();
@@ -167,6 +167,27 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     expect(Math.abs((await evalLoss(out)) - run.adapterLoss)).toBeLessThan(0.05);
   });
 
+  it('--dtype bf16 on RWKV keeps time_decay and time_first in F32, as transformers (_keep_in_fp32_modules) does', async () => {
+    const run = runs.get('rwkv')!;
+    const out = path.join(tmp, 'merged-rwkv-bf16');
+    const r = await runCliAsync(['export', run.checkpoint, '--merged', out, '--dtype', 'bf16']);
+    expect(r.status, r.stderr).toBe(0);
+    const [base, source] = await Promise.all([openCheckpoint(run.fixture), openCheckpoint(out)]);
+    try {
+      const kept = source.names().filter((n) => /\.attention\.time_(decay|first)$/.test(n));
+      expect(kept).toHaveLength(2 * 3);
+      for (const name of source.names()) {
+        expect(source.info(name).dtype, name).toBe(kept.includes(name) ? 'F32' : 'BF16');
+      }
+      for (const name of kept) expect(Buffer.from(source.readBytes(name)).equals(Buffer.from(base.readBytes(name))), name).toBe(true);
+    } finally {
+      base.close();
+      source.close();
+    }
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'))).toMatchObject({ torch_dtype: 'bfloat16' });
+    expect(Math.abs((await evalLoss(out)) - run.adapterLoss)).toBeLessThan(0.05);
+  });
+
   it('a 4-bit bitsandbytes base is merged onto its dequantized weights, with a notice', async () => {
     const run = runs.get('rwkv')!;
     const bnb = path.join(tmp, 'bnb-base');
@@ -203,7 +224,8 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     expect(fs.readdirSync(out).sort()).toEqual([ADAPTER_CONFIG, ADAPTER_SAFETENSORS]);
     for (const f of [ADAPTER_CONFIG, ADAPTER_SAFETENSORS]) expect(sameFile(out, run.checkpoint, f), f).toBe(true);
     const [a, b] = await Promise.all([readAdapter(out), readAdapter(run.checkpoint)]);
-    expect([...a.modules.keys()]).toEqual(run.targets);
+    // the file lays tensors out by name (as safetensors' own writer does), so the modules come in name order
+    expect([...a.modules.keys()]).toEqual([...run.targets].sort());
     expect(a.config).toEqual(b.config);
     expect(a.baseModelNameOrPath).toBe(path.resolve(run.fixture));
   });

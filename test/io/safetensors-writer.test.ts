@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fromFloat32, type DType } from '../../src/io/dtypes.js';
 import { WeightFileError } from '../../src/io/errors.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors-writer.js';
+import { layoutOrder, writeSafetensors, writeShardedSafetensors, type TensorToWrite } from '../../src/io/safetensors-writer.js';
+import { DTYPE_SIZES } from '../../src/io/dtypes.js';
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-stw-')); });
@@ -32,7 +33,7 @@ const samples: TensorToWrite[] = [
 ];
 
 describe('writeSafetensors', () => {
-  it('round-trips F32, F16, BF16, U8, I32, I64 with metadata, in order, to a spec-conformant file', async () => {
+  it('round-trips F32, F16, BF16, U8, I32, I64 with metadata, laid out by element size then name, to a spec-conformant file', async () => {
     const file = path.join(dir, 'm.safetensors');
     await writeSafetensors(file, samples, { format: 'pt', note: 'héllo' });
     const { len, json } = headerOf(file);
@@ -40,16 +41,18 @@ describe('writeSafetensors', () => {
     const dataBytes = samples.reduce((s, t) => s + (t.data as Uint8Array).byteLength, 0);
     expect(fs.statSync(file).size).toBe(8 + len + dataBytes);
     expect(json.__metadata__).toEqual({ format: 'pt', note: 'héllo' });
-    // Data is contiguous in header order.
+    // Data is contiguous in header order, which is the reference writer's: element size descending, then name.
+    const order = ['i64', 'f32', 'i32', 'bf16', 'f16', 'u8'];
+    expect(Object.keys(json).filter((k) => k !== '__metadata__')).toEqual(order);
     let at = 0;
-    for (const t of samples) {
-      const e = json[t.name] as { data_offsets: [number, number] };
+    for (const name of order) {
+      const e = json[name] as { data_offsets: [number, number] };
       expect(e.data_offsets[0]).toBe(at);
       at = e.data_offsets[1];
     }
     const st = SafetensorsFile.open(file);
     try {
-      expect(st.names()).toEqual(samples.map((t) => t.name));
+      expect(st.names()).toEqual(order);
       expect(st.metadata).toEqual({ format: 'pt', note: 'héllo' });
       for (const t of samples) {
         expect(st.info(t.name)).toEqual({ name: t.name, dtype: t.dtype, shape: t.shape });
@@ -60,6 +63,45 @@ describe('writeSafetensors', () => {
       expect([...st.readFloat32('i64')]).toEqual([-(2 ** 40), 2 ** 52]);
     } finally {
       st.close();
+    }
+  });
+
+  it('starts every tensor at a multiple of its element size, whatever order and odd lengths it is given in', async () => {
+    const odd = (name: string, n: number): TensorToWrite => ({ name, dtype: 'U8', shape: [n], data: new Uint8Array(n).fill(n) });
+    const f = (name: string, dtype: 'F32' | 'F16' | 'BF16', n: number): TensorToWrite =>
+      ({ name, dtype, shape: [n], data: fromFloat32(Float32Array.from({ length: n }, (_, i) => i - 1.5), dtype) });
+    const mixed: TensorToWrite[] = [
+      odd('a.quant_state', 113), f('a.quant_map', 'F32', 16), odd('a.weight', 7), f('b.bias', 'F16', 3),
+      { name: 'c.i64', dtype: 'I64', shape: [1], data: bytesOf(BigInt64Array.of(-5n)) }, f('b.norm', 'BF16', 5), f('a.nested', 'F32', 1),
+    ];
+    const file = path.join(dir, 'mixed.safetensors');
+    await writeSafetensors(file, mixed);
+    const { len, json } = headerOf(file);
+    expect(len % 8).toBe(0);
+    for (const t of mixed) {
+      const e = json[t.name] as { dtype: string; data_offsets: [number, number] };
+      expect((8 + len + e.data_offsets[0]) % DTYPE_SIZES[t.dtype], t.name).toBe(0);
+    }
+    expect(Object.keys(json)).toEqual(['c.i64', 'a.nested', 'a.quant_map', 'b.bias', 'b.norm', 'a.quant_state', 'a.weight']);
+    const st = SafetensorsFile.open(file);
+    for (const t of mixed) expect(st.readBytes(t.name), t.name).toEqual(t.data);
+    st.close();
+    // Rust orders strings by UTF-8 bytes: "é" (c3 a9) sorts after "z", "\u{10000}" (f0 ...) after "\uffff" (ef ...).
+    const names = ['z', 'é', '\u{10000}', '\uffff', 'Z'].map((name) => ({ name, dtype: 'U8' as const }));
+    expect(layoutOrder(names).map((t) => t.name)).toEqual(['Z', 'z', 'é', '\uffff', '\u{10000}']);
+  });
+
+  it('aligns every tensor of every shard of a sharded write too', async () => {
+    const mixed: TensorToWrite[] = Array.from({ length: 6 }, (_, i) => i % 2 === 0
+      ? { name: `l.${i}.w`, dtype: 'U8', shape: [3 + i], data: new Uint8Array(3 + i).fill(i) }
+      : { name: `l.${i}.s`, dtype: 'F32', shape: [2], data: bytesOf(Float32Array.of(i, -i)) });
+    const res = await writeShardedSafetensors(dir, mixed, { maxShardBytes: 16 });
+    expect(res.files.length).toBeGreaterThan(1);
+    for (const f of res.files) {
+      const { len, json } = headerOf(path.join(dir, f));
+      for (const [name, e] of Object.entries(json) as [string, { dtype: keyof typeof DTYPE_SIZES; data_offsets: [number, number] }][]) {
+        expect((8 + len + e.data_offsets[0]) % DTYPE_SIZES[e.dtype], `${f} ${name}`).toBe(0);
+      }
     }
   });
 

@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
+import { fromFloat32 } from '../../src/io/dtypes.js';
+import { writeSafetensors } from '../../src/io/safetensors-writer.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import type { TensorSource } from '../../src/io/tensor-source.js';
 import { quantStateJson } from '../../src/quant/bnb-format.js';
@@ -54,10 +56,12 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
   for (const fixture of FIXTURES) {
     describe(fixture.name, () => {
       let out = '';
+      let stderr = '';
       beforeAll(() => {
         out = path.join(tmp, fixture.name);
         const r = runCli(['quantize', fixture.path, '--out', out]);
         expect(r.status, r.stderr).toBe(0);
+        stderr = r.stderr;
         expect(r.stdout).toMatch(/quantized \d+ linear layers to NF4 \(blocksize 64, double quant, compute dtype bfloat16\)/);
         expect(r.stdout).toMatch(/bits per parameter/);
       });
@@ -87,13 +91,15 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
             expect(q.info(`${w}.nested_absmax`)).toMatchObject({ dtype: 'F32', shape: [Math.ceil(blocks / 256)] });
             expect(q.info(`${w}.nested_quant_map`)).toMatchObject({ dtype: 'F32', shape: [256] });
             expect(f32(q.readBytes(`${w}.quant_map`))).toEqual(NF4_CODE);
-            // bit-exact with quantizing the float weight, and the JSON exactly as bitsandbytes writes it
+            // bit-exact with quantizing the float weight, and the JSON exactly as bitsandbytes writes it:
+            // its "dtype" is that of the weight quantized (F32 here), not the compute dtype (bfloat16)
             const state = quantizeNf4(src.readFloat32(w), { shape, blocksize: 64, doubleQuant: true });
             expect(sameBytes(q.readBytes(w), state.packed)).toBe(true);
             expect(sameBytes(q.readBytes(`${w}.absmax`), state.doubleQuant!.absmaxQ)).toBe(true);
             const json = new TextDecoder().decode(q.readBytes(`${w}.quant_state.bitsandbytes__nf4`));
-            expect(json).toBe(quantStateJson(state, 'bfloat16'));
-            expect(json).toMatch(new RegExp(`^\\{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": \\[${shape[0]}, ${shape[1]}\\], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": [-0-9.e]+\\}$`));
+            expect(src.info(w).dtype).toBe('F32');
+            expect(json).toBe(quantStateJson(state, 'float32'));
+            expect(json).toMatch(new RegExp(`^\\{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": \\[${shape[0]}, ${shape[1]}\\], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": [-0-9.e]+\\}$`));
           }
           // head / embeddings / norms / biases / time_* kept byte for byte in their dtype
           for (const name of src.names().filter((n) => !linears.some((p) => n === `${p}.weight`))) {
@@ -109,12 +115,33 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
         }
       });
 
+      it('aligns every tensor to its element size (odd-length U8 quant states come after the F32 tensors)', () => {
+        const file = path.join(out, 'model.safetensors');
+        const header = headerBytes(file);
+        expect(header % 8).toBe(0);
+        const json = readHeader(file);
+        const sizes: Record<string, number> = { U8: 1, F16: 2, BF16: 2, F32: 4, I64: 8 };
+        let oddU8 = 0;
+        for (const [name, e] of Object.entries(json)) {
+          if (name === '__metadata__') continue;
+          expect((header + e.data_offsets[0]) % sizes[e.dtype]!, name).toBe(0);
+          if (e.dtype === 'U8' && (e.data_offsets[1] - e.data_offsets[0]) % 4 !== 0) oddU8++;
+        }
+        expect(oddU8).toBeGreaterThan(0);
+      });
+
       it('writes config.json with quantization_config as transformers does, and copies the tokenizer', () => {
         const text = fs.readFileSync(path.join(out, 'config.json'), 'utf8');
         const config = JSON.parse(text) as Record<string, unknown>;
         const original = JSON.parse(fs.readFileSync(path.join(fixture.path, 'config.json'), 'utf8')) as Record<string, unknown>;
+        // RWKV: transformers would rescale (and corrupt) the 4-bit output/value layers unless rescale_every is 0
+        const rwkv = fixture.name === 'tiny-rwkv';
+        expect(original['rescale_every'] ?? 0).toBe(rwkv ? 6 : 0);
+        if (rwkv) expect(stderr).toMatch(/^ditty: notice: rescale_every is set to 0 in config\.json: .*corrupting NF4 layers; .*bfloat16.*float16 overflow.*\n$/);
+        else expect(stderr).not.toMatch(/rescale_every/);
         expect(config).toEqual({
           ...original,
+          ...(rwkv ? { rescale_every: 0 } : {}),
           quantization_config: {
             _load_in_4bit: true, _load_in_8bit: false, bnb_4bit_compute_dtype: 'bfloat16', bnb_4bit_quant_storage: 'uint8',
             bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: true, llm_int8_enable_fp32_cpu_offload: false,
@@ -170,6 +197,64 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     });
   }
 
+  it('RWKV: ditty eval of the 4-bit folder does not depend on the rescale_every it writes', () => {
+    const out = path.join(tmp, 'tiny-rwkv');
+    expect((JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>)['rescale_every']).toBe(0);
+    const six = path.join(tmp, 'rescale-6');
+    fs.cpSync(out, six, { recursive: true });
+    const config = JSON.parse(fs.readFileSync(path.join(six, 'config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(six, 'config.json'), JSON.stringify({ ...config, rescale_every: 6 }));
+    for (const ref of referenceTexts(FIXTURES[0]!.path).slice(0, 2)) expect(evalLoss(out, ref.text)).toBe(evalLoss(six, ref.text));
+  });
+
+  it('--skip-modules entries are written as full module paths, which transformers 4.x matches (partial paths it does not)', () => {
+    const rwkv = FIXTURES[0]!;
+    const out = path.join(tmp, 'skip-partial');
+    const r = runCli(['quantize', rwkv.path, '--out', out, '--skip-modules', 'blocks.1.attention.key,output', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const floatLinears = (JSON.parse(r.stdout) as { float_linears: string[] }).float_linears;
+    const skip = (JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { quantization_config: { llm_int8_skip_modules: string[] } })
+      .quantization_config.llm_int8_skip_modules;
+    expect(skip).toEqual(['rwkv.blocks.0.attention.output', 'rwkv.blocks.1.attention.key', 'rwkv.blocks.1.attention.output', 'rwkv.blocks.2.attention.output', 'head']);
+    // transformers 4.x _replace_with_bnb_linear keeps a linear when its leaf name is listed, or an entry
+    // equals its path or is followed by "." inside it; the layers it keeps must be exactly those stored in float
+    const keptByTransformers = (p: string): boolean =>
+      skip.includes(p.slice(p.lastIndexOf('.') + 1)) || skip.some((k) => k === p || p.includes(`${k}.`));
+    return withSource(out, (q) => {
+      const linears = q.names().filter((n) => n.endsWith('.weight') && /(attention|feed_forward)\.\w+\.weight$|^head\.weight$/.test(n)).map((n) => n.slice(0, -7));
+      expect(linears).toHaveLength(22);
+      for (const p of linears) {
+        const stored4bit = q.has(`${p}.weight.quant_state.bitsandbytes__nf4`);
+        expect(keptByTransformers(p), p).toBe(!stored4bit);
+        expect(floatLinears.includes(p), p).toBe(!stored4bit);
+      }
+    });
+  });
+
+  it('each quant state records the dtype its weight was stored in (BF16, F16), not --compute-dtype', async () => {
+    const rwkv = FIXTURES[0]!;
+    const half = path.join(tmp, 'half-input');
+    fs.mkdirSync(half);
+    const dtypeOf = (name: string): 'BF16' | 'F16' => (name.includes('attention') ? 'BF16' : 'F16');
+    await withSource(rwkv.path, (src) => writeSafetensors(path.join(half, 'model.safetensors'), src.names().map((name) => ({
+      name, dtype: dtypeOf(name), shape: src.info(name).shape, data: fromFloat32(src.readFloat32(name), dtypeOf(name)),
+    }))));
+    for (const f of ['config.json', 'tokenizer.json']) fs.copyFileSync(path.join(rwkv.path, f), path.join(half, f));
+    const out = path.join(tmp, 'half-quantized');
+    const r = runCli(['quantize', half, '--out', out, '--compute-dtype', 'float32']);
+    expect(r.status, r.stderr).toBe(0);
+    const qc = (JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { quantization_config: Record<string, unknown> }).quantization_config;
+    expect(qc['bnb_4bit_compute_dtype']).toBe('float32');
+    return withSource(out, (q) => {
+      const states = q.names().filter((n) => n.endsWith('.quant_state.bitsandbytes__nf4'));
+      expect(states).toHaveLength(21);
+      for (const key of states) {
+        const want = dtypeOf(key) === 'BF16' ? 'bfloat16' : 'float16';
+        expect((JSON.parse(new TextDecoder().decode(q.readBytes(key))) as { dtype: string }).dtype, key).toBe(want);
+      }
+    });
+  });
+
   it('--no-double-quant, --blocksize, --skip-modules and --compute-dtype reach the file', () => {
     const rwkv = FIXTURES[0]!;
     const out = path.join(tmp, 'options');
@@ -186,12 +271,16 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
       expect(q.info('rwkv.blocks.1.attention.key.weight.absmax')).toMatchObject({ dtype: 'F32', shape: [8] });
       expect(q.has('rwkv.blocks.1.attention.key.weight.nested_absmax')).toBe(false);
       expect(new TextDecoder().decode(q.readBytes('rwkv.blocks.1.attention.key.weight.quant_state.bitsandbytes__nf4')))
-        .toBe('{"quant_type": "nf4", "blocksize": 128, "dtype": "float16", "shape": [32, 32]}');
+        .toBe('{"quant_type": "nf4", "blocksize": 128, "dtype": "float32", "shape": [32, 32]}');
     } finally {
       q.close();
     }
     const qc = (JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { quantization_config: Record<string, unknown> }).quantization_config;
-    expect(qc).toMatchObject({ bnb_4bit_use_double_quant: false, bnb_4bit_compute_dtype: 'float16', llm_int8_skip_modules: ['feed_forward.value', 'rwkv.blocks.0.attention.key', 'head'] });
+    expect(qc).toMatchObject({ bnb_4bit_use_double_quant: false, bnb_4bit_compute_dtype: 'float16' });
+    expect(new Set(qc['llm_int8_skip_modules'] as string[])).toEqual(new Set([
+      'rwkv.blocks.0.attention.key', 'rwkv.blocks.0.feed_forward.value', 'rwkv.blocks.1.feed_forward.value', 'rwkv.blocks.2.feed_forward.value', 'head',
+    ]));
+    expect((qc['llm_int8_skip_modules'] as string[]).at(-1)).toBe('head');
     const ref = referenceTexts(rwkv.path)[0]!;
     expect(Math.abs(evalLoss(out, ref.text) - ref.loss) / ref.loss).toBeLessThan(0.02);
   });
@@ -206,6 +295,18 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     expect(files).toContain('model.safetensors.index.json');
     expect(files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(1);
     const index = JSON.parse(fs.readFileSync(path.join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number }; weight_map: Record<string, string> };
+    // every part of a 4-bit layer in the same shard as its weight, and every tensor of every shard aligned
+    for (const [name, file] of Object.entries(index.weight_map)) {
+      const i = name.indexOf('.weight.');
+      if (i > 0) expect(index.weight_map[name.slice(0, i + 7)], name).toBe(file);
+    }
+    const sizes: Record<string, number> = { U8: 1, F32: 4 };
+    for (const file of new Set(Object.values(index.weight_map))) {
+      const header = headerBytes(path.join(out, file));
+      for (const [name, e] of Object.entries(readHeader(path.join(out, file)))) {
+        if (name !== '__metadata__') expect((header + e.data_offsets[0]) % sizes[e.dtype]!, `${file} ${name}`).toBe(0);
+      }
+    }
     const ref = referenceTexts(rwkv.path)[1]!;
     expect(evalLoss(out, ref.text)).toBe(evalLoss(single, ref.text));
     return withSource(out, (sharded) => withSource(single, (one) => {
@@ -255,6 +356,18 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     expect(text.stdout).toMatch(/storage of the 4-bit checkpoint \(bytes\):\n {2}packed 4-bit codes +19,968\n/);
   });
 });
+
+function readHeader(file: string): Record<string, { dtype: string; data_offsets: [number, number] }> {
+  const n = headerBytes(file);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(n - 8);
+    fs.readSync(fd, b, 0, n - 8, 8);
+    return JSON.parse(b.toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 function headerBytes(file: string): number {
   const fd = fs.openSync(file, 'r');

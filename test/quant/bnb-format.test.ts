@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromBnbTensors, quantStateJson, toBnbTensors, type BnbTensor, type StoredTensor } from '../../src/quant/bnb-format.js';
+import { fromBnbTensors, quantStateDtypeOf, quantStateJson, toBnbTensors, type BnbTensor, type StoredTensor } from '../../src/quant/bnb-format.js';
 import { dequantizeNf4, quantizeNf4, type Nf4State } from '../../src/quant/nf4.js';
 import { expectBitEqual, normalSamples } from './helpers.js';
 
@@ -54,7 +54,7 @@ describe('bitsandbytes tensors', () => {
   it.each([true, false])('round-trips through toBnbTensors / fromBnbTensors (doubleQuant %s)', (doubleQuant) => {
     const s = quantizeNf4(x, { shape: [300, 71], doubleQuant });
     const back = fromBnbTensors(P, lookup(toBnbTensors(P, s, 'float32')));
-    expect(back.computeDtype).toBe('float32');
+    expect(back.dtype).toBe('float32');
     expectSameState(s, back);
     if (doubleQuant) {
       expect(Object.is(back.doubleQuant!.offset, s.doubleQuant!.offset)).toBe(true);
@@ -65,9 +65,21 @@ describe('bitsandbytes tensors', () => {
     }
   });
 
+  it('records the dtype of the quantized weight (as QuantState.as_dict records A.dtype) and reads back any of them', () => {
+    expect(['F32', 'F16', 'BF16'].map(quantStateDtypeOf)).toEqual(['float32', 'float16', 'bfloat16']);
+    const s = quantizeNf4(x, { shape: [300, 71] });
+    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+      const tensors = toBnbTensors(P, s, dtype);
+      expect(new TextDecoder().decode(tensors.at(-1)!.data)).toContain(`"dtype": "${dtype}", "shape": [300, 71]`);
+      const back = fromBnbTensors(P, lookup(tensors));
+      expect(back.dtype).toBe(dtype);
+      expectSameState(s, back);
+    }
+  });
+
   it('names the missing or malformed key', () => {
     const s = quantizeNf4(x, { shape: [300, 71] });
-    const tensors = toBnbTensors(P, s);
+    const tensors = toBnbTensors(P, s, 'float32');
     const without = (name: string): BnbTensor[] => tensors.filter((t) => t.name !== name);
     const replace = (name: string, patch: Partial<BnbTensor>): BnbTensor[] =>
       tensors.map((t) => (t.name === name ? { ...t, ...patch } : t));
@@ -86,7 +98,7 @@ describe('bitsandbytes tensors', () => {
       .toThrow(/blocksize must be a power of two/);
     const torchDtype = '{"quant_type": "nf4", "blocksize": 64, "dtype": "torch.float16", "shape": [300, 71], '
       + `"nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": ${s.doubleQuant!.offset}}`;
-    expect(fromBnbTensors(P, lookup(json(torchDtype))).computeDtype).toBe('float16');
+    expect(fromBnbTensors(P, lookup(json(torchDtype))).dtype).toBe('float16');
     const wrongMap = new Uint8Array(64);
     expect(() => fromBnbTensors(P, lookup(replace(`${w}.quant_map`, { data: wrongMap })))).toThrow(/quant_map.*not the NF4 code table/);
   });
