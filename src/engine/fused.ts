@@ -96,8 +96,10 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
     const [qi, ki, vi] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
     const [out, lse] = tf.tidy(() => {
       const scores = tf.add(tf.mul(matMul(qi, ki, false, true), scale), mask);
-      const l = tf.logSumExp(scores, -1, true);
-      return [matMul(tf.exp(tf.sub(scores, l)), vi), l];
+      const p = tf.softmax(scores);
+      // log-sum-exp from the softmax itself: lse = max(s) - log(max(p)); max(p) >= 1/T never underflows
+      const l = tf.sub(tf.max(scores, -1, true), tf.log(tf.max(p, -1, true)));
+      return [matMul(p, vi), l];
     });
     // the mask is saved too: the caller's tidy may dispose it before backward runs
     (args[3] as tf.GradSaveFunc)([qi, ki, vi, out!, lse!, mask]);
