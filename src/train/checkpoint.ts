@@ -23,7 +23,10 @@ export interface LogEntry {
   loss: number;
   lr: number;
   grad_norm: number;
+  /** tokens the model processed (trailing padding after the last loss position is cut) */
   tokens: number;
+  /** micro-batches accumulated in this step (fewer than grad_accum at the end of an epoch) */
+  micro_batches: number;
   tokens_per_s: number;
   elapsed: number;
   epoch: number;

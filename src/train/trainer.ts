@@ -89,8 +89,34 @@ function checkResumable(where: string, saved: TrainerState, current: TrainerStat
   }
 }
 
-function microBatchOf(batch: Batch, blockSize: number): MicroBatch {
-  return { rows: batch.blocks.length, length: blockSize, input: batch.input, target: batch.target, weight: batch.weight };
+/**
+ * The batch as the model sees it, cut after the last position that counts in the loss in any row:
+ * a causal model's later positions cannot change the loss, so trailing padding (one padded example
+ * per block, or the last packed block) costs nothing.
+ */
+export function microBatchOf(batch: Batch, blockSize: number): MicroBatch {
+  const rows = batch.blocks.length;
+  let used = 1;
+  for (let r = 0; r < rows; r++) {
+    for (let t = blockSize - 1; t >= used; t--) {
+      if (batch.weight[r * blockSize + t]) {
+        used = t + 1;
+        break;
+      }
+    }
+  }
+  if (used === blockSize) return { rows, length: blockSize, input: batch.input, target: batch.target, weight: batch.weight };
+  const cut = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+    const out = make(rows * used);
+    for (let r = 0; r < rows; r++) out.set(a.subarray(r * blockSize, r * blockSize + used), r * used);
+    return out;
+  };
+  return {
+    rows, length: used,
+    input: cut(batch.input, (n) => new Int32Array(n)),
+    target: cut(batch.target, (n) => new Int32Array(n)),
+    weight: cut(batch.weight, (n) => new Uint8Array(n)),
+  };
 }
 
 /** Weighted mean next-token loss over blocks, without gradients or dropout. */
@@ -210,11 +236,14 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       const micro: Batch[] = Array.from({ length: count }, () => batcher.next());
       const normalizer = micro.reduce((n, b) => n + b.targets, 0);
       let loss = 0;
+      let processed = 0;
       let grads: Map<string, tf.Tensor> | undefined;
       for (let k = 0; k < micro.length; k++) {
         if (normalizer === 0) break;
         setLoraTraining(layers, true, step * t.grad_accum + k);
-        const r = microBatchGradients(model, groups, variables, microBatchOf(micro[k]!, blockSize), normalizer, t.gradient_checkpointing);
+        const mb = microBatchOf(micro[k]!, blockSize);
+        processed += mb.rows * mb.length;
+        const r = microBatchGradients(model, groups, variables, mb, normalizer, t.gradient_checkpointing);
         loss += r.loss;
         if (!grads) {
           grads = r.grads;
@@ -239,7 +268,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
         optimizer.step(grads, lr);
         for (const g of grads.values()) g.dispose();
       }
-      const tokens = micro.reduce((n, b) => n + b.blocks.length * blockSize, 0);
+      const tokens = processed;
       state.global_step++;
       state.tokens_seen += tokens;
       tokensThisProcess += tokens;
@@ -248,7 +277,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       state.rng = { seed: t.seed, next_micro_step: state.global_step * t.grad_accum };
       const elapsed = (performance.now() - started) / 1000;
       const entry: LogEntry = {
-        step: state.global_step, loss, lr, grad_norm: gradNorm, tokens,
+        step: state.global_step, loss, lr, grad_norm: gradNorm, tokens, micro_batches: micro.length,
         tokens_per_s: tokensThisProcess / ((performance.now() - processStart) / 1000), elapsed, epoch: state.epoch,
       };
       const isLast = state.global_step === total;

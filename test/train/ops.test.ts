@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm } from '../../src/train/adamw.js';
 import { headCrossEntropy, weightedCrossEntropy } from '../../src/engine/cross-entropy.js';
 import { learningRate } from '../../src/train/schedule.js';
+import { microBatchOf } from '../../src/train/trainer.js';
 import { useBackend } from '../helpers/backend.js';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
@@ -102,5 +103,22 @@ describe('chunked head cross-entropy', () => {
     const got = tf.valueAndGrad((h: tf.Tensor) => headCrossEntropy(h as tf.Tensor2D, head, targets, weights, 13, 8))(hidden);
     expect(Math.abs(got.value.dataSync()[0]! - ref.value.dataSync()[0]!)).toBeLessThan(1e-5);
     expect(maxAbs(got.grad, ref.grad)).toBeLessThan(1e-5);
+  });
+});
+
+describe('micro-batch trimming', () => {
+  it('cuts every row after the last position that counts in any row', () => {
+    const T = 6;
+    const block = (input: number[], weight: number[]) => ({ input: Int32Array.from(input), target: Int32Array.from(input.map((x) => x + 100)), weight: Uint8Array.from(weight), targets: weight.reduce((a, b) => a + b, 0), padding: 0 });
+    const a = block([1, 2, 3, 4, 0, 0], [0, 1, 1, 0, 0, 0]);
+    const b = block([5, 6, 7, 8, 9, 0], [0, 0, 0, 1, 0, 0]);
+    const batch = { epoch: 0, index: 0, blocks: [a, b], input: Int32Array.from([...a.input, ...b.input]), target: Int32Array.from([...a.target, ...b.target]), weight: Uint8Array.from([...a.weight, ...b.weight]), targets: 3 };
+    const mb = microBatchOf(batch, T);
+    expect(mb.length).toBe(4);
+    expect(Array.from(mb.input)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(Array.from(mb.target)).toEqual([101, 102, 103, 104, 105, 106, 107, 108]);
+    expect(Array.from(mb.weight)).toEqual([0, 1, 1, 0, 0, 0, 0, 1]);
+    const full = block([1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 1]);
+    expect(microBatchOf({ ...batch, blocks: [full], input: full.input, target: full.target, weight: full.weight }, T).length).toBe(T);
   });
 });

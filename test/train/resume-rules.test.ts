@@ -28,9 +28,9 @@ describe.skipIf(!fixture.present || !dolly.present)('resume rules', () => {
     const r = train(dir, `data.dataset=${data}`, 'data.packing=false', 'data.block_size=512', 'data.validation_fraction=0.2',
       'training.max_steps=null', 'training.epochs=1', 'training.batch_size=1', 'training.grad_accum=4', 'training.eval_every=null');
     expect(r.status, r.stderr).toBe(0);
-    const m = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; epoch: number; tokens: number });
+    const m = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; epoch: number; micro_batches: number });
     expect(m.map((e) => e.step)).toEqual([1, 2]);
-    expect(m.map((e) => e.tokens)).toEqual([4 * 512, 512]);
+    expect(m.map((e) => e.micro_batches)).toEqual([4, 1]);
     expect(m.at(-1)!.epoch).toBe(1);
   });
 
