@@ -3,6 +3,8 @@ import { Option, type Command } from 'commander';
 import type { BackendName } from '../engine/backend.js';
 import { InputError } from '../io/errors.js';
 import type { ModelConfig } from '../models/config.js';
+import { DEFAULT_QUANTIZATION } from '../quant/options.js';
+import type { OpenModelOptions } from '../runtime/open-model.js';
 import { backendOption } from './options.js';
 
 /** Options shared by commands that load a model. */
@@ -10,13 +12,26 @@ export interface ModelCommandOptions {
   revision?: string;
   backend: BackendName;
   tokenizer?: string;
+  quantize?: '4' | '16';
 }
 
 export function addModelOptions(cmd: Command): Command {
   return cmd
     .option('--revision <rev>', 'hub branch, tag or commit')
     .addOption(new Option('--backend <name>', 'tfjs backend: wasm, cpu or tensorflow').default('wasm').argParser(backendOption))
-    .option('--tokenizer <path>', "tokenizer.json (or a folder with one) to use instead of the model's");
+    .option('--tokenizer <path>', "tokenizer.json (or a folder with one) to use instead of the model's")
+    .addOption(new Option('--quantize <bits>', 'hold the linears as training does: 4 (NF4, double quant) or 16 (float); default: as stored')
+      .choices(['4', '16']));
+}
+
+/** openModel options from the shared command options. */
+export function openOptions(opts: ModelCommandOptions): OpenModelOptions {
+  return {
+    backend: opts.backend,
+    ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+    ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
+    ...(opts.quantize !== undefined ? { quantization: { ...DEFAULT_QUANTIZATION, bits: opts.quantize === '4' ? 4 : 16 } } : {}),
+  };
 }
 
 /** The text of `--text` or `--file`, exactly one of which must be given. */

@@ -4,7 +4,7 @@ import { scoreTokens } from '../eval/score.js';
 import { applyAdapter } from '../runtime/adapter.js';
 import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { openModel } from '../runtime/open-model.js';
-import { addModelOptions, contextWindow, textFrom, type ModelCommandOptions } from './common.js';
+import { addModelOptions, contextWindow, openOptions, textFrom, type ModelCommandOptions } from './common.js';
 import { intOption } from './options.js';
 
 interface EvalOptions extends ModelCommandOptions {
@@ -29,7 +29,7 @@ export function registerEval(program: Command): void {
   ).action(async (model: string, opts: EvalOptions) => {
     const text = textFrom(opts, 'text');
     const adapterDir = opts.adapter === undefined ? undefined : resolveAdapterPath(opts.adapter);
-    const opened = await openModel(model, { ...opts, progress: !opts.json });
+    const opened = await openModel(model, { ...openOptions(opts), progress: !opts.json });
     const adapter = adapterDir === undefined ? undefined : await applyAdapter(opened, adapterDir);
     const ids = opened.tokenizer.encode(text);
     if (ids.length < 2) throw new InputError(`the text has ${ids.length} token(s); at least 2 are needed to score it`);

@@ -4,7 +4,7 @@ import { generateTokens, TextStreamer } from '../generate/generate.js';
 import { applyAdapter } from '../runtime/adapter.js';
 import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { openModel } from '../runtime/open-model.js';
-import { addModelOptions, textFrom, type ModelCommandOptions } from './common.js';
+import { addModelOptions, openOptions, textFrom, type ModelCommandOptions } from './common.js';
 import { floatOption, intOption } from './options.js';
 
 interface GenerateCliOptions extends ModelCommandOptions {
@@ -33,7 +33,7 @@ export function registerGenerate(program: Command): void {
   ).action(async (model: string, opts: GenerateCliOptions) => {
     const prompt = textFrom({ ...(opts.prompt !== undefined ? { text: opts.prompt } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}) }, 'prompt');
     const adapterDir = opts.adapter === undefined ? undefined : resolveAdapterPath(opts.adapter);
-    const opened = await openModel(model, opts);
+    const opened = await openModel(model, openOptions(opts));
     if (adapterDir !== undefined) {
       const adapter = await applyAdapter(opened, adapterDir);
       process.stderr.write(`adapter ${adapter.folder}: ${adapter.layers.length} LoRA layers\n`);

@@ -27,6 +27,22 @@ describe.skipIf(!rwkv.present || !neox.present)('ditty eval / inspect / generate
     });
   }
 
+  it('eval --quantize 4 scores the NF4 model (within 2% of float), --quantize 16 the float one', () => {
+    const ref = referenceTexts(rwkv.path)[2]!;
+    const loss = (extra: string[]) => {
+      const r = runCli(['eval', rwkv.path, '--text', ref.text, '--json', ...extra]);
+      expect(r.status, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { loss: number }).loss;
+    };
+    const nf4 = loss(['--quantize', '4']);
+    expect(nf4).not.toBe(loss([]));
+    expect(Math.abs(nf4 - ref.loss) / ref.loss).toBeLessThan(0.02);
+    expect(Math.abs(loss(['--quantize', '16']) - ref.loss) / ref.loss).toBeLessThan(1e-4);
+    const bad = runCli(['eval', rwkv.path, '--text', 'a b', '--quantize', '8']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--quantize/);
+  });
+
   it('eval on the cpu backend agrees with wasm', () => {
     const ref = referenceTexts(rwkv.path)[1]!;
     const r = runCli(['eval', rwkv.path, '--text', ref.text, '--json', '--backend', 'cpu']);
