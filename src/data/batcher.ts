@@ -81,7 +81,8 @@ export class Batcher {
   }
 }
 
-function assemble(blocks: Block[], epoch: number, index: number): Batch {
+/** Blocks laid out as one batch (row-major), as the Batcher yields them; `epoch`/`index` label it. */
+export function assemble(blocks: readonly Block[], epoch = 0, index = 0): Batch {
   const size = blocks[0]!.input.length;
   const input = new Int32Array(blocks.length * size);
   const target = new Int32Array(blocks.length * size);

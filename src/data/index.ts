@@ -1,4 +1,4 @@
-export { Batcher, type Batch, type BatcherOptions, type BatcherState } from './batcher.js';
+export { assemble, Batcher, type Batch, type BatcherOptions, type BatcherState } from './batcher.js';
 export { blockWindow, packBlocks, padBlocks, type Block } from './blocks.js';
 export { tokenizeExample, type Encoder, type Example, type TrainOn } from './examples.js';
 export { prepareDataset, type DataOptions, type PreparedDataset } from './prepare.js';

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainConfig } from '../config/index.js';
-import { Batcher, type Batch, type Block } from '../data/index.js';
+import { assemble, Batcher, type Batch, type Block } from '../data/index.js';
 import { InputError } from '../io/errors.js';
 import { adapterKey, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
@@ -126,22 +126,15 @@ export function evaluateLoss(model: BlockwiseCausalLM, blocks: readonly Block[],
   let count = 0;
   const blockSize = blocks[0]!.input.length;
   for (let i = 0; i < blocks.length; i += batchSize) {
-    const group = blocks.slice(i, i + batchSize);
-    const input = new Int32Array(group.length * blockSize);
-    const target = new Int32Array(group.length * blockSize);
-    const weight = new Float32Array(group.length * blockSize);
-    group.forEach((b, k) => {
-      input.set(b.input, k * blockSize);
-      target.set(b.target, k * blockSize);
-      weight.set(b.weight, k * blockSize);
-    });
+    const batch = assemble(blocks.slice(i, i + batchSize));
+    const rows = batch.blocks.length;
     const s = tf.tidy(() => {
-      const hidden = model.hidden(tf.tensor2d(input, [group.length, blockSize], 'int32'));
-      return sequenceLoss(model, tf.reshape(hidden, [group.length * blockSize, model.hiddenSize]) as tf.Tensor2D, target, weight, 1);
+      const hidden = model.hidden(tf.tensor2d(batch.input, [rows, blockSize], 'int32'));
+      return sequenceLoss(model, tf.reshape(hidden, [rows * blockSize, model.hiddenSize]) as tf.Tensor2D, batch.target, Float32Array.from(batch.weight), 1);
     });
     sum += s.dataSync()[0]!;
     s.dispose();
-    count += group.reduce((n, b) => n + b.targets, 0);
+    count += batch.targets;
   }
   return count > 0 ? sum / count : undefined;
 }
