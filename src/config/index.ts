@@ -2,6 +2,6 @@
 export { ConfigError, loadTrainConfig, parseTrainConfig, resolvedConfigYaml, type ParseOptions } from './load.js';
 export { configReferenceMarkdown, describeConfigSchema, type ConfigKeyInfo, type ConfigSectionInfo } from './reference.js';
 export {
-  BACKENDS, COMPUTE_DTYPES, DATA_FORMATS, DEFAULT_TARGET_MODULES, LR_SCHEDULERS, ON_BAD_ROW, TRAIN_ON,
+  BACKENDS, COMPUTE_DTYPES, DATA_FORMATS, LR_SCHEDULERS, ON_BAD_ROW, TRAIN_ON,
   TrainConfigSchema, resolveTargetModules, type TrainConfig,
 } from './schema.js';

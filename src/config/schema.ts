@@ -4,6 +4,7 @@
  * words) as metadata, which the error messages and the README reference are generated from.
  */
 import * as z from 'zod';
+import { DEFAULT_TARGET_MODULES } from '../lora/config.js';
 
 export const BACKENDS = ['wasm', 'cpu', 'tensorflow', 'cuda'] as const;
 export const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
@@ -146,16 +147,13 @@ type Parsed = z.output<typeof TrainConfigSchema>;
 
 /**
  * A fully resolved training config: defaults applied, local paths absolute, output.dir filled in.
- * `lora.target_modules` null means the architecture's default (see defaultTargetModules).
+ * `lora.target_modules` null means the architecture's default (DEFAULT_TARGET_MODULES in lora/config).
  */
 export type TrainConfig = Omit<Parsed, 'output'> & { output: Parsed['output'] & { dir: string } };
 
-export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = {
-  rwkv: ['key', 'value', 'receptance'],
-  gpt_neox: ['query_key_value'],
-};
 
 /** The LoRA target modules for a model type (`model_type` in config.json): the config's, or the default. */
 export function resolveTargetModules(config: TrainConfig, modelType: string): readonly string[] | undefined {
-  return config.lora.target_modules ?? DEFAULT_TARGET_MODULES[modelType];
+  const defaults: Readonly<Record<string, readonly string[] | undefined>> = DEFAULT_TARGET_MODULES;
+  return config.lora.target_modules ?? defaults[modelType];
 }
