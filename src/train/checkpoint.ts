@@ -11,11 +11,11 @@ import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.j
 import { ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import type { LoraLinear } from '../lora/lora-linear.js';
+import { TRAINER_STATE } from '../runtime/run-folder.js';
 import type { AdamWSlot } from './adamw.js';
 
-export const TRAINER_STATE = 'trainer_state.json';
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
-export const CONFIG_FILE = 'config.yaml';
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+const CONFIG_FILE = 'config.yaml';
 const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;
 
 export interface LogEntry {
@@ -102,10 +102,6 @@ export function listCheckpoints(runDir: string): { step: number; dir: string }[]
     .map((e) => ({ step: Number(e.m[1]), dir: path.join(runDir, e.name) }))
     .filter((e) => fs.existsSync(path.join(e.dir, TRAINER_STATE)))
     .sort((a, b) => a.step - b.step);
-}
-
-export function latestCheckpointDir(runDir: string): string | undefined {
-  return listCheckpoints(runDir).at(-1)?.dir;
 }
 
 /** Remove hidden temporary folders left by a run that was killed while saving. */

@@ -9,7 +9,7 @@ import { InputError } from '../io/errors.js';
 import type { LoraConfig } from '../lora/config.js';
 import { injectLora } from '../lora/lora-linear.js';
 import { openModel, type OpenedModel } from '../runtime/open-model.js';
-import { latestCheckpointDir } from './checkpoint.js';
+import { latestCheckpoint } from '../runtime/run-folder.js';
 import { lockRunFolder } from './run-lock.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
 import type { ModelConfig } from '../models/config.js';
@@ -100,7 +100,7 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, backe
     log(`training ${total} optimizer steps of ${config.training.batch_size} x ${config.training.grad_accum} blocks of `
       + `${config.data.block_size} tokens; checkpoints every ${config.output.checkpoint_every} steps in ${config.output.dir}`);
     const resumeFrom = opts.resume === false ? undefined
-      : opts.resume ?? (config.output.resume ? latestCheckpointDir(config.output.dir) : undefined);
+      : opts.resume ?? (config.output.resume ? latestCheckpoint(config.output.dir) : undefined);
     fs.mkdirSync(config.output.dir, { recursive: true });
     const summary = await runTraining({
       model, layers, loraConfig, config: effective,
