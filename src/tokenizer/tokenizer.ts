@@ -18,6 +18,7 @@ export class TextTokenizer {
   }
 
   decode(ids: readonly number[], skipSpecialTokens = false): string {
+    if (ids.length === 0) return ''; // the library refuses an empty id list
     return this.inner.decode([...ids], { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: false });
   }
 

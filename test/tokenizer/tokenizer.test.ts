@@ -18,6 +18,10 @@ describe.skipIf(!real.present)('GPT-NeoX-20B tokenizer', () => {
     const text = 'Résumé:  naïve café — 東京\n\n### Response:\n  x';
     expect(tok.decode(tok.encode(text))).toBe(text);
   });
+
+  it('decodes no ids as the empty text (generate when the first token sampled is EOS)', () => {
+    expect(tok.decode([])).toBe('');
+  });
 });
 
 describe('tokenizer errors', () => {
