@@ -43,7 +43,7 @@ export async function openCheckpoint(folder: string): Promise<TensorSource> {
 }
 
 async function openSharded(folder: string, indexFile: string): Promise<TensorSource> {
-  const index = parseWeightIndex(fs.readFileSync(indexFile, 'utf8'), indexFile);
+  const index = parseWeightIndex(() => fs.readFileSync(indexFile, 'utf8'), indexFile);
   if (index.weightMap.size === 0) throw new InputError(`${indexFile}: weight_map is empty`);
   const shards = new Map<string, TensorSource>();
   try {

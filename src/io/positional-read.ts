@@ -2,13 +2,19 @@
 import * as fs from 'node:fs';
 import { WeightFileError } from './errors.js';
 
-/** Opens `file` for reading; a failure is a WeightFileError "cannot open: ...". */
+/** Opens `file` for reading; a failure, or something other than a regular file, is a WeightFileError. */
 export function openForReading(file: string): number {
+  let fd: number;
   try {
-    return fs.openSync(file, 'r');
+    fd = fs.openSync(file, 'r');
   } catch (err) {
     throw new WeightFileError(file, `cannot open: ${(err as Error).message}`);
   }
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new WeightFileError(file, 'not a regular file (a folder?); expected a weight file');
+  }
+  return fd;
 }
 
 /** Fills `buf` from `position` of `fd` (in chunks of at most 1 GiB); the file ending first is a WeightFileError. */

@@ -17,8 +17,11 @@ export interface WeightIndex {
   readonly totalSize?: number;
 }
 
-/** Parse `model.safetensors.index.json` / `pytorch_model.bin.index.json` text. */
-export function parseWeightIndex(text: string, where: string): WeightIndex {
+/**
+ * Parse `model.safetensors.index.json` / `pytorch_model.bin.index.json` text (or what `text()`
+ * returns, so that a failure to read it is an InputError too).
+ */
+export function parseWeightIndex(text: string | (() => string), where: string): WeightIndex {
   const json = parseJson(text, where);
   const wm = (json as { weight_map?: unknown } | null)?.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {

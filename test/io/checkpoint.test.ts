@@ -177,6 +177,22 @@ describe('openCheckpoint: layout and errors', () => {
     await expect(openCheckpoint(out)).rejects.toThrow(/model\.safetensors\.index\.json: not valid JSON/);
   });
 
+  it('refuses a weight file, shard or index that is a folder with a one-line InputError', async () => {
+    for (const [name, layout] of [
+      ['dir-st', 'model.safetensors'], ['dir-bin', 'pytorch_model.bin'], ['dir-index', 'model.safetensors.index.json'],
+    ] as const) {
+      const out = folder(name);
+      fs.mkdirSync(path.join(out, layout));
+      const err = await openCheckpoint(out).catch((e: unknown) => e);
+      expect(err, layout).toBeInstanceOf(InputError);
+      expect((err as Error).message, layout).toContain(path.join(out, layout));
+    }
+    const out = folder('dir-shard');
+    fs.mkdirSync(path.join(out, 'model-00001-of-00001.safetensors'));
+    fs.writeFileSync(path.join(out, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: 'model-00001-of-00001.safetensors' } }));
+    await expect(openCheckpoint(out)).rejects.toThrow(/model-00001-of-00001\.safetensors: not a regular file/);
+  });
+
   it('openWeightFile picks the reader by extension', async () => {
     const st = path.join(dir, 'x.safetensors');
     const pt = path.join(dir, 'x.pt');
