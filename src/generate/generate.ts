@@ -44,27 +44,40 @@ function runStep(model: CausalLM, ids: readonly number[], state: ReturnType<Caus
 
 /**
  * Turns a growing id sequence into text deltas, holding back output while the tail is an
- * incomplete UTF-8 sequence (decoded as U+FFFD) so multi-byte characters are never split.
+ * incomplete UTF-8 sequence (decoded as U+FFFD) so multi-byte characters are never split. Each push
+ * decodes only the ids since the last emitted delta plus the chunk before it (kept as context for
+ * decoders that treat the start of a text specially), so streaming n tokens costs O(n), not O(n^2).
  */
 export class TextStreamer {
   private readonly ids: number[] = [];
-  private emitted = 0;
+  /** ids[prefix, read) decoded to the text last emitted; ids[read, ...) are not emitted yet */
+  private prefix = 0;
+  private read = 0;
 
   constructor(private readonly decode: (ids: readonly number[]) => string) {}
 
   push(id: number): string {
     this.ids.push(id);
-    const text = this.decode(this.ids);
-    if (text.endsWith('\uFFFD')) return '';
-    const delta = text.slice(this.emitted);
-    this.emitted = text.length;
+    const delta = this.pending();
+    if (delta.endsWith('\uFFFD')) return '';
+    this.advance();
     return delta;
   }
 
   flush(): string {
-    const text = this.decode(this.ids);
-    const delta = text.slice(this.emitted);
-    this.emitted = text.length;
+    const delta = this.pending();
+    this.advance();
     return delta;
+  }
+
+  /** The text the ids after `read` add to the decoded context. */
+  private pending(): string {
+    const before = this.decode(this.ids.slice(this.prefix, this.read));
+    return this.decode(this.ids.slice(this.prefix)).slice(before.length);
+  }
+
+  private advance(): void {
+    this.prefix = this.read;
+    this.read = this.ids.length;
   }
 }

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { TextStreamer } from '../../src/generate/generate.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { sharedPath } from '../helpers/shared.js';
 
@@ -17,6 +18,19 @@ describe.skipIf(!real.present)('GPT-NeoX-20B tokenizer', () => {
   it('round-trips text including unicode and whitespace runs', () => {
     const text = 'Résumé:  naïve café — 東京\n\n### Response:\n  x';
     expect(tok.decode(tok.encode(text))).toBe(text);
+  });
+
+  it('TextStreamer: deltas never split a character, add up to the text, and decode O(n) ids in all', () => {
+    const text = 'naïve café — 東京 🎉🎉\n'.repeat(20);
+    const ids = tok.encode(text);
+    let decoded = 0;
+    const streamer = new TextStreamer((part) => { decoded += part.length; return tok.decode(part); });
+    const deltas = ids.map((id) => streamer.push(id));
+    deltas.push(streamer.flush());
+    expect(deltas.join('')).toBe(text);
+    expect(deltas.some((d) => d.includes('\uFFFD'))).toBe(false);
+    expect(decoded).toBeLessThan(8 * ids.length);
+    expect(new TextStreamer((part) => tok.decode(part)).flush()).toBe('');
   });
 
   it('decodes no ids as the empty text (generate when the first token sampled is EOS)', () => {
