@@ -90,7 +90,10 @@ export class AdamW {
 
 /** Global L2 norm of the gradients, and the gradients scaled down to `maxNorm` (torch clip_grad_norm_). */
 export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const norm = Math.sqrt([...grads.values()].reduce((s, g) => s + tf.tidy(() => tf.sum(tf.square(g)).dataSync()[0]!), 0));
+  if (grads.size === 0) return 0;
+  // one read-back for all gradients; summed in float64 in the gradients' order, as before
+  const squares = tf.tidy(() => tf.stack([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync<'float32'>());
+  const norm = Math.sqrt(squares.reduce((s, x) => s + x, 0));
   if (maxNorm > 0) {
     const coef = maxNorm / (norm + 1e-6);
     if (coef < 1) {
