@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { toFloat32 } from './dtypes.js';
 import { InputError, WeightFileError } from './errors.js';
 import { SafetensorsFile } from './safetensors.js';
 import type { TensorInfo, TensorSource } from './tensor-source.js';
@@ -90,12 +89,7 @@ class ShardedSource implements TensorSource {
   }
 
   readFloat32(name: string): Float32Array {
-    const src = this.shard(name);
-    const { dtype } = src.info(name);
-    const bytes = src.readBytes(name);
-    // Both readers return a fresh, aligned buffer: reinterpret F32 rather than copy it.
-    if (dtype === 'F32' && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-    return toFloat32(bytes, dtype);
+    return this.shard(name).readFloat32(name);
   }
 
   close(): void {

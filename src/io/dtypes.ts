@@ -106,6 +106,15 @@ export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
   return out;
 }
 
+/**
+ * toFloat32 for bytes just read into a buffer of their own that nothing else keeps: F32 at an
+ * aligned offset is reinterpreted in place instead of copied.
+ */
+export function freshBytesToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
+  if (dtype === 'F32' && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return toFloat32(bytes, dtype);
+}
+
 /** The bytes of `values` (F32 little-endian on every platform Node runs on), as a view: no copy. */
 export function float32Bytes(values: Float32Array): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);

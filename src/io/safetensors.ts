@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { DTYPE_SIZES, isDType, numel, toFloat32, type DType } from './dtypes.js';
+import { DTYPE_SIZES, freshBytesToFloat32, isDType, numel, type DType } from './dtypes.js';
 import { WeightFileError } from './errors.js';
 import { openForReading, readFully } from './positional-read.js';
 import type { TensorInfo, TensorSource } from './tensor-source.js';
@@ -67,8 +67,7 @@ export class SafetensorsFile implements TensorSource {
   }
 
   readFloat32(name: string): Float32Array {
-    const e = this.entry(name);
-    return toFloat32(this.readBytes(name), e.dtype);
+    return freshBytesToFloat32(this.readBytes(name), this.entry(name).dtype);
   }
 
   close(): void {

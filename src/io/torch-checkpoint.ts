@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as yauzl from 'yauzl';
-import { DTYPE_SIZES, numel, toFloat32 } from './dtypes.js';
+import { DTYPE_SIZES, freshBytesToFloat32, numel } from './dtypes.js';
 import { WeightFileError } from './errors.js';
 import { describeValue, PyDict, TorchTensor, unpickle, type PyValue } from './pickle.js';
 import { openForReading, readFully } from './positional-read.js';
@@ -81,11 +81,7 @@ export class TorchCheckpointFile implements TensorSource {
   }
 
   readFloat32(name: string): Float32Array {
-    const { dtype } = this.tensor(name);
-    const bytes = this.readBytes(name);
-    // readBytes returns a fresh buffer: reinterpret F32 in place instead of copying it again.
-    if (dtype === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-    return toFloat32(bytes, dtype);
+    return freshBytesToFloat32(this.readBytes(name), this.tensor(name).dtype);
   }
 
   close(): void {
