@@ -14,6 +14,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
 }
 
+/** Writes all of `data` at `position` of `h` (in chunks of at most 1 GiB); returns the bytes written. */
+export async function writeAll(h: fsp.FileHandle, data: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < data.byteLength) {
+    const { bytesWritten } = await h.write(data, done, Math.min(data.byteLength - done, 1 << 30), position + done);
+    done += bytesWritten;
+  }
+  return done;
+}
+
 /**
  * Write a file by streaming chunks to a temporary name, fsync, then rename to `finalPath`.
  * On any failure the temporary file is removed and nothing appears under the final name.

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir, tempNameFor, writeFileAtomic } from './atomic.js';
+import { fsyncDir, tempNameFor, writeAll, writeFileAtomic } from './atomic.js';
 import { InputError } from './errors.js';
 
 /** Whether `inner` is `outer` or lies inside it (both resolved through symlinks where they exist). */
@@ -78,14 +78,7 @@ export async function writeFolderAtomic<T>(out: string, fill: (tmp: string) => P
 export async function copyFileDurable(src: string, dst: string): Promise<number> {
   let bytes = 0;
   await writeFileAtomic(dst, async (h) => {
-    for await (const chunk of fs.createReadStream(src)) {
-      const data = chunk as Buffer;
-      for (let done = 0; done < data.byteLength;) {
-        const { bytesWritten } = await h.write(data, done, data.byteLength - done, bytes + done);
-        done += bytesWritten;
-      }
-      bytes += data.byteLength;
-    }
+    for await (const chunk of fs.createReadStream(src)) bytes += await writeAll(h, chunk as Buffer, bytes);
   });
   return bytes;
 }

@@ -1,6 +1,5 @@
-import type { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { writeBytesAtomic, writeFileAtomic } from './atomic.js';
+import { writeAll, writeBytesAtomic, writeFileAtomic } from './atomic.js';
 import { DTYPE_SIZES, isDType, numel, type DType } from './dtypes.js';
 import { WeightFileError } from './errors.js';
 
@@ -165,13 +164,4 @@ async function writePlanned(file: string, given: readonly Planned[], metadata?: 
       pos += await writeAll(h, data, pos);
     }
   });
-}
-
-async function writeAll(h: fsp.FileHandle, data: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < data.byteLength) {
-    const { bytesWritten } = await h.write(data, done, Math.min(data.byteLength - done, 1 << 30), position + done);
-    done += bytesWritten;
-  }
-  return done;
 }
