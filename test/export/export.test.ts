@@ -65,6 +65,20 @@ function json<T>(r: CliResult): T {
 const evalLoss = async (model: string, ...extra: string[]): Promise<number> =>
   json<{ loss: number }>(await runCliAsync(['eval', model, '--text', TEXT, '--json', ...extra])).loss;
 
+/** `ditty export <run's checkpoint> --merged <tmp>/<name> --dtype bf16`; returns the output folder. */
+async function exportBf16(run: Run, name: string): Promise<string> {
+  const out = path.join(tmp, name);
+  const r = await runCliAsync(['export', run.checkpoint, '--merged', out, '--dtype', 'bf16']);
+  expect(r.status, r.stderr).toBe(0);
+  return out;
+}
+
+/** config.json of the bf16 merge says bfloat16, and the merged model scores TEXT like the adapter does. */
+async function expectBf16MergedModel(out: string, run: Run): Promise<void> {
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'))).toMatchObject({ torch_dtype: 'bfloat16' });
+  expect(Math.abs((await evalLoss(out)) - run.adapterLoss)).toBeLessThan(0.05);
+}
+
 /** Whether two files hold the same bytes. */
 const sameFile = (a: string, b: string, name: string): boolean => fs.readFileSync(path.join(a, name)).equals(fs.readFileSync(path.join(b, name)));
 
@@ -153,9 +167,7 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
 
   it('--dtype bf16 writes BF16 tensors and says so in config.json', async () => {
     const run = runs.get('gpt_neox')!;
-    const out = path.join(tmp, 'merged-bf16');
-    const r = await runCliAsync(['export', run.checkpoint, '--merged', out, '--dtype', 'bf16']);
-    expect(r.status, r.stderr).toBe(0);
+    const out = await exportBf16(run, 'merged-bf16');
     expect(fs.existsSync(path.join(out, 'model.safetensors'))).toBe(true);
     const source = await openCheckpoint(out);
     try {
@@ -163,15 +175,12 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     } finally {
       source.close();
     }
-    expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'))).toMatchObject({ torch_dtype: 'bfloat16' });
-    expect(Math.abs((await evalLoss(out)) - run.adapterLoss)).toBeLessThan(0.05);
+    await expectBf16MergedModel(out, run);
   });
 
   it('--dtype bf16 on RWKV keeps time_decay and time_first in F32, as transformers (_keep_in_fp32_modules) does', async () => {
     const run = runs.get('rwkv')!;
-    const out = path.join(tmp, 'merged-rwkv-bf16');
-    const r = await runCliAsync(['export', run.checkpoint, '--merged', out, '--dtype', 'bf16']);
-    expect(r.status, r.stderr).toBe(0);
+    const out = await exportBf16(run, 'merged-rwkv-bf16');
     const [base, source] = await Promise.all([openCheckpoint(run.fixture), openCheckpoint(out)]);
     try {
       const kept = source.names().filter((n) => /\.attention\.time_(decay|first)$/.test(n));
@@ -184,8 +193,7 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
       base.close();
       source.close();
     }
-    expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'))).toMatchObject({ torch_dtype: 'bfloat16' });
-    expect(Math.abs((await evalLoss(out)) - run.adapterLoss)).toBeLessThan(0.05);
+    await expectBf16MergedModel(out, run);
   });
 
   it('a 4-bit bitsandbytes base is merged onto its dequantized weights, with a notice', async () => {
