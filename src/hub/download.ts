@@ -23,7 +23,7 @@ import {
   writeRef,
 } from './cache.js';
 import { hubSettings, type HubSettings } from './env.js';
-import { fetchBlob, type BlobCheck } from './fetch-blob.js';
+import { fetchBlob, fileSize, type BlobCheck } from './fetch-blob.js';
 import { HubError, HubHttpError, HubNetworkError, hubFetch, isNetworkError } from './http.js';
 import { consoleProgress, silentProgress, type ProgressReporter } from './progress.js';
 import {
@@ -186,10 +186,6 @@ function etagOf(entry: ListFileEntry, where: string): { etag: string; check: Blo
 
 async function exists(p: string): Promise<boolean> {
   try { await fsp.stat(p); return true; } catch { return false; }
-}
-
-async function fileSize(p: string): Promise<number> {
-  try { return (await fsp.stat(p)).size; } catch { return 0; }
 }
 
 /** Resolve the snapshot from the cache alone; `reason` says why the hub is not asked. */

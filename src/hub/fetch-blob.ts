@@ -54,7 +54,8 @@ function newHasher(check: BlobCheck, size: number): Hash | undefined {
   return createHash('sha1').update(`blob ${size}\0`);
 }
 
-async function fileSize(p: string): Promise<number> {
+/** The size of `p`, or 0 when it does not exist. */
+export async function fileSize(p: string): Promise<number> {
   try {
     return (await fsp.stat(p)).size;
   } catch {
