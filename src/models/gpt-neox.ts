@@ -44,6 +44,12 @@ export class GptNeoXModel extends BlockwiseModel {
   private readonly headSize: number;
   /** rotary dimensions per head (the first `rotaryDims` of q and k) */
   private readonly rotaryDims: number;
+  /**
+   * The rotary tables and causal mask of the last (offset, T) seen: every layer of a forward pass
+   * (and every step of a fixed-length training run) asks for the same ones. Kept tensors, replaced
+   * when (offset, T) changes; ops that need them in backward save clones, so disposing is safe.
+   */
+  private positional: { offset: number; T: number; rotary?: { cos: tf.Tensor2D; sin: tf.Tensor2D }; mask?: tf.Tensor2D } | undefined;
 
   private constructor(readonly config: GptNeoXConfig) {
     super({
@@ -139,7 +145,7 @@ export class GptNeoXModel extends BlockwiseModel {
     // [B, T, 3H] viewed [B, T, heads, 3d]: per head q | k | v; then [B, heads, T, d]
     const qkv: tf.Tensor4D = tf.reshape(this.linear(`${a}.query_key_value`, h), [B, T, heads, 3 * d]);
     const part = (j: number): tf.Tensor4D => tf.transpose(tf.slice(qkv, [0, 0, 0, j * d], [B, T, heads, d]), [0, 2, 1, 3]);
-    const rotary = this.rotaryTables(offset, T);
+    const rotary = this.positionalTensors(offset, T).rotary;
     const q = this.rotate(part(0), rotary);
     let k = this.rotate(part(1), rotary);
     let v = part(2);
@@ -150,10 +156,10 @@ export class GptNeoXModel extends BlockwiseModel {
     let context: tf.Tensor; // [B, heads, T, d]
     if (past) {
       let scores = tf.mul(matMul(q, k, false, true), 1 / Math.sqrt(d));
-      if (T > 1) scores = tf.add(scores, causalMask(T, offset));
+      if (T > 1) scores = tf.add(scores, this.causalMask(offset, T));
       context = matMul(tf.softmax(scores), v);
     } else {
-      context = causalAttention(q, k as tf.Tensor4D, v as tf.Tensor4D, causalMask(T, 0));
+      context = causalAttention(q, k as tf.Tensor4D, v as tf.Tensor4D, this.causalMask(0, T));
     }
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, heads * d]);
     return { out: this.linear(`${a}.dense`, merged) as tf.Tensor3D, cache: { k, v } };
@@ -162,6 +168,38 @@ export class GptNeoXModel extends BlockwiseModel {
   private mlp(index: number, h: tf.Tensor3D): tf.Tensor3D {
     const m = `gpt_neox.layers.${index}.mlp`;
     return this.linear(`${m}.dense_4h_to_h`, activation(this.config.hidden_act, this.linear(`${m}.dense_h_to_4h`, h))) as tf.Tensor3D;
+  }
+
+  override dispose(): void {
+    this.dropPositional();
+    super.dispose();
+  }
+
+  /** The cached rotary tables (and mask, once made) for positions offset..offset+T-1. */
+  private positionalTensors(offset: number, T: number): NonNullable<GptNeoXModel['positional']> {
+    const p = this.positional;
+    if (p && p.offset === offset && p.T === T) return p;
+    this.dropPositional();
+    const rotary = this.rotaryTables(offset, T);
+    if (rotary) {
+      tf.keep(rotary.cos);
+      tf.keep(rotary.sin);
+    }
+    this.positional = { offset, T, rotary };
+    return this.positional;
+  }
+
+  /** The cached [T, offset + T] causal mask for positions offset..offset+T-1 (made on first use). */
+  private causalMask(offset: number, T: number): tf.Tensor2D {
+    const p = this.positionalTensors(offset, T);
+    p.mask ??= tf.keep(causalMask(T, offset));
+    return p.mask;
+  }
+
+  private dropPositional(): void {
+    const p = this.positional;
+    if (p) tf.dispose([p.rotary?.cos, p.rotary?.sin, p.mask].filter((t): t is tf.Tensor2D => t !== undefined));
+    this.positional = undefined;
   }
 
   /** cos and sin [T, R] of positions offset.. for the half-split rotary: angle(t, m) = t base^(-2m/R), repeated twice. */
