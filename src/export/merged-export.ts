@@ -13,7 +13,6 @@ import { OPTIONAL_MODEL_FILES, resolveModelFolder } from '../hub/index.js';
 import { checkAdapter, readAdapter, type CheckedModule } from '../lora/adapter-io.js';
 import { mergedWeight } from '../lora/merge.js';
 import { readModelConfig } from '../models/config.js';
-import { readAdapterMeta } from '../runtime/adapter.js';
 import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { describeBase, type BaseCheckpoint } from './base-checkpoint.js';
 import { checkOutputFolder, copyFileDurable, writeFolderAtomic } from '../io/output-folder.js';
@@ -86,15 +85,14 @@ export async function exportMerged(source: string, out: string, options: MergedE
   const notice = options.notice ?? ((): void => {});
   const adapterDir = resolveAdapterPath(source);
   checkOutputFolder(out, options.force ?? false, [adapterDir]);
-  const meta = readAdapterMeta(adapterDir);
-  const base = options.base ?? meta.baseModel;
+  const adapter = await readAdapter(adapterDir);
+  const base = options.base ?? adapter.baseModelNameOrPath ?? undefined;
   if (base === undefined) throw new InputError(`${adapterDir}: adapter_config.json names no base model (base_model_name_or_path); pass --base MODEL`);
-  const revision = options.revision ?? (options.base === undefined ? meta.revision : undefined);
+  const revision = options.revision ?? (options.base === undefined ? adapter.revision ?? undefined : undefined);
   const baseFolder = await resolveModelFolder(base, { ...(revision !== undefined ? { revision } : {}), progress: options.progress ?? true });
   checkOutputFolder(out, options.force ?? false, [baseFolder]);
   const config = readModelConfig(path.join(baseFolder, 'config.json'));
   const dtype = options.dtype ?? dtypeOfConfig(config.raw) ?? 'bf16';
-  const adapter = await readAdapter(adapterDir);
 
   const checkpoint = describeBase(await openCheckpoint(baseFolder), config.model_type);
   try {

@@ -138,7 +138,10 @@ export interface AdapterFiles {
   readonly config: LoraConfig;
   /** whether adapter_config.json named target_modules (false: null, so they come from the keys) */
   readonly targetsFromConfig: boolean;
+  /** base_model_name_or_path, null when absent or empty */
   readonly baseModelNameOrPath: string | null;
+  /** the hub revision of the base model, null when absent or empty */
+  readonly revision: string | null;
   /** the weight file read (safetensors or bin) */
   readonly weightsFile: string;
   /** module path -> weights, in file order */
@@ -148,7 +151,7 @@ export interface AdapterFiles {
 /** Reads and checks adapter_config.json, then every tensor of the weight file. Nothing about a model yet. */
 export async function readAdapter(dir: string): Promise<AdapterFiles> {
   const configFile = path.join(dir, ADAPTER_CONFIG);
-  const { config, targetsFromConfig, baseModelNameOrPath } = parseAdapterConfig(configFile, readText(configFile));
+  const { config, targetsFromConfig, baseModelNameOrPath, revision } = parseAdapterConfig(configFile, readText(configFile));
   const { file, source } = await openWeights(dir);
   try {
     const modules = new Map<string, { a?: AdapterTensor; b?: AdapterTensor }>();
@@ -162,7 +165,7 @@ export async function readAdapter(dir: string): Promise<AdapterFiles> {
     }
     if (modules.size === 0) throw new InputError(`${file}: holds no LoRA weights`);
     const resolved = targetsFromConfig ? config : { ...config, targetModules: [...modules.keys()] };
-    return { dir, config: resolved, targetsFromConfig, baseModelNameOrPath, weightsFile: file, modules };
+    return { dir, config: resolved, targetsFromConfig, baseModelNameOrPath, revision, weightsFile: file, modules };
   } finally {
     source.close();
   }
@@ -200,7 +203,9 @@ function parseKey(file: string, key: string): { modulePath: string; which: 'A' |
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Parses adapter_config.json into a LoraConfig, refusing PEFT features ditty does not implement. */
-export function parseAdapterConfig(file: string, text: string): { config: LoraConfig; targetsFromConfig: boolean; baseModelNameOrPath: string | null } {
+export function parseAdapterConfig(file: string, text: string): {
+  config: LoraConfig; targetsFromConfig: boolean; baseModelNameOrPath: string | null; revision: string | null;
+} {
   const raw = parseJson(text, file) as Json;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InputError(`${file}: expected a JSON object`);
   const obj = raw;
@@ -253,7 +258,10 @@ export function parseAdapterConfig(file: string, text: string): { config: LoraCo
     fail('"layers_to_transform" must be null, an integer or a list of integers');
   }
   const targets = strings('target_modules');
-  const base = get('base_model_name_or_path');
+  const nonEmpty = (key: string): string | null => {
+    const v = get(key);
+    return typeof v === 'string' && v !== '' ? v : null;
+  };
   const config: LoraConfig = {
     r: num('r'),
     alpha: num('lora_alpha', 8),
@@ -269,7 +277,10 @@ export function parseAdapterConfig(file: string, text: string): { config: LoraCo
   };
   if (targets !== undefined) validateLoraConfig(config, file);
   else validateLoraConfig({ ...config, targetModules: ['(from keys)'] }, file);
-  return { config, targetsFromConfig: targets !== undefined, baseModelNameOrPath: typeof base === 'string' ? base : null };
+  return {
+    config, targetsFromConfig: targets !== undefined,
+    baseModelNameOrPath: nonEmpty('base_model_name_or_path'), revision: nonEmpty('revision'),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,7 +366,11 @@ export interface LoadedAdapter {
  * training continues.
  */
 export async function loadAdapter(dir: string, linears: Map<string, LinearLayer>, seed = 0): Promise<LoadedAdapter> {
-  const adapter = await readAdapter(dir);
+  return injectAdapter(await readAdapter(dir), linears, seed);
+}
+
+/** loadAdapter for an adapter already read. */
+export function injectAdapter(adapter: AdapterFiles, linears: Map<string, LinearLayer>, seed = 0): LoadedAdapter {
   const checked = checkAdapter(adapter, linears);
   const initial = new Map(checked.map((m) => [m.path, { a: m.a, b: m.b }]));
   const config: LoraConfig = { ...adapter.config, targetModules: checked.map((m) => m.path), layersToTransform: undefined, layersPattern: undefined };

@@ -2,35 +2,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoFolderName, repoIdProblem } from '../hub/index.js';
-import { InputError } from '../io/errors.js';
-import { ADAPTER_CONFIG, loadAdapter } from '../lora/adapter-io.js';
+import { injectAdapter, readAdapter } from '../lora/adapter-io.js';
 import type { LoraLinear } from '../lora/lora-linear.js';
 import type { OpenedModel } from './open-model.js';
 import { resolveAdapterPath } from './run-folder.js';
-
-export interface AdapterMetaInfo {
-  /** base_model_name_or_path: a hub repo id or a local path, when the adapter names one */
-  readonly baseModel?: string;
-  /** the hub revision of the base model, when recorded */
-  readonly revision?: string;
-}
-
-/** base_model_name_or_path and revision from `dir`/adapter_config.json (the rest is checked when loading). */
-export function readAdapterMeta(dir: string): AdapterMetaInfo {
-  const file = path.join(dir, ADAPTER_CONFIG);
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InputError(`${file}: cannot read the adapter config: ${(err as Error).message}`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`${file}: expected a JSON object`);
-  const { base_model_name_or_path: base, revision } = json as Record<string, unknown>;
-  return {
-    ...(typeof base === 'string' && base !== '' ? { baseModel: base } : {}),
-    ...(typeof revision === 'string' && revision !== '' ? { revision } : {}),
-  };
-}
 
 function realpath(p: string): string | undefined {
   try {
@@ -67,10 +42,11 @@ export interface AppliedAdapter {
  */
 export async function applyAdapter(opened: Pick<OpenedModel, 'name' | 'folder' | 'model'>, adapterPath: string): Promise<AppliedAdapter> {
   const folder = resolveAdapterPath(adapterPath);
-  const { baseModel } = readAdapterMeta(folder);
+  const adapter = await readAdapter(folder);
+  const baseModel = adapter.baseModelNameOrPath ?? undefined;
   if (baseModel !== undefined && !isSameBaseModel(baseModel, opened)) {
     process.stderr.write(`ditty: warning: the adapter in ${folder} was trained on ${baseModel}, not on ${opened.name}\n`);
   }
-  const { layers } = await loadAdapter(folder, opened.model.linears);
+  const { layers } = injectAdapter(adapter, opened.model.linears);
   return { folder, ...(baseModel !== undefined ? { baseModel } : {}), layers };
 }

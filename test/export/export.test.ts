@@ -279,6 +279,14 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/neither a PEFT adapter folder \(no adapter_config\.json\) nor a run folder/);
     }
+    const baseless = path.join(tmp, 'baseless');
+    fs.cpSync(run.checkpoint, baseless, { recursive: true });
+    const config = JSON.parse(fs.readFileSync(path.join(baseless, ADAPTER_CONFIG), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(baseless, ADAPTER_CONFIG), JSON.stringify({ ...config, base_model_name_or_path: '' }));
+    const noBase = runCli(['export', baseless, '--merged', path.join(tmp, 'w')]);
+    expect(noBase.status).toBe(1);
+    expect(noBase.stderr).toMatch(/names no base model \(base_model_name_or_path\); pass --base MODEL\n$/);
+
     const both = runCli(['export', run.dir, '--merged', path.join(tmp, 'y'), '--adapter', path.join(tmp, 'z')]);
     expect(both.stderr).toMatch(/exactly one of --adapter OUT or --merged OUT/);
   });

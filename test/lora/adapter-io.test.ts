@@ -105,8 +105,9 @@ describe('saveAdapter / loadAdapter', () => {
   it('round-trips A and B bit for bit and reproduces the outputs', async () => {
     const { linears, layers } = trainedRwkv();
     const dir = path.join(tmp, 'roundtrip');
-    await saveAdapter(dir, layers, RWKV_CONFIG, { baseModelNameOrPath: 'RWKV/rwkv-4-169m-pile' });
+    await saveAdapter(dir, layers, RWKV_CONFIG, { baseModelNameOrPath: 'RWKV/rwkv-4-169m-pile', revision: 'v1' });
     expect(fs.readdirSync(dir).sort()).toEqual([ADAPTER_CONFIG, ADAPTER_SAFETENSORS]);
+    expect(await readAdapter(dir)).toMatchObject({ baseModelNameOrPath: 'RWKV/rwkv-4-169m-pile', revision: 'v1' });
     expect(fs.readdirSync(tmp).filter((n) => n.includes('.tmp-'))).toEqual([]);
 
     const st = SafetensorsFile.open(path.join(dir, ADAPTER_SAFETENSORS));
