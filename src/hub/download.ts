@@ -92,7 +92,7 @@ class NoWeightsError extends Error {}
 const WEIGHT_CHOICES = WEIGHT_LAYOUTS.flatMap((l) => [l.single, l.index]).join(', ');
 
 /** config.json, the tokenizer files there are, and the first weight layout there is (single file, else index + shards). */
-export const modelFilePlan: FilePlan = async (has, read, where) => {
+const modelFilePlan: FilePlan = async (has, read, where) => {
   const files: string[] = ['config.json'];
   for (const f of OPTIONAL_MODEL_FILES) if (await has(f)) files.push(f);
   for (const layout of WEIGHT_LAYOUTS) {

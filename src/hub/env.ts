@@ -22,7 +22,7 @@ export interface HubSettings {
   readonly metadataTimeoutS: number;
 }
 
-export const DEFAULT_ENDPOINT = 'https://huggingface.co';
+const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
 function expandHome(p: string): string {
   if (p === '~') return os.homedir();

@@ -46,7 +46,7 @@ export interface BlobRequest {
 }
 
 /** The bytes received do not match the size or hash the hub listed. */
-export class BlobMismatchError extends Error {}
+class BlobMismatchError extends Error {}
 
 function newHasher(check: BlobCheck, size: number): Hash | undefined {
   if (check.kind === 'none') return undefined;

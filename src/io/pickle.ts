@@ -63,7 +63,7 @@ export class TorchTensor {
 }
 
 /** Typed storage classes torch pickles as the second item of a storage persistent id. */
-export const STORAGE_DTYPES: Readonly<Record<string, DType>> = {
+const STORAGE_DTYPES: Readonly<Record<string, DType>> = {
   FloatStorage: 'F32',
   HalfStorage: 'F16',
   BFloat16Storage: 'BF16',

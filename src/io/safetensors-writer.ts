@@ -131,7 +131,7 @@ export function layoutOrder<T extends { readonly name: string; readonly dtype: D
 }
 
 /** The 8-byte length prefix plus the JSON header (tensors in the order given), padded with spaces to a multiple of 8. */
-export function encodeHeader(tensors: readonly { name: string; dtype: DType; shape: readonly number[]; byteLength: number }[], metadata?: Readonly<Record<string, string>>): Uint8Array {
+function encodeHeader(tensors: readonly { name: string; dtype: DType; shape: readonly number[]; byteLength: number }[], metadata?: Readonly<Record<string, string>>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = { ...metadata };
   let offset = 0;
