@@ -6,7 +6,7 @@ import { InputError } from '../io/errors.js';
 import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
 import { buildModuleTree, findLinears } from '../inspect/module-tree.js';
 import type { LinearLayer } from '../models/types.js';
-import { fromBnbTensors, QUANT_STATE_SUFFIX } from '../quant/bnb-format.js';
+import { fromBnbTensors, parseQuantState, QUANT_STATE_SUFFIX } from '../quant/bnb-format.js';
 import { dequantizeNf4 } from '../quant/nf4.js';
 
 /** A linear known by its shape only: enough to check an adapter against, never applied. */
@@ -36,16 +36,16 @@ const QUANT_STATE_KEY = `.weight.${QUANT_STATE_SUFFIX}`;
 
 /** The [out, in] shape recorded in a bitsandbytes quant state. */
 function quantizedShape(source: TensorSource, key: string): [number, number] {
-  let shape: unknown;
+  let shape: readonly number[];
   try {
-    ({ shape } = JSON.parse(new TextDecoder().decode(source.readBytes(key))) as { shape?: unknown });
+    ({ shape } = parseQuantState(key, source.readBytes(key)));
   } catch (err) {
-    throw new InputError(`${source.location}: tensor "${key}" is not UTF-8 JSON: ${(err as Error).message}`);
+    throw err instanceof InputError ? new InputError(`${source.location}: ${err.message}`) : err;
   }
-  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && (d as number) > 0)) {
+  if (shape.length !== 2 || !shape.every((d) => d > 0)) {
     throw new InputError(`${source.location}: tensor "${key}": "shape" must be [out, in], got ${JSON.stringify(shape)}`);
   }
-  return [shape[0] as number, shape[1] as number];
+  return [shape[0]!, shape[1]!];
 }
 
 /** Describes the checkpoint in `source` (of architecture `modelType`); the source stays open and owned by the caller. */
