@@ -64,6 +64,12 @@ let hub: FakeHub;
 let home: string;
 let saved: Record<string, string | undefined>;
 
+const COMMIT_ODD = 'e'.repeat(40);
+const CONFIG: FakeFile = { path: 'config.json', content: Buffer.from('{}') };
+const indexNaming = (shard: string): FakeFile => ({
+  path: 'model.safetensors.index.json', content: Buffer.from(JSON.stringify({ weight_map: { w: shard } })),
+});
+
 function makeHub(): FakeHub {
   return new FakeHub([
     { type: 'model', name: 'ditty-test/tiny-model', refs: { main: COMMIT, dev: COMMIT_DEV }, commits: { [COMMIT]: TINY, [COMMIT_DEV]: TINY_DEV } },
@@ -71,6 +77,9 @@ function makeHub(): FakeHub {
     { type: 'dataset', name: 'ditty-test/tiny-dolly', refs: { main: COMMIT_DATA }, commits: { [COMMIT_DATA]: DOLLY } },
     { type: 'model', name: 'ditty-test/private-model', refs: { main: COMMIT_PRIV }, commits: { [COMMIT_PRIV]: PRIV }, private: true },
     { type: 'model', name: 'ditty-test/gated-model', refs: { main: COMMIT_PRIV }, commits: { [COMMIT_PRIV]: PRIV }, gated: true },
+    { type: 'model', name: 'ditty-test/no-weights', refs: { main: COMMIT_ODD }, commits: { [COMMIT_ODD]: [CONFIG] } },
+    { type: 'model', name: 'ditty-test/bad-index', refs: { main: COMMIT_ODD }, commits: { [COMMIT_ODD]: [CONFIG, indexNaming('model-00001-of-00002.safetensors')] } },
+    { type: 'model', name: 'ditty-test/escaping-index', refs: { main: COMMIT_ODD }, commits: { [COMMIT_ODD]: [CONFIG, indexNaming('../../escape.safetensors')] } },
   ]);
 }
 
@@ -275,6 +284,12 @@ describe('authentication and errors', () => {
   it('a repo without weights or with an index naming a missing shard is refused clearly', async () => {
     await expect(downloadRepoFiles({ ...quiet, repo: { type: 'model', name: 'ditty-test/tiny-model' }, files: ['nope.bin'] }))
       .rejects.toThrow(/ditty-test\/tiny-model at revision "main" has no nope\.bin/);
+    await expect(resolveModelFolder('ditty-test/no-weights', quiet))
+      .rejects.toThrow(/ditty-test\/no-weights at revision "main" has no model weights \(one of model\.safetensors, /);
+    await expect(resolveModelFolder('ditty-test/bad-index', quiet))
+      .rejects.toThrow(/ditty-test\/bad-index at revision "main" has no model-00001-of-00002\.safetensors/);
+    await expect(resolveModelFolder('ditty-test/escaping-index', quiet)).rejects.toThrow(InputError);
+    await expect(resolveModelFolder('ditty-test/escaping-index', quiet)).rejects.toThrow(/must be a file name inside the model folder/);
   });
 });
 
