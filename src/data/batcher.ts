@@ -79,6 +79,20 @@ export class Batcher {
     this.position = index + 1 === this.batchesPerEpoch ? { epoch: epoch + 1, index: 0 } : { epoch, index: index + 1 };
     return batch;
   }
+
+  /**
+   * The next `max` batches, or the batches left in the current epoch when fewer: one optimizer step's
+   * micro-batches, so that a step never crosses an epoch boundary.
+   */
+  nextWithinEpoch(max: number): Batch[] {
+    const count = Math.min(max, this.batchesPerEpoch - this.position.index);
+    return Array.from({ length: count }, () => this.next());
+  }
+
+  /** Epochs done, fractional: the position of the next batch in epochs. */
+  epochsDone(): number {
+    return this.position.epoch + this.position.index / this.batchesPerEpoch;
+  }
 }
 
 /** Blocks laid out as one batch (row-major), as the Batcher yields them; `epoch`/`index` label it. */

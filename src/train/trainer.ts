@@ -223,10 +223,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   try {
     while (state.global_step < total) {
       const step = state.global_step;
-      // a step never crosses an epoch boundary: the last step of an epoch takes the batches left
-      const position = batcher.state();
-      const count = Math.min(t.grad_accum, batcher.batchesPerEpoch - position.index);
-      const micro: Batch[] = Array.from({ length: count }, () => batcher.next());
+      const micro = batcher.nextWithinEpoch(t.grad_accum);
       const normalizer = micro.reduce((n, b) => n + b.targets, 0);
       let loss = 0;
       let processed = 0;
@@ -265,8 +262,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       state.global_step++;
       state.tokens_seen += tokens;
       tokensThisProcess += tokens;
-      const next = batcher.state();
-      state.epoch = next.epoch + next.index / batcher.batchesPerEpoch;
+      state.epoch = batcher.epochsDone();
       state.rng = { seed: t.seed, next_micro_step: state.global_step * t.grad_accum };
       const elapsed = (performance.now() - started) / 1000;
       const entry: LogEntry = {

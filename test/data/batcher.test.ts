@@ -72,3 +72,14 @@ describe('Batcher', () => {
     expect(() => new Batcher(blocks(3), { batchSize: 4, seed: 2, dropLast: true })).toThrow(/make no batch/);
   });
 });
+
+describe('Batcher.nextWithinEpoch', () => {
+  it('takes up to max batches but stops at the end of the epoch', () => {
+    const b = new Batcher(blocks(10), { batchSize: 2, seed: 3 });
+    expect(b.nextWithinEpoch(3).length).toBe(3);
+    expect(b.epochsDone()).toBeCloseTo(0.6, 12);
+    expect(b.nextWithinEpoch(3).length).toBe(2);
+    expect(b.state()).toEqual({ epoch: 1, index: 0 });
+    expect(b.epochsDone()).toBe(1);
+  });
+});
