@@ -73,9 +73,6 @@ export interface MergedExportResult {
   readonly quantizedBase: boolean;
 }
 
-/** Files copied from the base folder when present: the tokenizer and the generation defaults. */
-export const COPIED_BASE_FILES: readonly string[] = OPTIONAL_MODEL_FILES;
-
 /**
  * Writes the adapter at `source` (PEFT, checkpoint or run folder) merged into its base model as a
  * Hugging Face model folder `out`. The base is read one tensor at a time and `out` appears complete
@@ -102,7 +99,8 @@ export async function exportMerged(source: string, out: string, options: MergedE
         + 'merging onto the original 16/32-bit checkpoint (--base MODEL) gives a better model');
     }
     const tensors = mergedTensors(checkpoint, modules, STORED[dtype], (name) => keptInFloat32(config.model_type, name), options.onTensor);
-    const copied = COPIED_BASE_FILES.filter((f) => fs.existsSync(path.join(baseFolder, f)));
+    // the tokenizer and generation defaults, when the base has them
+    const copied = OPTIONAL_MODEL_FILES.filter((f) => fs.existsSync(path.join(baseFolder, f)));
     if (!copied.includes('tokenizer.json')) notice(`${baseFolder} has no tokenizer.json; the merged folder has none either`);
     const written = await writeFolderAtomic(out, async (tmp) => {
       const result = await writeShardedSafetensors(tmp, tensors, { maxShardBytes: options.maxShardBytes, metadata: { format: 'pt' } });

@@ -214,8 +214,3 @@ export function trainableVariables(layers: readonly LoraLinear[]): tf.Variable[]
 export function setLoraTraining(layers: readonly LoraLinear[], training: boolean, step = 0): void {
   for (const l of layers) l.setTraining(training, step);
 }
-
-/** The LoraLinear layers currently in a model's linear map. */
-export function loraLayersOf(linears: ReadonlyMap<string, LinearLayer>): LoraLinear[] {
-  return [...linears.values()].filter((l): l is LoraLinear => l instanceof LoraLinear);
-}

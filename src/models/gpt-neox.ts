@@ -45,11 +45,11 @@ export class GptNeoXModel extends BlockwiseModel {
   /** rotary dimensions per head (the first `rotaryDims` of q and k) */
   private readonly rotaryDims: number;
   /**
-   * The rotary tables and causal mask of the last (offset, T) seen: every layer of a forward pass
-   * (and every step of a fixed-length training run) asks for the same ones. Kept tensors, replaced
-   * when (offset, T) changes; ops that need them in backward save clones, so disposing is safe.
+   * The rotary tables and causal mask values of the last (offset, T) seen: every layer of a forward
+   * pass (and every step of a fixed-length run) asks for the same ones. Plain arrays, so the model
+   * holds no tensors beyond its weights; each layer still makes its own (disposable) tensors of them.
    */
-  private positional: { offset: number; T: number; rotary?: { cos: tf.Tensor2D; sin: tf.Tensor2D }; mask?: tf.Tensor2D } | undefined;
+  private positional: { offset: number; T: number; cos?: Float32Array; sin?: Float32Array; mask?: Float32Array } | undefined;
 
   private constructor(readonly config: GptNeoXConfig) {
     super({
@@ -145,7 +145,7 @@ export class GptNeoXModel extends BlockwiseModel {
     // [B, T, 3H] viewed [B, T, heads, 3d]: per head q | k | v; then [B, heads, T, d]
     const qkv: tf.Tensor4D = tf.reshape(this.linear(`${a}.query_key_value`, h), [B, T, heads, 3 * d]);
     const part = (j: number): tf.Tensor4D => tf.transpose(tf.slice(qkv, [0, 0, 0, j * d], [B, T, heads, d]), [0, 2, 1, 3]);
-    const rotary = this.positionalTensors(offset, T).rotary;
+    const rotary = this.rotaryTables(offset, T);
     const q = this.rotate(part(0), rotary);
     let k = this.rotate(part(1), rotary);
     let v = part(2);
@@ -170,52 +170,43 @@ export class GptNeoXModel extends BlockwiseModel {
     return this.linear(`${m}.dense_4h_to_h`, activation(this.config.hidden_act, this.linear(`${m}.dense_h_to_4h`, h))) as tf.Tensor3D;
   }
 
-  override dispose(): void {
-    this.dropPositional();
-    super.dispose();
-  }
-
-  /** The cached rotary tables (and mask, once made) for positions offset..offset+T-1. */
-  private positionalTensors(offset: number, T: number): NonNullable<GptNeoXModel['positional']> {
+  /** The cached values for positions offset..offset+T-1 (each part made on first use). */
+  private positionalValues(offset: number, T: number): NonNullable<GptNeoXModel['positional']> {
     const p = this.positional;
     if (p && p.offset === offset && p.T === T) return p;
-    this.dropPositional();
-    const rotary = this.rotaryTables(offset, T);
-    if (rotary) {
-      tf.keep(rotary.cos);
-      tf.keep(rotary.sin);
-    }
-    this.positional = { offset, T, rotary };
-    return this.positional;
+    return (this.positional = { offset, T });
   }
 
-  /** The cached [T, offset + T] causal mask for positions offset..offset+T-1 (made on first use). */
+  /** [T, offset + T]: 0 where query t may see key j (j <= offset + t), MASKED elsewhere. */
   private causalMask(offset: number, T: number): tf.Tensor2D {
-    const p = this.positionalTensors(offset, T);
-    p.mask ??= tf.keep(causalMask(T, offset));
-    return p.mask;
-  }
-
-  private dropPositional(): void {
-    const p = this.positional;
-    if (p) tf.dispose([p.rotary?.cos, p.rotary?.sin, p.mask].filter((t): t is tf.Tensor2D => t !== undefined));
-    this.positional = undefined;
+    const p = this.positionalValues(offset, T);
+    const S = offset + T;
+    if (!p.mask) {
+      p.mask = new Float32Array(T * S);
+      for (let t = 0; t < T; t++) p.mask.fill(MASKED, t * S + offset + t + 1, (t + 1) * S);
+    }
+    return tf.tensor2d(p.mask, [T, S]);
   }
 
   /** cos and sin [T, R] of positions offset.. for the half-split rotary: angle(t, m) = t base^(-2m/R), repeated twice. */
   private rotaryTables(offset: number, T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } | undefined {
     const R = this.rotaryDims;
     if (R === 0) return undefined;
-    const half = R / 2;
-    const cos = new Float32Array(T * R), sin = new Float32Array(T * R);
-    for (let t = 0; t < T; t++) {
-      for (let m = 0; m < half; m++) {
-        const angle = (offset + t) * this.config.rotary_emb_base ** (-2 * m / R);
-        cos[t * R + m] = cos[t * R + m + half] = Math.cos(angle);
-        sin[t * R + m] = sin[t * R + m + half] = Math.sin(angle);
+    const p = this.positionalValues(offset, T);
+    if (!p.cos || !p.sin) {
+      const half = R / 2;
+      const cos = new Float32Array(T * R), sin = new Float32Array(T * R);
+      for (let t = 0; t < T; t++) {
+        for (let m = 0; m < half; m++) {
+          const angle = (offset + t) * this.config.rotary_emb_base ** (-2 * m / R);
+          cos[t * R + m] = cos[t * R + m + half] = Math.cos(angle);
+          sin[t * R + m] = sin[t * R + m + half] = Math.sin(angle);
+        }
       }
+      p.cos = cos;
+      p.sin = sin;
     }
-    return { cos: tf.tensor2d(cos, [T, R]), sin: tf.tensor2d(sin, [T, R]) };
+    return { cos: tf.tensor2d(p.cos, [T, R]), sin: tf.tensor2d(p.sin, [T, R]) };
   }
 
   /** x' = x cos + rotate_half(x) sin on the first R dims of x [B, heads, T, d]; rotate_half(x) = [-x2, x1]. */
@@ -229,12 +220,4 @@ export class GptNeoXModel extends BlockwiseModel {
     const rotated = tf.add(tf.mul(xr, tables.cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), tables.sin)) as tf.Tensor4D;
     return R === d ? rotated : tf.concat([rotated, tf.slice(x, [0, 0, 0, R], [B, heads, T, d - R])], 3);
   }
-}
-
-/** [T, offset + T]: 0 where query t may see key j (j <= offset + t), MASKED elsewhere. */
-function causalMask(T: number, offset: number): tf.Tensor2D {
-  const S = offset + T;
-  const mask = new Float32Array(T * S);
-  for (let t = 0; t < T; t++) mask.fill(MASKED, t * S + offset + t + 1, (t + 1) * S);
-  return tf.tensor2d(mask, [T, S]);
 }
