@@ -14,7 +14,7 @@ import {
 } from './checkpoint.js';
 import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
 import { learningRate } from './schedule.js';
-import { groupByBlock, microBatchGradients, type MicroBatch } from './step-gradients.js';
+import { groupByBlock, microBatchGradients, type MicroBatch, type TrainableGroups } from './step-gradients.js';
 
 export interface TrainerSetup {
   readonly model: BlockwiseCausalLM;
@@ -139,6 +139,53 @@ export function evaluateLoss(model: BlockwiseCausalLM, blocks: readonly Block[],
   return count > 0 ? sum / count : undefined;
 }
 
+/** Load a checkpoint's adapter tensors into the LoRA variables. */
+function restoreAdapter(dir: string, adapter: ReadonlyMap<string, Float32Array>, variables: ReadonlyMap<string, tf.Variable>): void {
+  for (const [key, v] of variables) {
+    const values = adapter.get(key);
+    if (!values || values.length !== v.size) throw new InputError(`${dir}: adapter tensor "${key}" is missing or has the wrong size for this LoRA config`);
+    const restored = tf.tensor(values, v.shape);
+    v.assign(restored);
+    restored.dispose();
+  }
+}
+
+/**
+ * One optimizer step's loss and summed gradients over its micro-batches, each normalized by the
+ * step's loss positions; micro-batch k draws dropout masks for micro-step firstMicroStep + k.
+ * No gradients (undefined) when the step has no loss position. `tokens`: positions computed.
+ */
+async function accumulateGradients(
+  model: BlockwiseCausalLM, layers: readonly LoraLinear[], groups: TrainableGroups, variables: ReadonlyMap<string, tf.Variable>,
+  micro: readonly Batch[], blockSize: number, firstMicroStep: number, recompute: boolean,
+): Promise<{ loss: number; tokens: number; grads: Map<string, tf.Tensor> | undefined }> {
+  const normalizer = micro.reduce((n, b) => n + b.targets, 0);
+  let loss = 0;
+  let tokens = 0;
+  let grads: Map<string, tf.Tensor> | undefined;
+  for (let k = 0; k < micro.length; k++) {
+    if (normalizer === 0) break;
+    setLoraTraining(layers, true, firstMicroStep + k);
+    const mb = microBatchOf(micro[k]!, blockSize);
+    tokens += mb.rows * mb.length;
+    const r = microBatchGradients(model, groups, variables, mb, normalizer, recompute);
+    loss += r.loss;
+    if (!grads) {
+      grads = r.grads;
+    } else {
+      for (const [name, g] of r.grads) {
+        const sum = tf.add(grads.get(name)!, g);
+        grads.get(name)!.dispose();
+        g.dispose();
+        grads.set(name, sum);
+      }
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  setLoraTraining(layers, false);
+  return { loss, tokens, grads };
+}
+
 /** The training loop: accumulation, clipping, AdamW, schedule, logging, checkpoints, resume, signals. */
 export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   const { model, layers, config } = setup;
@@ -173,13 +220,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   } else {
     const ck = loadCheckpoint(setup.resumeFrom);
     checkResumable(setup.resumeFrom, ck.state, state);
-    for (const [key, v] of variables) {
-      const values = ck.adapter.get(key);
-      if (!values || values.length !== v.size) throw new InputError(`${setup.resumeFrom}: adapter tensor "${key}" is missing or has the wrong size for this LoRA config`);
-      const restored = tf.tensor(values, v.shape);
-      v.assign(restored);
-      restored.dispose();
-    }
+    restoreAdapter(setup.resumeFrom, ck.adapter, variables);
     optimizer.importState(ck.optimizer, ck.state.global_step);
     batcher.restore(ck.state.batcher);
     state = { ...ck.state, total_steps: total, grad_accum: t.grad_accum, schedule, lora: state.lora, batch_size: t.batch_size };
@@ -224,30 +265,9 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     while (state.global_step < total) {
       const step = state.global_step;
       const micro = batcher.nextWithinEpoch(t.grad_accum);
-      const normalizer = micro.reduce((n, b) => n + b.targets, 0);
-      let loss = 0;
-      let processed = 0;
-      let grads: Map<string, tf.Tensor> | undefined;
-      for (let k = 0; k < micro.length; k++) {
-        if (normalizer === 0) break;
-        setLoraTraining(layers, true, step * t.grad_accum + k);
-        const mb = microBatchOf(micro[k]!, blockSize);
-        processed += mb.rows * mb.length;
-        const r = microBatchGradients(model, groups, variables, mb, normalizer, t.gradient_checkpointing);
-        loss += r.loss;
-        if (!grads) {
-          grads = r.grads;
-        } else {
-          for (const [name, g] of r.grads) {
-            const sum = tf.add(grads.get(name)!, g);
-            grads.get(name)!.dispose();
-            g.dispose();
-            grads.set(name, sum);
-          }
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      setLoraTraining(layers, false);
+      const { loss, tokens, grads } = await accumulateGradients(
+        model, layers, groups, variables, micro, blockSize, step * t.grad_accum, t.gradient_checkpointing,
+      );
       const lr = learningRate(t.lr_scheduler, t.learning_rate, step, t.warmup_steps, total);
       let gradNorm = 0;
       if (grads) {
@@ -258,7 +278,6 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
         optimizer.step(grads, lr);
         for (const g of grads.values()) g.dispose();
       }
-      const tokens = processed;
       state.global_step++;
       state.tokens_seen += tokens;
       tokensThisProcess += tokens;
