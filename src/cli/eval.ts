@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { scoreTokens } from '../eval/score.js';
-import { applyAdapter } from '../runtime/adapter.js';
-import { resolveAdapterPath } from '../runtime/run-folder.js';
+import { applyAdapter, readAdapterAt } from '../runtime/adapter.js';
 import { openModel } from '../runtime/open-model.js';
 import { addModelOptions, contextWindow, openOptions, textFrom, type ModelCommandOptions } from './common.js';
 import { intOption } from './options.js';
@@ -28,9 +27,9 @@ export function registerEval(program: Command): void {
       .option('--json', 'print one JSON object'),
   ).action(async (model: string, opts: EvalOptions) => {
     const text = textFrom(opts, 'text');
-    const adapterDir = opts.adapter === undefined ? undefined : resolveAdapterPath(opts.adapter);
+    const adapterFiles = opts.adapter === undefined ? undefined : await readAdapterAt(opts.adapter);
     const opened = await openModel(model, { ...openOptions(opts), progress: !opts.json });
-    const adapter = adapterDir === undefined ? undefined : await applyAdapter(opened, adapterDir);
+    const adapter = adapterFiles === undefined ? undefined : applyAdapter(opened, adapterFiles);
     const ids = opened.tokenizer.encode(text);
     if (ids.length < 2) throw new InputError(`the text has ${ids.length} token(s); at least 2 are needed to score it`);
     const score = scoreTokens(opened.model, ids, opts.window ?? contextWindow(opened.config));

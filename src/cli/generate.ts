@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { generateTokens, TextStreamer } from '../generate/generate.js';
-import { applyAdapter } from '../runtime/adapter.js';
-import { resolveAdapterPath } from '../runtime/run-folder.js';
+import { applyAdapter, readAdapterAt } from '../runtime/adapter.js';
 import { openModel } from '../runtime/open-model.js';
 import { addModelOptions, openOptions, textFrom, type ModelCommandOptions } from './common.js';
 import { floatOption, intOption } from './options.js';
@@ -32,10 +31,10 @@ export function registerGenerate(program: Command): void {
       .option('--seed <s>', 'random seed for sampling', intOption('--seed', 0, 2 ** 32 - 1), 0),
   ).action(async (model: string, opts: GenerateCliOptions) => {
     const prompt = textFrom({ ...(opts.prompt !== undefined ? { text: opts.prompt } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}) }, 'prompt');
-    const adapterDir = opts.adapter === undefined ? undefined : resolveAdapterPath(opts.adapter);
+    const adapterFiles = opts.adapter === undefined ? undefined : await readAdapterAt(opts.adapter);
     const opened = await openModel(model, openOptions(opts));
-    if (adapterDir !== undefined) {
-      const adapter = await applyAdapter(opened, adapterDir);
+    if (adapterFiles !== undefined) {
+      const adapter = applyAdapter(opened, adapterFiles);
       process.stderr.write(`adapter ${adapter.folder}: ${adapter.layers.length} LoRA layers\n`);
     }
     const promptIds = opened.tokenizer.encode(prompt);

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoFolderName, repoIdProblem } from '../hub/index.js';
-import { injectAdapter, readAdapter } from '../lora/adapter-io.js';
+import { injectAdapter, readAdapter, type AdapterFiles } from '../lora/adapter-io.js';
 import type { LoraLinear } from '../lora/lora-linear.js';
 import type { OpenedModel } from './open-model.js';
 import { resolveAdapterPath } from './run-folder.js';
@@ -36,13 +36,20 @@ export interface AppliedAdapter {
 }
 
 /**
- * Resolves `adapterPath` (see resolveAdapterPath), warns on stderr when the adapter was trained on
- * another base model than the opened one, and wraps the adapted linears of the model in LoraLinear
- * layers holding the adapter's weights.
+ * Reads the adapter `adapterPath` names (a PEFT folder, a checkpoint folder, or a run folder: its
+ * latest complete checkpoint; see resolveAdapterPath). Read before the model is opened, so that a
+ * broken adapter is refused before the weights are loaded.
  */
-export async function applyAdapter(opened: Pick<OpenedModel, 'name' | 'folder' | 'model'>, adapterPath: string): Promise<AppliedAdapter> {
-  const folder = resolveAdapterPath(adapterPath);
-  const adapter = await readAdapter(folder);
+export function readAdapterAt(adapterPath: string): Promise<AdapterFiles> {
+  return readAdapter(resolveAdapterPath(adapterPath));
+}
+
+/**
+ * Warns on stderr when `adapter` was trained on another base model than the opened one, and wraps
+ * the adapted linears of the model in LoraLinear layers holding the adapter's weights.
+ */
+export function applyAdapter(opened: Pick<OpenedModel, 'name' | 'folder' | 'model'>, adapter: AdapterFiles): AppliedAdapter {
+  const folder = adapter.dir;
   const baseModel = adapter.baseModelNameOrPath ?? undefined;
   if (baseModel !== undefined && !isSameBaseModel(baseModel, opened)) {
     process.stderr.write(`ditty: warning: the adapter in ${folder} was trained on ${baseModel}, not on ${opened.name}\n`);
