@@ -35,7 +35,7 @@ export function openOptions(opts: ModelCommandOptions): OpenModelOptions {
 }
 
 /** The text of `--text` or `--file`, exactly one of which must be given. */
-export function textFrom(opts: { text?: string; file?: string }, what: string): string {
+export function textFrom(opts: { text?: string | undefined; file?: string | undefined }, what: string): string {
   if (opts.text !== undefined && opts.file !== undefined) throw new InputError(`give either --${what} or --file, not both`);
   if (opts.file !== undefined) {
     try {

@@ -30,7 +30,7 @@ export function registerGenerate(program: Command): void {
       .option('--top-p <p>', 'nucleus sampling mass', floatOption('--top-p', 0, 1, { minExclusive: true }), 1.0)
       .option('--seed <s>', 'random seed for sampling', intOption('--seed', 0, 2 ** 32 - 1), 0),
   ).action(async (model: string, opts: GenerateCliOptions) => {
-    const prompt = textFrom({ ...(opts.prompt !== undefined ? { text: opts.prompt } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}) }, 'prompt');
+    const prompt = textFrom({ text: opts.prompt, file: opts.file }, 'prompt');
     const adapterFiles = opts.adapter === undefined ? undefined : await readAdapterAt(opts.adapter);
     const opened = await openModel(model, openOptions(opts));
     if (adapterFiles !== undefined) {
