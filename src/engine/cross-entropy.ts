@@ -48,17 +48,19 @@ export function headCrossEntropy(
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const h = args[0] as tf.Tensor2D;
     (args[1] as tf.GradSaveFunc)([h]);
+    // each chunk's sum stays on the device; one read at the end, summed in double precision
+    const stacked = tf.tidy(() => tf.stack(spans.map(([s, e]) => tf.tidy(() => {
+      const z = chunkLogits(h, s, e);
+      const t = tf.tensor1d(targets.subarray(s, e), 'int32');
+      const w = tf.tensor1d(weights.subarray(s, e));
+      const flat = tf.add(tf.mul(tf.range(0, e - s, 1, 'int32'), tf.scalar(v, 'int32')), t);
+      const nll = tf.sub(tf.logSumExp(z, 1), tf.gather(tf.reshape(z, [-1]), flat));
+      return tf.sum(tf.mul(nll, w));
+    }))));
+    const sums = stacked.dataSync();
+    stacked.dispose();
     let total = 0;
-    for (const [s, e] of spans) {
-      total += tf.tidy(() => {
-        const z = chunkLogits(h, s, e);
-        const t = tf.tensor1d(targets.subarray(s, e), 'int32');
-        const w = tf.tensor1d(weights.subarray(s, e));
-        const flat = tf.add(tf.mul(tf.range(0, e - s, 1, 'int32'), tf.scalar(v, 'int32')), t);
-        const nll = tf.sub(tf.logSumExp(z, 1), tf.gather(tf.reshape(z, [-1]), flat));
-        return tf.sum(tf.mul(nll, w)).dataSync()[0]!;
-      });
-    }
+    for (const x of sums) total += x;
     return {
       value: tf.scalar(total / normalizer),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
