@@ -4,11 +4,10 @@ import { InputError } from '../../src/io/errors.js';
 import { parseModelConfig, type GptNeoXConfig, type RwkvConfig } from '../../src/models/config.js';
 import { GptNeoXModel } from '../../src/models/gpt-neox.js';
 import { buildModel } from '../../src/models/load.js';
-import { meanNextTokenLoss } from '../../src/models/loss.js';
 import type { BlockwiseCausalLM } from '../../src/models/model.js';
 import { RwkvModel } from '../../src/models/rwkv4.js';
 import { TEST_BACKEND, useBackend } from '../helpers/backend.js';
-import { idsTensor, maxAbsDiff } from './fixtures.js';
+import { idsTensor, maxAbsDiff, meanNextTokenLoss } from './fixtures.js';
 import { MemorySource, neoxShapes, randomCheckpoint, rwkvShapes } from './memory-source.js';
 
 const V = 40;

@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../src/engine/backend.js';
-import { meanNextTokenLoss } from '../../src/models/loss.js';
 import type { BlockwiseCausalLM } from '../../src/models/model.js';
 import { useBackend } from '../helpers/backend.js';
 import {
-  MODEL_FIXTURES, fixturePresent, idsTensor, loadFixtureModel, maxAbsDiff, readReference, readReferenceLogits, rowsAt,
+  MODEL_FIXTURES, fixturePresent, idsTensor, loadFixtureModel, maxAbsDiff, meanNextTokenLoss, readReference, readReferenceLogits, rowsAt,
 } from './fixtures.js';
 
 const BACKENDS: BackendName[] = ['wasm', 'cpu'];
