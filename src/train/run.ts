@@ -9,7 +9,7 @@ import { InputError } from '../io/errors.js';
 import type { LoraConfig } from '../lora/config.js';
 import { injectLora } from '../lora/lora-linear.js';
 import { openModel, type OpenedModel } from '../runtime/open-model.js';
-import { latestCheckpoint } from '../runtime/run-folder.js';
+import { latestCheckpoint, TRAINER_STATE } from '../runtime/run-folder.js';
 import { lockRunFolder } from './run-lock.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
 import type { ModelConfig } from '../models/config.js';
@@ -56,7 +56,13 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
   const progress = new ProgressLine();
   const log = (m: string): void => progress.log(m);
   const backend = backendFor(config);
-  if (typeof opts.resume === 'string' && !fs.existsSync(opts.resume)) throw new InputError(`--resume ${opts.resume}: no such checkpoint folder`);
+  if (typeof opts.resume === 'string') {
+    if (!fs.existsSync(opts.resume)) throw new InputError(`--resume ${opts.resume}: no such checkpoint folder`);
+    // before the model and data are loaded, which can take minutes
+    if (!fs.existsSync(path.join(opts.resume, TRAINER_STATE))) {
+      throw new InputError(`--resume ${opts.resume}: not a complete ditty checkpoint folder (no ${TRAINER_STATE})`);
+    }
+  }
   const release = lockRunFolder(config.output.dir);
   try {
     return await trainLocked(config, opts, backend, log, progress);

@@ -62,6 +62,22 @@ describe.skipIf(!fixture.present || !dolly.present)('resume rules', () => {
     expect(lora.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('refuses a --resume that is not a checkpoint before loading anything, and a checkpoint trained on other data', () => {
+    const dir = path.join(tmpRoot, 'bad-resume');
+    const missing = runCli(['train', TINY, '--set', `output.dir=${dir}`, '--resume', path.join(tmpRoot, 'nope')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/no such checkpoint folder/);
+    const notCheckpoint = runCli(['train', TINY, '--set', `output.dir=${dir}`, '--resume', tmpRoot]);
+    expect(notCheckpoint.status).toBe(1);
+    expect(notCheckpoint.stderr).toMatch(/not a complete ditty checkpoint folder \(no trainer_state.json\)/);
+    expect(notCheckpoint.stderr).not.toMatch(/^model /m);
+    expect(train(dir, 'training.max_steps=1').status).toBe(0);
+    const otherData = train(dir, 'training.max_steps=2', 'data.block_size=32');
+    expect(otherData.status).toBe(1);
+    expect(otherData.stderr).toMatch(/cannot resume this checkpoint: it was trained on different data/);
+    expect(otherData.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('says when a run is already complete', () => {
     const dir = path.join(tmpRoot, 'done');
     expect(train(dir, 'training.max_steps=2').status).toBe(0);
