@@ -20,18 +20,21 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
     probs[i] = p;
     sum += p;
   }
-  let candidates: number[];
-  if (opts.topP < 1) {
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]!);
-    candidates = [];
-    let mass = 0;
-    for (const i of order) {
-      candidates.push(i);
-      mass += probs[i]! / sum;
-      if (mass >= opts.topP) break;
+  if (opts.topP >= 1) {
+    let r = rng.next() * sum;
+    for (let i = 0; i < n; i++) {
+      r -= probs[i]!;
+      if (r < 0) return i;
     }
-  } else {
-    candidates = Array.from({ length: n }, (_, i) => i);
+    return n - 1;
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]!);
+  const candidates: number[] = [];
+  let mass = 0;
+  for (const i of order) {
+    candidates.push(i);
+    mass += probs[i]! / sum;
+    if (mass >= opts.topP) break;
   }
   let total = 0;
   for (const i of candidates) total += probs[i]!;
