@@ -254,6 +254,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   const save = async (): Promise<void> => {
     state.elapsed_seconds = (performance.now() - started) / 1000;
     state.batcher = batcher.state();
+    state.rng = { seed: t.seed, next_micro_step: state.global_step * t.grad_accum };
     lastCheckpoint = await saveCheckpoint(runDir, {
       state, layers, loraConfig: setup.loraConfig, adapterMeta: setup.adapterMeta,
       optimizer: optimizer.exportState(), configYaml: setup.configYaml,
@@ -282,7 +283,6 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       state.tokens_seen += tokens;
       tokensThisProcess += tokens;
       state.epoch = batcher.epochsDone();
-      state.rng = { seed: t.seed, next_micro_step: state.global_step * t.grad_accum };
       const elapsed = (performance.now() - started) / 1000;
       const entry: LogEntry = {
         step: state.global_step, loss, lr, grad_norm: gradNorm, tokens, micro_batches: micro.length,
