@@ -76,6 +76,25 @@ describe.skipIf(!rwkv.present || !neox.present)('ditty eval / inspect / generate
       const s2 = runCli(['generate', fixture.path, '--prompt', 'Hello', '--max-new-tokens', '8', '--seed', '7', '--top-p', '0.9']);
       expect(s1.stdout).toBe(s2.stdout);
       expect(s1.stderr).toMatch(/8 tokens in/);
+      const s3 = runCli(['generate', fixture.path, '--prompt', 'Hello', '--max-new-tokens', '8', '--seed', '8', '--top-p', '0.9']);
+      expect(s3.stdout).not.toBe(s1.stdout);
+    }
+  });
+
+  it('too little text, an empty prompt and files where folders belong are one-line errors', () => {
+    const config = path.join(rwkv.path, 'config.json');
+    for (const [args, message] of [
+      [['eval', rwkv.path, '--text', ''], /error: the text has 0 token\(s\); at least 2 are needed/],
+      [['eval', rwkv.path, '--text', 'a'], /error: the text has 1 token\(s\); at least 2 are needed/],
+      [['generate', rwkv.path, '--prompt', ''], /error: the prompt is empty after tokenization/],
+      [['generate', rwkv.path, '--prompt', 'a', '--max-new-tokens', '0'], /--max-new-tokens must be an integer from 1 up, got "0"/],
+      [['inspect', config], /config\.json is a file: expected a model folder/],
+      [['eval', rwkv.path, '--text', 'a b', '--adapter', config], /config\.json: is a file; expected a PEFT adapter folder/],
+    ] as const) {
+      const r = runCli(args);
+      expect(r.status, args.join(' ')).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
     }
   });
 });
