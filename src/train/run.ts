@@ -86,7 +86,6 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, backe
     if (config.training.compute_dtype !== 'fp32') {
       log(`compute dtype: ${config.training.compute_dtype} requested; the ${opened.backend} backend computes in fp32, so training runs in fp32`);
     }
-    const effective = withCheckpointingIfNeeded(config, opened.backend, log, opened.config);
     const loraConfig = loraConfigOf(config, modelType);
     const layers = injectLora(model.linears, loraConfig, config.training.seed, { otherNames: model.otherParams.keys() });
     const trainable = layers.reduce((n, l) => n + l.loraA.size + l.loraB.size, 0);
@@ -102,6 +101,7 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, backe
     }, opened.tokenizer);
     for (const w of data.warnings) log(`warning: ${w}`);
     log(formatDataStats(data.stats));
+    const effective = withCheckpointingIfNeeded(config, opened.backend, log, opened.config, data.train.length);
     const total = totalSteps(config, data.train.length);
     log(`training ${total} optimizer steps of ${config.training.batch_size} x ${config.training.grad_accum} blocks of `
       + `${config.data.block_size} tokens; checkpoints every ${config.output.checkpoint_every} steps in ${config.output.dir}`);
@@ -125,11 +125,13 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, backe
 
 /**
  * On wasm the tape of a large block would not fit the 4 GiB heap; recompute blocks instead of failing
- * half way through the first step, and say so.
+ * half way through the first step, and say so. A micro-batch holds at most `trainBlocks` blocks.
  */
-function withCheckpointingIfNeeded(config: TrainConfig, backend: string, log: (m: string) => void, model: ModelConfig): TrainConfig {
+export function withCheckpointingIfNeeded(
+  config: TrainConfig, backend: string, log: (m: string) => void, model: ModelConfig, trainBlocks: number,
+): TrainConfig {
   if (backend !== 'wasm' || config.training.gradient_checkpointing) return config;
-  const bytes = tapeBytes(model, config.training.batch_size, config.data.block_size);
+  const bytes = tapeBytes(model, Math.min(config.training.batch_size, trainBlocks), config.data.block_size);
   if (bytes < 0.6 * WASM_HEAP_BYTES) return config;
   log(`gradient checkpointing: turned on, because one micro-batch would keep about ${(bytes / 2 ** 30).toFixed(1)} GiB of `
     + `activations and the wasm heap holds at most 4 GiB (set training.gradient_checkpointing: true to silence this)`);
