@@ -119,7 +119,7 @@ export function microBatchOf(batch: Batch, blockSize: number): MicroBatch {
   };
 }
 
-/** Weighted mean next-token loss over blocks, without gradients or dropout. */
+/** Weighted mean next-token loss over blocks, without gradients or dropout; trailing padding is cut as in training. */
 export function evaluateLoss(model: BlockwiseCausalLM, blocks: readonly Block[], batchSize: number): number | undefined {
   if (blocks.length === 0) return undefined;
   let sum = 0;
@@ -127,10 +127,10 @@ export function evaluateLoss(model: BlockwiseCausalLM, blocks: readonly Block[],
   const blockSize = blocks[0]!.input.length;
   for (let i = 0; i < blocks.length; i += batchSize) {
     const batch = assemble(blocks.slice(i, i + batchSize));
-    const rows = batch.blocks.length;
+    const mb = microBatchOf(batch, blockSize);
     const s = tf.tidy(() => {
-      const hidden = model.hidden(tf.tensor2d(batch.input, [rows, blockSize], 'int32'));
-      return sequenceLoss(model, tf.reshape(hidden, [rows * blockSize, model.hiddenSize]) as tf.Tensor2D, batch.target, Float32Array.from(batch.weight), 1);
+      const hidden = model.hidden(tf.tensor2d(mb.input, [mb.rows, mb.length], 'int32'));
+      return sequenceLoss(model, tf.reshape(hidden, [mb.rows * mb.length, model.hiddenSize]) as tf.Tensor2D, mb.target, Float32Array.from(mb.weight), 1);
     });
     sum += s.dataSync()[0]!;
     s.dispose();
