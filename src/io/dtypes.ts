@@ -120,9 +120,9 @@ export function float32Bytes(values: Float32Array): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
-/** Encode float32 values as little-endian bytes of a floating `dtype`. */
+/** Encode float32 values as little-endian bytes of a floating `dtype` (F32: a view of `values`, no copy). */
 export function fromFloat32(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
-  if (dtype === 'F32') return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (dtype === 'F32') return float32Bytes(values);
   const out = new Uint16Array(values.length);
   const conv = dtype === 'F16' ? f32ToF16 : f32ToBf16;
   for (let i = 0; i < values.length; i++) out[i] = conv(values[i]!);
