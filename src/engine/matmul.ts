@@ -60,8 +60,3 @@ function plainMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
     return tf.reshape(tf.stack(parts), [...lead, m, n]);
   });
 }
-
-/** x [rows, in] · W^T for a weight W [out, in] stored as Hugging Face stores it. */
-export function matMulWeightT(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return matMul(x, w, false, true) as tf.Tensor2D;
-}

@@ -18,14 +18,9 @@ export interface Nf4LinearOptions {
 /**
  * One float32 buffer shared by every Nf4Linear: a weight is dequantized into it, copied (wasm,
  * tensorflow) or referenced (cpu) by a tensor that is disposed before the op returns, so its contents
- * are never used across calls. It grows to the largest quantized weight; `releaseNf4Scratch` frees it.
+ * are never used across calls. It grows to the largest quantized weight.
  */
 let scratch = new Float32Array(0);
-
-/** Drops the shared dequantization buffer (it is reallocated on the next use). */
-export function releaseNf4Scratch(): void {
-  scratch = new Float32Array(0);
-}
 
 export class Nf4Linear implements LinearLayer {
   readonly inFeatures: number;

@@ -70,9 +70,6 @@ export const DYNAMIC_MAP: Float32Array = createDynamicMap();
 /** Its 255 decision thresholds. */
 export const DYNAMIC_THRESHOLDS: Float32Array = midpoints(DYNAMIC_MAP);
 
-/** Index of 0.0 in the dynamic map (the code of an all-zero nested block). */
-export const DYNAMIC_ZERO_CODE = 127;
-
 /**
  * NF4 code of a scaled value: the number of NF4 thresholds strictly below `s` (NaN -> 0).
  * A 4-step binary search over the 15 thresholds.
