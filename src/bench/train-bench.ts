@@ -3,7 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../engine/backend.js';
 import { matMul } from '../engine/matmul.js';
 import { enableTimers, timerTotals } from '../engine/timers.js';
+import { numel } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
+import { readJsonFile } from '../io/json.js';
 import { adapterKey } from '../lora/adapter-io.js';
 import { DEFAULT_TARGET_MODULES } from '../lora/config.js';
 import { injectLora, setLoraTraining } from '../lora/lora-linear.js';
@@ -52,7 +54,11 @@ export interface BenchResult {
 function configFor(model: string): Record<string, unknown> {
   const shape = MODEL_SHAPES[model];
   if (shape) return shape;
-  if (fs.existsSync(model)) return JSON.parse(fs.readFileSync(model, 'utf8')) as Record<string, unknown>;
+  if (fs.existsSync(model)) {
+    const json = readJsonFile(model);
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`${model}: expected a config.json object`);
+    return json as Record<string, unknown>;
+  }
   throw new InputError(`--model ${model}: not a known shape (${Object.keys(MODEL_SHAPES).join(', ')}) nor a config.json file`);
 }
 
@@ -83,14 +89,14 @@ export async function benchTraining(o: BenchOptions): Promise<BenchResult> {
   const checkpointing = o.gradientCheckpointing || autoCheckpointing;
   const peak = measurePeak();
   const loadStart = performance.now();
-  const model = buildModel(config, new RandomTensorSource(configJson), {
+  const source = new RandomTensorSource(configJson);
+  const model = buildModel(config, source, {
     quantization: { bits: o.bits, doubleQuant: true, blocksize: 64, skipModules: [] },
   });
   const loadSeconds = (performance.now() - loadStart) / 1000;
-  const source = new RandomTensorSource(configJson);
-  const parameters = source.names().reduce((n, name) => n + source.info(name).shape.reduce((a, b) => a * b, 1), 0);
+  const parameters = source.names().reduce((n, name) => n + numel(source.info(name).shape), 0);
   const embedding = config.model_type === 'rwkv' ? 'rwkv.embeddings.weight' : 'gpt_neox.embed_in.weight';
-  const computeParameters = parameters - source.info(embedding).shape.reduce((a, b) => a * b, 1);
+  const computeParameters = parameters - numel(source.info(embedding).shape);
   const layers = injectLora(model.linears, {
     r: o.loraR, alpha: 2 * o.loraR, dropout: 0.05, targetModules: [...DEFAULT_TARGET_MODULES[config.model_type]],
     useRslora: false, bias: 'none', fanInFanOut: false,

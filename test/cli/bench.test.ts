@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
@@ -28,5 +29,9 @@ describe('ditty bench', () => {
     const bad = runCli(['bench', '--model', 'llama-7b']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/not a known shape/);
+    const folder = runCli(['bench', '--model', os.tmpdir()]);
+    expect(folder.status).toBe(1);
+    expect(folder.stderr).toMatch(/not valid JSON/);
+    expect(folder.stderr).not.toMatch(/internal error/);
   });
 });
