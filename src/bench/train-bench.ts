@@ -6,7 +6,7 @@ import { enableTimers, timerTotals } from '../engine/timers.js';
 import { numel } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { readJsonFile } from '../io/json.js';
-import { adapterKey } from '../lora/adapter-io.js';
+import { adapterVariables } from '../lora/adapter-io.js';
 import { DEFAULT_TARGET_MODULES } from '../lora/config.js';
 import { injectLora, setLoraTraining } from '../lora/lora-linear.js';
 import { parseModelConfig } from '../models/config.js';
@@ -101,11 +101,7 @@ export async function benchTraining(o: BenchOptions): Promise<BenchResult> {
     r: o.loraR, alpha: 2 * o.loraR, dropout: 0.05, targetModules: [...DEFAULT_TARGET_MODULES[config.model_type]],
     useRslora: false, bias: 'none', fanInFanOut: false,
   }, 1);
-  const variables = new Map<string, tf.Variable>();
-  for (const l of layers) {
-    variables.set(adapterKey(l.path, 'A'), l.loraA);
-    variables.set(adapterKey(l.path, 'B'), l.loraB);
-  }
+  const variables = adapterVariables(layers);
   const trainable = [...variables.values()].reduce((n, v) => n + v.size, 0);
   const optimizer = new AdamW(variables, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 });
   const groups = groupByBlock(layers);

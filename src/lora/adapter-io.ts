@@ -2,6 +2,7 @@
  * PEFT adapter folders: adapter_config.json + adapter_model.safetensors (or adapter_model.bin),
  * written so that `PeftModel.from_pretrained` loads them and read whether PEFT or ditty wrote them.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -37,6 +38,16 @@ export interface AdapterMeta {
 /** `base_model.model.<path>.lora_A.weight` / `.lora_B.weight` */
 export function adapterKey(modulePath: string, which: 'A' | 'B'): string {
   return `${KEY_PREFIX}${modulePath}.lora_${which}.weight`;
+}
+
+/** The trainable A and B of each layer under its adapter key (what optimizer state and checkpoints are keyed by). */
+export function adapterVariables(layers: readonly LoraLinear[]): Map<string, tf.Variable> {
+  const out = new Map<string, tf.Variable>();
+  for (const l of layers) {
+    out.set(adapterKey(l.path, 'A'), l.loraA);
+    out.set(adapterKey(l.path, 'B'), l.loraB);
+  }
+  return out;
 }
 
 /**

@@ -30,11 +30,17 @@ function checkpointFolders(runDir: string): [number, string][] {
   });
 }
 
+/** The complete checkpoints (those with trainer_state.json) of a run folder, oldest first. */
+export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
+  return checkpointFolders(runDir)
+    .filter(([, dir]) => fs.existsSync(path.join(dir, TRAINER_STATE)))
+    .sort((a, b) => a[0] - b[0])
+    .map(([step, dir]) => ({ step, dir }));
+}
+
 /** The complete checkpoint with the highest step in `runDir`, or undefined when there is none. */
 export function latestCheckpoint(runDir: string): string | undefined {
-  const complete = checkpointFolders(runDir).filter(([, dir]) => fs.existsSync(path.join(dir, TRAINER_STATE)));
-  complete.sort((a, b) => b[0] - a[0]);
-  return complete[0]?.[1];
+  return listCheckpoints(runDir).at(-1)?.dir;
 }
 
 /** Whether `dir` holds an adapter_config.json (a PEFT adapter folder or a checkpoint folder). */

@@ -11,12 +11,11 @@ import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.j
 import { ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import type { LoraLinear } from '../lora/lora-linear.js';
-import { TRAINER_STATE } from '../runtime/run-folder.js';
+import { listCheckpoints, TRAINER_STATE } from '../runtime/run-folder.js';
 import type { AdamWSlot } from './adamw.js';
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const CONFIG_FILE = 'config.yaml';
-const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;
 
 export interface LogEntry {
   step: number;
@@ -91,17 +90,6 @@ export async function saveCheckpoint(runDir: string, c: CheckpointContents): Pro
     await writeBytesAtomic(path.join(tmp, TRAINER_STATE), `${JSON.stringify(c.state, null, 2)}\n`);
   });
   return final;
-}
-
-/** Complete checkpoints in a run folder, oldest first. */
-export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
-  if (!fs.existsSync(runDir)) return [];
-  return fs.readdirSync(runDir)
-    .map((name) => ({ name, m: CHECKPOINT_NAME.exec(name) }))
-    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null)
-    .map((e) => ({ step: Number(e.m[1]), dir: path.join(runDir, e.name) }))
-    .filter((e) => fs.existsSync(path.join(e.dir, TRAINER_STATE)))
-    .sort((a, b) => a.step - b.step);
 }
 
 /** Remove hidden temporary folders left by a run that was killed while saving. */

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainConfig } from '../config/index.js';
 import { assemble, Batcher, type Batch, type Block } from '../data/index.js';
 import { InputError } from '../io/errors.js';
-import { adapterKey, type AdapterMeta } from '../lora/adapter-io.js';
+import { adapterVariables, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
 import { sequenceLoss } from '../models/loss.js';
@@ -195,11 +195,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   const blockSize = setup.train[0]?.input.length;
   if (blockSize === undefined) throw new InputError('the dataset produced no training blocks');
   const total = totalSteps(config, setup.train.length);
-  const variables = new Map<string, tf.Variable>();
-  for (const l of layers) {
-    variables.set(adapterKey(l.path, 'A'), l.loraA);
-    variables.set(adapterKey(l.path, 'B'), l.loraB);
-  }
+  const variables = adapterVariables(layers);
   const groups = groupByBlock(layers);
   const optimizer = new AdamW(variables, { beta1: t.adam_beta1, beta2: t.adam_beta2, epsilon: t.adam_epsilon, weightDecay: t.weight_decay });
   const batcher = new Batcher(setup.train, { batchSize: t.batch_size, seed: t.seed, shuffle: config.data.shuffle });

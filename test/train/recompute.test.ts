@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { adapterKey } from '../../src/lora/adapter-io.js';
+import { adapterVariables } from '../../src/lora/adapter-io.js';
 import { injectLora, setLoraTraining } from '../../src/lora/lora-linear.js';
 import { readModelConfig } from '../../src/models/config.js';
 import { buildModel } from '../../src/models/load.js';
@@ -25,7 +25,7 @@ describe.skipIf(fixtures.some((f) => !f.present))('gradient checkpointing (per-b
       const layers = injectLora(model.linears, { r: 4, alpha: 8, dropout: 0.2, targetModules: targets, useRslora: false, bias: 'none', fanInFanOut: false }, 3);
       // B starts at 0 in LoRA; make it nonzero so A gets a gradient too
       layers.forEach((l, i) => l.loraB.assign(tf.randomNormal(l.loraB.shape, 0, 0.1, 'float32', 100 + i)));
-      const variables = new Map<string, tf.Variable>(layers.flatMap((l) => [[adapterKey(l.path, 'A'), l.loraA], [adapterKey(l.path, 'B'), l.loraB]] as const));
+      const variables = adapterVariables(layers);
       const T = 12;
       const batch: MicroBatch = {
         rows: 2, length: T,
