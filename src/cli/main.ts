@@ -6,6 +6,7 @@ import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
 import { registerQuantize } from './quantize.js';
+import { registerReport } from './report.js';
 import { registerTrain } from './train.js';
 
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerQuantize(program);
   registerTrain(program);
+  registerReport(program);
   registerExport(program);
   registerBench(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');

@@ -1,5 +1,13 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
+import { loadTrainConfig } from '../config/index.js';
+import { InputError } from '../io/errors.js';
+import { readMetrics } from '../report/metrics.js';
+import { METRICS_FILE, writeReport } from '../report/run-report.js';
+import { listCheckpoints } from '../runtime/run-folder.js';
 import { trainFromConfig } from '../train/run.js';
+import { formatRunSummary } from '../train/summary.js';
 
 interface TrainCliOptions {
   set: string[];
@@ -7,6 +15,8 @@ interface TrainCliOptions {
 }
 
 export function registerTrain(program: Command): void {
+  // --resume and --no-resume set the same value and the last one would silently win
+  const given = new Set<string>();
   program
     .command('train')
     .description('QLoRA fine-tuning from a YAML config; resumes from the latest checkpoint in output.dir')
@@ -15,20 +25,29 @@ export function registerTrain(program: Command): void {
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume <checkpoint>', 'resume from this checkpoint folder')
     .option('--no-resume', 'start over even if output.dir holds checkpoints')
+    .on('option:resume', () => given.add('--resume'))
+    .on('option:no-resume', () => given.add('--no-resume'))
     .action(async (configFile: string, opts: TrainCliOptions) => {
+      if (given.size === 2) {
+        throw new InputError('--resume and --no-resume together: give --resume CHECKPOINT to continue from it, or --no-resume to start over');
+      }
       const summary = await trainFromConfig(configFile, {
         overrides: opts.set,
         ...(opts.resume === false ? { resume: false as const } : typeof opts.resume === 'string' ? { resume: opts.resume } : {}),
       });
-      const lines = summary.losses.length === 0
-        ? [`nothing to train: the run in this output folder is already at step ${summary.steps}`]
-        : [
-          `trained steps ${summary.startStep + 1}-${summary.steps}: final loss ${summary.finalLoss.toFixed(4)}`
-            + `${summary.valLoss !== undefined ? `, validation loss ${summary.valLoss.toFixed(4)}` : ''}`,
-          `${summary.tokens.toLocaleString('en-US')} tokens in ${summary.seconds.toFixed(1)} s`,
-          summary.lastCheckpoint ? `checkpoint: ${summary.lastCheckpoint}` : 'no checkpoint written',
-        ];
-      process.stderr.write(`${lines.join('\n')}\n`);
+      if (summary.losses.length === 0) {
+        process.stderr.write(`nothing to train: the run in this output folder is already at step ${summary.steps}\n`);
+        return;
+      }
+      const runDir = loadTrainConfig(configFile, opts.set).output.dir;
+      const reportFile = await writeReport(runDir);
+      const adapterDir = path.join(runDir, 'adapter');
+      process.stdout.write(`${formatRunSummary({
+        outcome: summary, runDir, configFile, overrides: opts.set, reportFile,
+        entries: readMetrics(path.join(runDir, METRICS_FILE)),
+        checkpoints: listCheckpoints(runDir).map((c) => c.dir),
+        ...(fs.existsSync(adapterDir) ? { adapterDir } : {}),
+      })}\n`);
       if (summary.interrupted) process.exitCode = summary.interrupted === 'SIGINT' ? 130 : 143;
     });
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { LogEntry } from './checkpoint.js';
 
-function duration(seconds: number): string {
+export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
   const s = Math.round(seconds);
   const h = Math.floor(s / 3600);
@@ -9,38 +9,83 @@ function duration(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** The live status line: step/total, loss, lr, tokens/s and ETA. */
+/** The status of one step: step/total, loss, lr, grad norm, tokens/s, elapsed, ETA (and val_loss when validated). */
 export function formatProgress(e: LogEntry, total: number, etaSeconds: number): string {
   return `step ${e.step}/${total}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  `
     + `grad_norm ${e.grad_norm.toFixed(3)}  ${e.tokens_per_s.toFixed(1)} tok/s  `
-    + `elapsed ${duration(e.elapsed)}  eta ${duration(etaSeconds)}`
+    + `elapsed ${formatDuration(e.elapsed)}  eta ${formatDuration(etaSeconds)}`
     + `${e.val_loss !== undefined ? `  val_loss ${e.val_loss.toFixed(4)}` : ''}`;
 }
 
-/** Writes the status line to stderr: redrawn in place on a terminal, one line per update otherwise. */
+/** What ProgressLine writes to: process.stdout / process.stderr, or a fake in tests. */
+export interface TextStream {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+}
+
+const CLEAR_LINE = '\r\x1b[2K';
+
+/**
+ * Training output. Logged steps are permanent plain lines on stdout, so `ditty train ... > train.log`
+ * keeps the loss history and can be grepped. Messages go to stderr. When stderr is a terminal, a live
+ * line at the bottom is redrawn in place at every step; nothing with carriage returns ever goes to a
+ * stream that is not a terminal.
+ */
 export class ProgressLine {
+  private readonly out: TextStream;
+  private readonly err: TextStream;
+  private current: string | undefined;
   private drawn = false;
-  private readonly tty = process.stderr.isTTY === true;
 
+  constructor(streams: { out?: TextStream; err?: TextStream } = {}) {
+    this.out = streams.out ?? process.stdout;
+    this.err = streams.err ?? process.stderr;
+  }
+
+  private get live(): boolean {
+    return this.err.isTTY === true;
+  }
+
+  private clear(): void {
+    if (this.drawn) this.err.write(CLEAR_LINE);
+    this.drawn = false;
+  }
+
+  private draw(): void {
+    if (!this.live || this.current === undefined) return;
+    // a line wider than the terminal wraps, and \r would then redraw only its last row
+    const width = Math.max(20, (this.err.columns ?? 120) - 1);
+    const line = this.current.length > width ? `${this.current.slice(0, width - 1)}…` : this.current;
+    this.err.write(`${CLEAR_LINE}${line}`);
+    this.drawn = true;
+  }
+
+  /** A step that is not logged: redraws the live line on a terminal, writes nothing otherwise. */
+  status(line: string): void {
+    this.current = line;
+    this.draw();
+  }
+
+  /** A logged step (every log_every steps, validation steps, the last step): a permanent line on stdout. */
   update(line: string): void {
-    if (this.tty) {
-      process.stderr.write(`\r\x1b[2K${line}`);
-      this.drawn = true;
-    } else {
-      process.stderr.write(`${line}\n`);
-    }
+    this.clear();
+    this.out.write(`${line}\n`);
+    // the live line would repeat what was just printed; the next step redraws it
+    this.current = undefined;
   }
 
-  /** Print a message above the status line. */
+  /** A message on stderr, above the live line. */
   log(message: string): void {
-    if (this.drawn) process.stderr.write('\r\x1b[2K');
-    process.stderr.write(`${message}\n`);
-    this.drawn = false;
+    this.clear();
+    this.err.write(`${message}\n`);
+    this.draw();
   }
 
+  /** Removes the live line; the permanent lines above it hold the history. */
   done(): void {
-    if (this.drawn) process.stderr.write('\n');
-    this.drawn = false;
+    this.clear();
+    this.current = undefined;
   }
 }
 

@@ -124,12 +124,15 @@ describe.skipIf(!fixture.present || !dolly.present)('signals and resume options'
   it('SIGTERM finishes the step, saves a checkpoint and exits 143; the next run resumes from it', async () => {
     const out = path.join(tmpRoot, 'sigterm');
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/ditty.js'), 'train', TINY, '--set', `output.dir=${out}`,
-      '--set', 'training.max_steps=200', '--set', 'output.checkpoint_every=1000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--set', 'training.max_steps=200', '--set', 'output.checkpoint_every=1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     const code = await new Promise<number | null>((resolve) => {
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        if (/step 3\/200/.test(stderr) && !child.killed) child.kill('SIGTERM');
+      child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+      // logged steps are lines on stdout
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+        if (/step 3\/200/.test(stdout) && !child.killed) child.kill('SIGTERM');
       });
       child.on('exit', (c) => resolve(c));
     });
