@@ -5,6 +5,11 @@
  * STACK_GLOBAL are checked against a short allowlist of what a state dict needs (OrderedDict, the
  * torch tensor rebuild functions, the typed storage classes), and REDUCE / NEWOBJ / BUILD only apply
  * the constructors implemented below. Anything else is refused as soon as it is named.
+ *
+ * Resources are bounded by what a state dict needs, so a hostile pickle fails with a WeightFileError
+ * instead of exhausting memory or time: the stack depth, the memo size and the number of values
+ * built (every item pushed or put in a container counts). DUP and LONG4, which CPython's pickler never
+ * writes for a state dict and torch's weights_only loader refuses, are refused here too.
  */
 import { DTYPE_SIZES, type DType } from './dtypes.js';
 import { WeightFileError } from './errors.js';
@@ -107,10 +112,23 @@ export function unpickle(bytes: Uint8Array, file: string): PyValue {
   return new Unpickler(bytes, file).load();
 }
 
+/**
+ * Limits far above what torch.save writes for a state dict (a 100k-tensor checkpoint uses about
+ * 40 values and 10 memo entries per tensor, and a stack a few thousand deep: SETITEMS batches 1000).
+ */
+export const PICKLE_LIMITS = {
+  maxStack: 1_000_000,
+  maxMemo: 4_000_000,
+  maxValues: 10_000_000,
+};
+
 class Unpickler {
   private pos = 0;
   private stack: Slot[] = [];
+  /** Stack indices of the MARKs, innermost last (so finding the last MARK never scans the stack). */
+  private readonly marks: number[] = [];
   private readonly memo = new Map<number, PyValue>();
+  private values = 0;
   private readonly dv: DataView;
   private readonly storages = new Map<string, TorchStorage>();
 
@@ -159,7 +177,21 @@ class Unpickler {
     }
   }
 
-  private push(v: PyValue): void { this.stack.push(v); }
+  /** Counts `n` values built; past the limit the pickle is refused (a state dict never gets near it). */
+  private spend(n: number): void {
+    this.values += n;
+    if (this.values > PICKLE_LIMITS.maxValues) {
+      this.fail(`more than ${PICKLE_LIMITS.maxValues} values at byte ${this.pos - 1}; a state dict needs far fewer (refusing to build it)`);
+    }
+  }
+
+  private push(v: Slot): void {
+    if (this.stack.length >= PICKLE_LIMITS.maxStack) {
+      this.fail(`stack deeper than ${PICKLE_LIMITS.maxStack} at byte ${this.pos - 1}; a state dict needs far less`);
+    }
+    this.spend(1);
+    this.stack.push(v);
+  }
 
   private pop(): PyValue {
     const v = this.stack.pop();
@@ -174,13 +206,25 @@ class Unpickler {
     return v;
   }
 
+  private mark(): void {
+    this.push(MARK);
+    this.marks.push(this.stack.length - 1);
+  }
+
   /** Items pushed since the last MARK, removing the mark. */
   private popMark(): PyValue[] {
-    const i = this.stack.lastIndexOf(MARK);
-    if (i < 0) this.fail(`no MARK for the opcode at byte ${this.pos - 1}`);
-    const items = this.stack.splice(i) as PyValue[];
-    items.shift();
+    const i = this.marks.pop();
+    if (i === undefined) this.fail(`no MARK for the opcode at byte ${this.pos - 1}`);
+    const items = this.stack.splice(i + 1) as PyValue[];
+    this.stack.pop();
     return items;
+  }
+
+  private memoPut(i: number): void {
+    if (!this.memo.has(i) && this.memo.size >= PICKLE_LIMITS.maxMemo) {
+      this.fail(`more than ${PICKLE_LIMITS.maxMemo} memo entries at byte ${this.pos - 1}; a state dict needs far fewer`);
+    }
+    this.memo.set(i, this.top());
   }
 
   private memoGet(i: number): PyValue {
@@ -207,6 +251,7 @@ class Unpickler {
   private setItems(target: PyValue, kv: readonly PyValue[]): void {
     if (!(target instanceof PyDict)) this.fail(`SETITEM(S) on ${describeValue(target)}`);
     if (kv.length % 2) this.fail('SETITEMS with an odd number of items');
+    this.spend(kv.length);
     for (let i = 0; i < kv.length; i += 2) {
       const k = kv[i]!;
       if (!isKey(k)) this.fail(`unsupported dict key type ${describeValue(k)}`);
@@ -216,6 +261,7 @@ class Unpickler {
 
   private appendItems(target: PyValue, items: readonly PyValue[]): void {
     if (!Array.isArray(target)) this.fail(`APPEND(S) on ${describeValue(target)}`);
+    this.spend(items.length);
     for (const v of items) target.push(v);
   }
 
@@ -255,10 +301,10 @@ class Unpickler {
           if (this.stack.length) this.fail(`${this.stack.length} values left on the stack at STOP`);
           return v;
         }
-        case 0x28: this.stack.push(MARK); break; // MARK
+        case 0x28: this.mark(); break; // MARK
         case 0x30: this.pop(); break; // POP
         case 0x31: this.popMark(); break; // POP_MARK
-        case 0x32: this.push(this.top()); break; // DUP
+        case 0x32: this.fail(`DUP at byte ${this.pos - 1}: never written by torch.save, and refused by torch's weights_only loader`);
         case 0x4e: this.push(null); break; // NONE
         case 0x88: this.push(true); break; // NEWTRUE
         case 0x89: this.push(false); break; // NEWFALSE
@@ -266,7 +312,7 @@ class Unpickler {
         case 0x4d: this.push(this.u16()); break; // BININT2
         case 0x4a: this.push(this.i32()); break; // BININT
         case 0x8a: this.push(decodeLong(this.take(this.u8()))); break; // LONG1
-        case 0x8b: this.push(decodeLong(this.take(this.u32()))); break; // LONG4
+        case 0x8b: this.fail(`LONG4 at byte ${this.pos - 1}: an integer of 256 bytes or more has no place in a state dict (torch's weights_only loader refuses it too)`);
         case 0x47: { // BINFLOAT (big-endian)
           const p = this.pos;
           this.take(8);
@@ -298,9 +344,9 @@ class Unpickler {
         case 0x8f: this.push([]); break; // EMPTY_SET (as a list)
         case 0x90: { const items = this.popMark(); this.appendItems(this.top(), items); break; } // ADDITEMS
         case 0x91: this.push(new PyTuple(this.popMark())); break; // FROZENSET (as a tuple)
-        case 0x71: this.memo.set(this.u8(), this.top()); break; // BINPUT
-        case 0x72: this.memo.set(this.u32(), this.top()); break; // LONG_BINPUT
-        case 0x94: this.memo.set(this.memo.size, this.top()); break; // MEMOIZE
+        case 0x71: this.memoPut(this.u8()); break; // BINPUT
+        case 0x72: this.memoPut(this.u32()); break; // LONG_BINPUT
+        case 0x94: this.memoPut(this.memo.size); break; // MEMOIZE
         case 0x68: this.push(this.memoGet(this.u8())); break; // BINGET
         case 0x6a: this.push(this.memoGet(this.u32())); break; // LONG_BINGET
         case 0x63: { const module = this.line(); const name = this.line(); this.push(this.global(module, name)); break; } // GLOBAL
@@ -324,7 +370,8 @@ class Unpickler {
         case 0x62: { // BUILD
           const state = this.pop();
           const obj = this.top();
-          if (obj instanceof PyDict) obj.state = state;
+          // As torch's weights_only loader: only an OrderedDict (its _metadata), a tensor or a parameter.
+          if (obj instanceof PyDict && obj.ordered) obj.state = state;
           else if (!(obj instanceof TorchTensor)) this.fail(`BUILD on ${describeValue(obj)} is not supported`);
           break;
         }

@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import { DTYPE_SIZES, freshBytesToFloat32, isDType, numel, type DType } from './dtypes.js';
 import { WeightFileError } from './errors.js';
+import { firstDuplicateKey } from './json-duplicates.js';
 import { openForReading, readFully } from './positional-read.js';
 import type { TensorInfo, TensorSource } from './tensor-source.js';
 
-/** Largest header we accept; real headers are a few hundred KB. */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** Largest header accepted, as the reference implementation (MAX_HEADER_SIZE in the safetensors crate). */
+export const MAX_HEADER_BYTES = 100_000_000;
 
 interface Entry extends TensorInfo {
   readonly begin: number;
@@ -92,20 +93,36 @@ function parseHeader(file: string, fd: number): { entries: Map<string, Entry>; m
   if (size < 8) throw new WeightFileError(file, `too short for a safetensors file (${size} bytes, need at least 8)`);
   const lenBuf = new Uint8Array(8);
   readFully(file, fd, lenBuf, 0);
-  const headerLen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
-  if (headerLen > MAX_HEADER_BYTES || 8 + headerLen > size) {
+  const declared = new DataView(lenBuf.buffer).getBigUint64(0, true);
+  if (declared > BigInt(MAX_HEADER_BYTES)) {
+    throw new WeightFileError(file, `header length ${declared} is over the ${MAX_HEADER_BYTES} bytes the safetensors format allows (file has ${size} bytes)`);
+  }
+  const headerLen = Number(declared);
+  if (8 + headerLen > size) {
     throw new WeightFileError(file, `bad header length ${headerLen} (file has ${size} bytes)`);
   }
   const headerBytes = new Uint8Array(headerLen);
   readFully(file, fd, headerBytes, 8);
+  // As the reference reader: the header starts with "{" (no BOM, no blank), is UTF-8 JSON, and has no
+  // key twice (JSON.parse would silently keep the last of two).
+  if (headerBytes[0] !== 0x7b) {
+    const bom = headerBytes[0] === 0xef && headerBytes[1] === 0xbb && headerBytes[2] === 0xbf;
+    throw new WeightFileError(file, `header does not start with "{"${bom ? ' (it starts with a UTF-8 byte order mark)' : headerLen === 0 ? ' (it is empty)' : ` (first byte 0x${headerBytes[0]!.toString(16).padStart(2, '0')})`}`);
+  }
+  let text: string;
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
+    header = JSON.parse(text);
   } catch (err) {
     throw new WeightFileError(file, `header is not valid UTF-8 JSON: ${(err as Error).message}`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new WeightFileError(file, 'header is not a JSON object');
+  }
+  const dup = firstDuplicateKey(text);
+  if (dup !== undefined) {
+    throw new WeightFileError(file, `header has the key ${JSON.stringify(dup.key)} twice${dup.path ? ` in "${dup.path}"` : ''}; refusing an ambiguous header`);
   }
   const dataStart = 8 + headerLen;
   const dataLen = size - dataStart;
@@ -134,13 +151,14 @@ function parseHeader(file: string, fd: number): { entries: Map<string, Entry>; m
 }
 
 function parseMetadata(file: string, raw: unknown): Record<string, string> {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new WeightFileError(file, '__metadata__ is not an object');
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+  if (raw === null) return {}; // the reference reads it as an Option: null is "no metadata"
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new WeightFileError(file, '__metadata__ is not an object');
+  const entries = Object.entries(raw as Record<string, unknown>);
+  for (const [k, v] of entries) {
     if (typeof v !== 'string') throw new WeightFileError(file, `__metadata__["${k}"] is not a string`);
-    out[k] = v;
   }
-  return out;
+  // fromEntries defines own properties, so a "__proto__" key stays a key instead of a prototype.
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 function parseEntry(file: string, name: string, raw: unknown): Entry {

@@ -6,8 +6,18 @@ import { describeValue, PyDict, TorchTensor, unpickle, type PyValue } from './pi
 import { openForReading, readFully } from './positional-read.js';
 import type { TensorInfo, TensorSource } from './tensor-source.js';
 
-/** data.pkl of a state dict is small (names and shapes); refuse anything absurd before reading it. */
-const MAX_PICKLE_BYTES = 512 * 1024 * 1024;
+/**
+ * data.pkl of a state dict is small (about 200 bytes per tensor: 100k tensors take ~20 MB); refuse
+ * anything larger before inflating it. yauzl's validateEntrySizes stops a deflate stream that
+ * inflates past the size the directory declares, so this bounds the memory inflation can take.
+ */
+export const MAX_PICKLE_BYTES = 64 * 1024 * 1024;
+/**
+ * A view that repeats storage elements (a stride of 0, or overlapping strides) is materialised by
+ * readBytes; a few bytes of storage could otherwise claim gigabytes. Such views are allowed up to
+ * this many materialised bytes (position_ids-style buffers are far below it), refused beyond.
+ */
+export const MAX_EXPANDED_VIEW_BYTES = 64 * 1024 * 1024;
 const ZIP_LOCAL_MAGIC = 0x04034b50;
 /** Keys under which training scripts commonly nest the state dict. */
 const WRAPPER_KEYS = ['state_dict', 'model'] as const;
@@ -114,44 +124,70 @@ function checkMagic(file: string, fd: number): void {
   throw new WeightFileError(file, 'not a PyTorch zip checkpoint (no zip signature at the start)');
 }
 
-/** Reads the zip directory and data.pkl through yauzl (on its own descriptor, which it closes). */
+/**
+ * Reads the zip directory and data.pkl through yauzl (on its own descriptor, which it closes).
+ * Every failure inside the zip library becomes a WeightFileError naming the file.
+ */
 async function readIndex(file: string): Promise<Map<string, TensorEntry>> {
   let zip: yauzl.ZipFile;
   try {
-    zip = await yauzl.openPromise(file, { autoClose: false, lazyEntries: true, validateEntrySizes: true });
+    zip = await yauzl.openPromise(file, { autoClose: false, lazyEntries: true, validateEntrySizes: true, strictFileNames: true });
   } catch (err) {
     throw new WeightFileError(file, `bad zip archive: ${(err as Error).message}`);
   }
+  // yauzl reports some failures (a broken read while closing, a late directory error) as 'error'
+  // events; an EventEmitter with no listener would throw them out of a callback and kill the process.
+  let late: Error | undefined;
+  zip.on('error', (err: Error) => { late ??= err; });
   try {
-    const entries = new Map<string, yauzl.Entry>();
-    for await (const e of zip.eachEntry()) entries.set(e.fileName, e);
-    const prefix = archivePrefix(file, entries);
-    const byteorder = entries.get(`${prefix}byteorder`);
-    if (byteorder) {
-      const order = new TextDecoder().decode(await readEntry(file, zip, byteorder, 64)).trim();
-      if (order !== 'little') throw new WeightFileError(file, `byteorder is "${order}"; only little-endian checkpoints are supported`);
-    }
-    const pkl = await readEntry(file, zip, entries.get(`${prefix}data.pkl`)!, MAX_PICKLE_BYTES);
-    const dict = stateDict(file, unpickle(pkl, `${file} (${prefix}data.pkl)`));
-    const stored = new Map<string, StoredEntry>();
-    const out = new Map<string, TensorEntry>();
-    for (const [name, view] of dict) {
-      const key = view.storage.key;
-      let entry = stored.get(key);
-      if (!entry) {
-        entry = await storedEntry(file, zip, entries.get(`${prefix}data/${key}`), `${prefix}data/${key}`, name);
-        stored.set(key, entry);
-      }
-      const need = view.storage.numel * DTYPE_SIZES[view.storage.dtype];
-      if (entry.size < need) {
-        throw new WeightFileError(file, `storage data/${key} has ${entry.size} bytes but its ${view.storage.numel} ${view.storage.dtype} elements need ${need}`, name);
-      }
-      out.set(name, { name, dtype: view.storage.dtype, shape: view.shape, view, entry });
-    }
-    return out;
+    const index = await readIndexOf(file, zip);
+    if (late !== undefined) throw late;
+    return index;
+  } catch (err) {
+    if (err instanceof WeightFileError) throw err;
+    throw new WeightFileError(file, `bad zip archive: ${(err as Error).message}`);
   } finally {
     zip.close();
   }
+}
+
+async function readIndexOf(file: string, zip: yauzl.ZipFile): Promise<Map<string, TensorEntry>> {
+  const fileSize = fs.statSync(file).size;
+  const entries = new Map<string, yauzl.Entry>();
+  for await (const e of zip.eachEntry()) {
+    // Readers disagree about which of two same-named records counts (torch takes one, a zip tool another).
+    if (entries.has(e.fileName)) throw new WeightFileError(file, `zip archive has two records named ${JSON.stringify(e.fileName)}; refusing an ambiguous archive`);
+    entries.set(e.fileName, e);
+  }
+  const prefix = archivePrefix(file, entries);
+  const byteorder = entries.get(`${prefix}byteorder`);
+  if (byteorder) {
+    const order = new TextDecoder().decode(await readEntry(file, zip, byteorder, 64)).trim();
+    if (order !== 'little') throw new WeightFileError(file, `byteorder is "${order}"; only little-endian checkpoints are supported`);
+  }
+  const pkl = await readEntry(file, zip, entries.get(`${prefix}data.pkl`)!, MAX_PICKLE_BYTES);
+  const dict = stateDict(file, unpickle(pkl, `${file} (${prefix}data.pkl)`));
+  const stored = new Map<string, StoredEntry>();
+  const out = new Map<string, TensorEntry>();
+  for (const [name, view] of dict) {
+    const key = view.storage.key;
+    let entry = stored.get(key);
+    if (!entry) {
+      entry = await storedEntry(file, zip, entries.get(`${prefix}data/${key}`), `${prefix}data/${key}`, name, fileSize);
+      stored.set(key, entry);
+    }
+    const es = DTYPE_SIZES[view.storage.dtype];
+    const need = view.storage.numel * es;
+    if (entry.size < need) {
+      throw new WeightFileError(file, `storage data/${key} has ${entry.size} bytes but its ${view.storage.numel} ${view.storage.dtype} elements need ${need}`, name);
+    }
+    const n = numel(view.shape);
+    if (n > view.storage.numel && (!Number.isSafeInteger(n * es) || n * es > MAX_EXPANDED_VIEW_BYTES)) {
+      throw new WeightFileError(file, `view of shape (${view.shape.join(', ')}) with stride (${view.stride.join(', ')}) repeats the ${view.storage.numel} elements of storage data/${key} into ${n} (stride 0 or overlapping strides); ditty would have to materialise more than ${MAX_EXPANDED_VIEW_BYTES} bytes: re-save the tensor with .contiguous()`, name);
+    }
+    out.set(name, { name, dtype: view.storage.dtype, shape: view.shape, view, entry });
+  }
+  return out;
 }
 
 /** The `<archive>/` folder that holds data.pkl (torch names it after the file or "archive"). */
@@ -177,18 +213,25 @@ async function readEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry, l
   }
 }
 
-async function storedEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry | undefined, record: string, tensor: string): Promise<StoredEntry> {
+async function storedEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry | undefined, record: string, tensor: string, fileSize: number): Promise<StoredEntry> {
   if (!entry) throw new WeightFileError(file, `its storage record ${record} is missing from the archive`, tensor);
   if (entry.compressionMethod !== 0 || entry.isEncrypted()) {
     throw new WeightFileError(file, `storage record ${record} is ${entry.isEncrypted() ? 'encrypted' : `compressed (method ${entry.compressionMethod})`}; torch.save stores tensor data uncompressed, re-save the checkpoint without recompressing the zip`, tensor);
   }
+  if (entry.compressedSize !== entry.uncompressedSize) {
+    throw new WeightFileError(file, `storage record ${record} is stored uncompressed but its zip sizes disagree (${entry.compressedSize} stored, ${entry.uncompressedSize} declared)`, tensor);
+  }
+  let fileDataStart: number;
   try {
     // The local header's extra field (torch pads it for 64-byte alignment) can differ from the central one.
-    const { fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true });
-    return { dataStart: fileDataStart, size: entry.uncompressedSize };
+    ({ fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true }));
   } catch (err) {
     throw new WeightFileError(file, `bad local header for ${record}: ${(err as Error).message}`, tensor);
   }
+  if (fileDataStart + entry.uncompressedSize > fileSize) {
+    throw new WeightFileError(file, `storage record ${record} (${entry.uncompressedSize} bytes from byte ${fileDataStart}) runs past the end of the file (${fileSize} bytes): truncated?`, tensor);
+  }
+  return { dataStart: fileDataStart, size: entry.uncompressedSize };
 }
 
 /** The name -> tensor dict at the top level, or under "state_dict" / "model". */

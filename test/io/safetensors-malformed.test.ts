@@ -92,7 +92,7 @@ describe('SafetensorsFile refuses malformed files, naming the file and the tenso
   });
 
   it('a header that is JSON but not an object', () => {
-    expect(openError(raw('array.safetensors', '[1, 2]', 0)).message).toMatch(/not a JSON object/);
+    expect(openError(raw('array.safetensors', '[1, 2]', 0)).message).toMatch(/header does not start with "\{"/);
   });
 
   it('non-string metadata', () => {
@@ -103,6 +103,66 @@ describe('SafetensorsFile refuses malformed files, naming the file and the tenso
     const file = raw('ok2.safetensors', two, 16);
     const st = SafetensorsFile.open(file);
     expect(() => st.readBytes('c')).toThrow(`${file}: tensor "c": no such tensor in this file`);
+    st.close();
+  });
+});
+
+describe('SafetensorsFile follows the reference reader (safetensors crate) on header rules', () => {
+  const tensorA = '"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}';
+
+  it('refuses a duplicated __metadata__ (the crate: duplicate field)', () => {
+    const e = openError(raw('dupmeta.safetensors', `{"__metadata__": {"x": "1"}, ${tensorA}, "__metadata__": {"x": "2"}}`, 8));
+    expect(e.message).toMatch(/the key "__metadata__" twice/);
+  });
+
+  it('refuses a tensor named twice, and a key twice inside __metadata__ or an entry', () => {
+    const two = `{${tensorA}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}`;
+    expect(openError(raw('duptensor.safetensors', two, 16)).message).toMatch(/the key "a" twice/);
+    const meta = `{"__metadata__": {"k": "1", "\u006b": "2"}, ${tensorA}}`;
+    expect(openError(raw('dupmetakey.safetensors', meta, 8)).message).toMatch(/the key "k" twice in "__metadata__"/);
+    const field = '{"a": {"dtype": "F32", "shape": [2], "shape": [2], "data_offsets": [0, 8]}}';
+    expect(openError(raw('dupfield.safetensors', field, 8)).message).toMatch(/the key "shape" twice in "a"/);
+  });
+
+  it('does not take keys inside string values or arrays for duplicates', () => {
+    const text = `{"__metadata__": {"note": "\\"a\\": 1, \\"a\\": 2", "list": "[{}]"}, ${tensorA}}`;
+    const st = SafetensorsFile.open(raw('strings.safetensors', text, 8));
+    expect(st.metadata['note']).toBe('"a": 1, "a": 2');
+    st.close();
+  });
+
+  it('refuses a byte order mark or a blank before the header', () => {
+    const bom = `\uFEFF{${tensorA}}`;
+    expect(openError(raw('bom.safetensors', bom, 8)).message).toMatch(/does not start with "\{" \(it starts with a UTF-8 byte order mark\)/);
+    expect(openError(raw('blank.safetensors', ` {${tensorA}}`, 8)).message).toMatch(/does not start with "\{" \(first byte 0x20\)/);
+  });
+
+  it('refuses a header length over 100,000,000 bytes before reading it', () => {
+    expect(openError(raw('huge.safetensors', `{${tensorA}}`, 8, 100_000_001)).message).toMatch(/header length 100000001 is over the 100000000 bytes/);
+    expect(openError(raw('u64.safetensors', `{${tensorA}}`, 8, 2 ** 53)).message).toMatch(/is over the 100000000 bytes/);
+  });
+
+  it('accepts "__metadata__": null as no metadata (the crate reads it as an Option)', () => {
+    const st = SafetensorsFile.open(raw('nullmeta.safetensors', `{"__metadata__": null, ${tensorA}}`, 8));
+    expect(st.metadata).toEqual({});
+    expect(st.names()).toEqual(['a']);
+    st.close();
+  });
+
+  it('keeps a "__proto__" metadata key as a key', () => {
+    const st = SafetensorsFile.open(raw('proto.safetensors', `{"__metadata__": {"__proto__": "x"}, ${tensorA}}`, 8));
+    expect(Object.keys(st.metadata)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(st.metadata)).toBe(Object.prototype);
+    st.close();
+  });
+
+  it('opens a header of 150,000 tensors without overflowing the stack', () => {
+    const n = 150_000;
+    const parts: string[] = [];
+    for (let i = 0; i < n; i++) parts.push(`"t${i}":{"dtype":"U8","shape":[1],"data_offsets":[${i},${i + 1}]}`);
+    const st = SafetensorsFile.open(raw('many.safetensors', `{${parts.join(',')}}`, n));
+    expect(st.names().length).toBe(n);
+    expect(st.readBytes('t149999')).toEqual(Uint8Array.of(7));
     st.close();
   });
 });
