@@ -55,7 +55,8 @@ export class ProgressLine {
   private draw(): void {
     if (!this.live || this.current === undefined) return;
     // a line wider than the terminal wraps, and \r would then redraw only its last row
-    const width = Math.max(20, (this.err.columns ?? 120) - 1);
+    const columns = this.err.columns !== undefined && this.err.columns > 0 ? this.err.columns : 120;
+    const width = Math.max(20, columns - 1);
     const line = this.current.length > width ? `${this.current.slice(0, width - 1)}…` : this.current;
     this.err.write(`${CLEAR_LINE}${line}`);
     this.drawn = true;

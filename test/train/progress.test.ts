@@ -55,6 +55,10 @@ describe('ProgressLine on a terminal', () => {
     const err = new FakeStream(true, 40);
     new ProgressLine({ out: new FakeStream(true), err }).status(formatProgress(entry(1), 6, 5));
     expect(screen(err.text).at(-1)!.length).toBeLessThanOrEqual(39);
+    // a pseudo-terminal without a size reports 0 columns
+    const sizeless = new FakeStream(true, 0);
+    new ProgressLine({ out: new FakeStream(true), err: sizeless }).status('step 1/6  loss 9.9000  lr 3.00e-3');
+    expect(screen(sizeless.text).at(-1)).toBe('step 1/6  loss 9.9000  lr 3.00e-3');
   });
 
   it('keeps the live line below a message logged between steps', () => {
