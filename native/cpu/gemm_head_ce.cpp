@@ -1,0 +1,88 @@
+// The output head and weighted next-token cross-entropy in one pass (ditty/common.h), the same
+// function as src/engine/cross-entropy.ts headCrossEntropy: rows with weight 0 are dropped first,
+// so no logits are computed for them; the rest go `chunk` at a time through the head GEMM, each
+// row's logsumexp and softmax are taken in place, and the gradient GEMM reuses that chunk.
+// The loss is summed per row in double, then over rows in order: the same on any thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "ditty/common.h"
+#include "ditty/gemm.h"
+#include "ditty/parallel.h"
+
+namespace ditty::cpu {
+
+double head_cross_entropy(const float* hidden, int64_t N, int64_t C, const float* head, int64_t V,
+                          const int32_t* targets, const float* weights, float grad_scale, float* dhidden,
+                          bool accumulate, int64_t chunk) {
+  std::vector<int64_t> active;
+  for (int64_t i = 0; i < N; i++) {
+    if (weights[i] != 0.0f) active.push_back(i);
+  }
+  if (dhidden && !accumulate) {
+    for (int64_t i = 0; i < N; i++) {
+      if (weights[i] == 0.0f) std::fill_n(dhidden + i * C, C, 0.0f);
+    }
+  }
+  const int64_t n_active = static_cast<int64_t>(active.size());
+  if (n_active == 0 || V <= 0) return 0.0;
+  chunk = std::clamp<int64_t>(chunk, 1, n_active);
+  std::unique_ptr<float[]> hb(new float[chunk * C]);
+  std::unique_ptr<float[]> z(new float[chunk * V]);
+  std::unique_ptr<float[]> dh(dhidden ? new float[chunk * C] : nullptr);
+  std::vector<double> row_loss(static_cast<size_t>(n_active));
+
+  for (int64_t c0 = 0; c0 < n_active; c0 += chunk) {
+    const int64_t n = std::min(chunk, n_active - c0);
+    for (int64_t i = 0; i < n; i++) std::memcpy(hb.get() + i * C, hidden + active[c0 + i] * C, sizeof(float) * C);
+    float* zp = z.get();
+    gemm(false, true, n, V, C, 1.0f, hb.get(), C, head, C, 0.0f, zp, V);
+    parallel_for(static_cast<size_t>(n), 1, [&](size_t i0, size_t i1) {
+      for (size_t i = i0; i < i1; i++) {
+        const int64_t row = active[c0 + i];
+        float* zr = zp + i * V;
+        const int32_t t = targets[row];
+        const float picked = zr[t];
+        float m = zr[0];
+        for (int64_t j = 1; j < V; j++) m = zr[j] > m ? zr[j] : m;
+        // exp(z - max) in place: every term <= 1, the sum in double
+        double sum = 0.0;
+        for (int64_t j = 0; j < V; j++) {
+          const float e = std::exp(zr[j] - m);
+          zr[j] = e;
+          sum += e;
+        }
+        const double lse = static_cast<double>(m) + std::log(sum);
+        const double w = weights[row];
+        row_loss[c0 + i] = w * (lse - static_cast<double>(picked));
+        if (dhidden) {
+          // (softmax - onehot) * w * grad_scale
+          const float inv = static_cast<float>(1.0 / sum);
+          const float g = static_cast<float>(w * static_cast<double>(grad_scale));
+          const float pt = zr[t] * inv;
+          for (int64_t j = 0; j < V; j++) zr[j] = zr[j] * inv * g;
+          zr[t] = (pt - 1.0f) * g;  // not p*g - g, which cancels badly when p is near 1
+        }
+      }
+    });
+    if (!dhidden) continue;
+    gemm(false, false, n, C, V, 1.0f, zp, V, head, C, 0.0f, dh.get(), C);
+    for (int64_t i = 0; i < n; i++) {
+      float* dst = dhidden + active[c0 + i] * C;
+      const float* src = dh.get() + i * C;
+      if (accumulate) {
+        for (int64_t k = 0; k < C; k++) dst[k] += src[k];
+      } else {
+        std::memcpy(dst, src, sizeof(float) * C);
+      }
+    }
+  }
+  double total = 0.0;
+  for (double l : row_loss) total += l;
+  return total;
+}
+
+}  // namespace ditty::cpu

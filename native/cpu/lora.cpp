@@ -1,0 +1,139 @@
+// LoRA products over a frozen linear, the same function as the `fused` op of
+// src/lora/lora-linear.ts: h = dropout(x) A^T, y += (h * scaling) B^T, and its backward.
+// The rank r is small (8..64), so each narrow product is laid out with r on the side where the
+// micro-kernel pads least (its MR rows rather than its 16/32-wide NR columns).
+#include "ditty/lora.h"
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "ditty/gemm.h"
+#include "ditty/parallel.h"
+#include "gemm_kernel.h"
+
+namespace ditty::cpu {
+namespace {
+
+// mulberry32's output for state s (src/lora/random.ts uniformStream, one step)
+inline uint32_t mulberry32(uint32_t s) {
+  uint32_t t = s;
+  t = (t ^ (t >> 15)) * (t | 1u);
+  t ^= t + (t ^ (t >> 7)) * (t | 61u);
+  return t ^ (t >> 14);
+}
+
+// Call-local scratch that is not zero-filled (every element is written before it is read).
+struct Scratch {
+  std::unique_ptr<float[]> data;
+  explicit Scratch(int64_t n) : data(new float[static_cast<size_t>(std::max<int64_t>(n, 1))]) {}
+  float* get() { return data.get(); }
+};
+
+// xm = x * mask over rows x in (flat index i = row * in + c, as dropoutMask(rows * in) numbers it)
+void masked_input(const float* x, int64_t rows, int64_t in, double p, uint32_t seed, float* xm) {
+  const float keep = static_cast<float>(1.0 / (1.0 - p));
+  parallel_for(static_cast<size_t>(rows), std::max<int64_t>(1, 4096 / std::max<int64_t>(in, 1)), [&](size_t r0, size_t r1) {
+    for (int64_t i = static_cast<int64_t>(r0) * in; i < static_cast<int64_t>(r1) * in; i++) {
+      const uint32_t s = seed + static_cast<uint32_t>(static_cast<uint64_t>(i + 1) * 0x6d2b79f5u);
+      const double u = mulberry32(s) / 4294967296.0;
+      xm[i] = x[i] * (u < p ? 0.0f : keep);
+    }
+  });
+}
+
+// out[c, r] = in[r, c] for an [R, Cn] matrix
+void transpose(const float* src, int64_t R, int64_t Cn, float* dst) {
+  parallel_for(static_cast<size_t>(Cn), 16, [&](size_t c0, size_t c1) {
+    for (size_t c = c0; c < c1; c++)
+      for (int64_t r = 0; r < R; r++) dst[c * R + r] = src[r * Cn + c];
+  });
+}
+
+// whether an [M, r] product output is better computed as its transpose [r, M]: padding r up to
+// the kernel's MR instead of its NR
+bool rank_as_rows(int64_t r) {
+  const auto& k = gemm_detail::kernel_for_simd();
+  const int64_t pad_n = (r + k.nr - 1) / k.nr * k.nr;
+  const int64_t pad_m = (r + k.mr - 1) / k.mr * k.mr;
+  return pad_m < pad_n;
+}
+
+}  // namespace
+
+float dropout_mask_value(uint32_t seed, uint64_t i, double p) {
+  if (!(p > 0.0)) return 1.0f;
+  const uint32_t s = seed + static_cast<uint32_t>((i + 1) * 0x6d2b79f5u);
+  const double u = mulberry32(s) / 4294967296.0;
+  return u < p ? 0.0f : static_cast<float>(1.0 / (1.0 - p));
+}
+
+void lora_forward(const float* x, int64_t rows, int64_t in, int64_t out, int64_t r, const float* A, const float* B,
+                  float scaling, double p, uint32_t seed, float* h, float* y) {
+  if (rows <= 0 || r <= 0) return;
+  const bool drop = p > 0.0;
+  Scratch xm_buf(drop ? rows * in : 0);
+  const float* xm = x;
+  if (drop) {
+    masked_input(x, rows, in, p, seed, xm_buf.get());
+    xm = xm_buf.get();
+  }
+  // h = xm A^T
+  if (rank_as_rows(r)) {
+    Scratch ht(r * rows);
+    gemm(false, true, r, rows, in, 1.0f, A, in, xm, in, 0.0f, ht.get(), rows);
+    transpose(ht.get(), r, rows, h);
+  } else {
+    gemm(false, true, rows, r, in, 1.0f, xm, in, A, in, 0.0f, h, r);
+  }
+  // y += scaling * h B^T
+  gemm(false, true, rows, out, r, scaling, h, r, B, r, 1.0f, y, out);
+}
+
+void lora_backward(const float* x, const float* h, const float* dy, int64_t rows, int64_t in, int64_t out, int64_t r,
+                   const float* A, const float* B, float scaling, double p, uint32_t seed, float* dA, float* dB,
+                   float* dx) {
+  if (rows <= 0 || r <= 0) return;
+  const bool drop = p > 0.0;
+  // ght [r, rows] = scaling * (dy B)^T = scaling * B^T dy^T
+  Scratch ght(r * rows);
+  gemm(true, true, r, rows, out, scaling, B, r, dy, out, 0.0f, ght.get(), rows);
+  // dB += scaling * dy^T h: as its transpose [r, out] = scaling * h^T dy when that pads less
+  if (rank_as_rows(r)) {
+    Scratch t(r * out);
+    gemm(true, false, r, out, rows, scaling, h, r, dy, out, 0.0f, t.get(), out);
+    const float* tp = t.get();
+    parallel_for(static_cast<size_t>(out), 64, [&](size_t o0, size_t o1) {
+      for (size_t o = o0; o < o1; o++)
+        for (int64_t j = 0; j < r; j++) dB[o * r + j] += tp[j * out + o];
+    });
+  } else {
+    gemm(true, false, out, r, rows, scaling, dy, out, h, r, 1.0f, dB, r);
+  }
+  // dA += gh^T xm
+  Scratch xm_buf(drop ? rows * in : 0);
+  const float* xm = x;
+  if (drop) {
+    masked_input(x, rows, in, p, seed, xm_buf.get());
+    xm = xm_buf.get();
+  }
+  gemm(false, false, r, in, rows, 1.0f, ght.get(), rows, xm, in, 1.0f, dA, in);
+  if (!dx) return;
+  // dx += mask * (gh A)
+  if (!drop) {
+    gemm(true, false, rows, in, r, 1.0f, ght.get(), rows, A, in, 1.0f, dx, in);
+    return;
+  }
+  float* t = xm_buf.get();  // reused: xm is not needed any more
+  gemm(true, false, rows, in, r, 1.0f, ght.get(), rows, A, in, 0.0f, t, in);
+  const float keep = static_cast<float>(1.0 / (1.0 - p));
+  parallel_for(static_cast<size_t>(rows), std::max<int64_t>(1, 4096 / std::max<int64_t>(in, 1)), [&](size_t r0, size_t r1) {
+    for (int64_t i = static_cast<int64_t>(r0) * in; i < static_cast<int64_t>(r1) * in; i++) {
+      const uint32_t s = seed + static_cast<uint32_t>(static_cast<uint64_t>(i + 1) * 0x6d2b79f5u);
+      const double u = mulberry32(s) / 4294967296.0;
+      dx[i] += u < p ? 0.0f : t[i] * keep;
+    }
+  });
+}
+
+}  // namespace ditty::cpu
