@@ -1,13 +1,16 @@
 // GPT-NeoX kernels (ditty/neox.h) for src/engine/native/addon.ts: shapes are checked here, then
 // every buffer against the elements the call reads or writes.
+#include <cmath>
+
 #include "args.h"
 #include "ditty/neox.h"
 
 namespace ditty::binding {
 namespace {
 
-void check_rotary(const Napi::CallbackInfo& info, int64_t d, int64_t R) {
+void check_rotary(const Napi::CallbackInfo& info, int64_t d, int64_t R, double base) {
   if (R > d || R % 2 != 0) fail(info.Env(), "R: the rotary dimensions must be even and at most d = " + std::to_string(d) + ", got " + std::to_string(R));
+  if (R > 0 && !(base > 0 && std::isfinite(base))) fail(info.Env(), "base: expected a positive number, got " + std::to_string(base));
 }
 
 // qkvRotaryForward(qkv, B, T, heads, d, R, base, offset, q, k, v)
@@ -16,7 +19,7 @@ Napi::Value qkv_rotary_forward(const Napi::CallbackInfo& info) {
   int64_t R = int_arg(info, 5, "R");
   double base = number_arg(info, 6, "base");
   int64_t offset = int_arg(info, 7, "offset");
-  check_rotary(info, d, R);
+  check_rotary(info, d, R, base);
   int64_t n = B * T * heads * d;
   const float* qkv = f32(info, 0, "qkv", 3 * n);
   float* q = f32(info, 8, "q", n);
@@ -32,7 +35,7 @@ Napi::Value qkv_rotary_backward(const Napi::CallbackInfo& info) {
   int64_t R = int_arg(info, 7, "R");
   double base = number_arg(info, 8, "base");
   int64_t offset = int_arg(info, 9, "offset");
-  check_rotary(info, d, R);
+  check_rotary(info, d, R, base);
   int64_t n = B * T * heads * d;
   const float* dq = f32(info, 0, "dq", n);
   const float* dk = f32(info, 1, "dk", n);

@@ -346,8 +346,13 @@ void attention_forward_block(const AttentionShape& a, int64_t bh, int64_t t0, in
   const float* Vv = a.v + bh * S * d;
   float* Kt = scratch;
   float* P = scratch + d * np;
-  pack_transposed(K, n, d, Kt);
-  scores<V>(Q, d, m, Kt, np, d, past + t0, P, np);
+  if (m == 1) {
+    // one query (decoding after a KV cache): plain dot products beat packing the keys first
+    for (int64_t j = 0; j < n; j++) P[j] = dot<V>(Q, K + j * d, d);
+  } else {
+    pack_transposed(K, n, d, Kt);
+    scores<V>(Q, d, m, Kt, np, d, past + t0, P, np);
+  }
   for (int64_t i = 0; i < m; i++) {
     float l = softmax_row<V>(P + i * np, past + t0 + i + 1, np, a.scale);
     if (lse) lse[bh * T + t0 + i] = l;

@@ -134,7 +134,7 @@ describe.skipIf(nativeMissing)('native GPT-NeoX kernels', () => {
     // [B, H, T, S, d]: odd T and S, S > T for decoding after a KV cache, T = 1
     const shapes: [number, number, number, number, number][] = [
       [1, 1, 1, 1, 16], [2, 3, 7, 7, 24], [1, 5, 37, 37, 64], [2, 2, 19, 19, 80], [1, 4, 70, 70, 16],
-      [1, 2, 1, 9, 64], [2, 3, 5, 23, 24], [1, 1, 67, 131, 80],
+      [1, 2, 1, 9, 64], [2, 3, 5, 23, 24], [1, 1, 67, 131, 80], [1, 1, 131, 131, 64], [1, 2, 1, 200, 24],
     ];
     for (const [B, H, T, S, d] of shapes) {
       it(`matches fused.ts causalAttention at B=${B} H=${H} T=${T} S=${S} d=${d}`, () => {
@@ -261,6 +261,7 @@ describe.skipIf(nativeMissing)('native GPT-NeoX kernels', () => {
       expect(() => a.attentionBackward(big, big, big, big, big, big, 1, 2, 8, 16, big, big, small)).toThrow(/^dv: /);
       expect(() => a.qkvRotaryForward(big, 1, 4, 2, 16, 7, 10000, 0, big, big, big)).toThrow(/^R: the rotary dimensions must be even/);
       expect(() => a.qkvRotaryForward(small, 1, 4, 2, 16, 8, 10000, 0, big, big, big)).toThrow(/^qkv: .* the call needs 384/);
+      expect(() => a.qkvRotaryForward(big, 1, 4, 2, 16, 8, 0, 0, big, big, big)).toThrow(/^base: expected a positive number/);
       expect(() => a.qkvRotaryBackward(big, big, big, 1, 4, 2, 16, 8, 10000, 0, small)).toThrow(/^dqkv: /);
       expect(() => a.geluForward(big, small, 11, GELU_KIND.erf)).toThrow(/^out: /);
       expect(() => a.geluBackward(big, ints, big, 11, GELU_KIND.fast)).toThrow(/^dy: .* holds i32/);
