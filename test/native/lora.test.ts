@@ -54,7 +54,7 @@ describe.skipIf(nativeMissing)('native LoRA vs the tfjs LoraLinear fused op', ()
       layer.setTraining(true, step);
       const maskSeed = mixSeed(mixSeed(seed >>> 0, hashString(path)), 1, step, 0);
       const xv = tf.variable(tf.tensor2d(x, [rows, inp]));
-      let yRef = new Float32Array(0);
+      let yRef: Float32Array = new Float32Array(0);
       const { grads } = tf.variableGrads(() => {
         const y = layer.apply(xv);
         yRef = y.dataSync() as Float32Array;
