@@ -134,9 +134,23 @@ void attention_backward(const float* dout, const float* q, const float* k, const
                         const float* lse, int64_t B, int64_t H, int64_t T, int64_t d, float* dq, float* dk, float* dv) {
   const AttentionShape a{q, k, v, B, H, T, T, d, static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)))};
   const Kernels& kern = kernels();
-  parallel_for(static_cast<size_t>(B * H), 1, [&](size_t i0, size_t i1) {
+  if (B * H >= thread_count()) {
+    // a head per task: 5 products per score tile
+    parallel_for(static_cast<size_t>(B * H), 1, [&](size_t i0, size_t i1) {
+      float* scratch = thread_scratch(neox_detail::backward_scratch(a));
+      for (size_t i = i0; i < i1; i++) kern.attention_backward_head(a, static_cast<int64_t>(i), dout, out, lse, dq, dk, dv, scratch);
+    });
+    return;
+  }
+  // fewer heads than threads: key blocks (dk, dv) and query blocks (dq) as separate tasks, 7 products
+  // per tile but B*H*2*blocks tasks; the same bits as the per-head path
+  const int64_t blocks = (T + neox_detail::kBlock - 1) / neox_detail::kBlock;
+  parallel_for(static_cast<size_t>(2 * B * H * blocks), 1, [&](size_t i0, size_t i1) {
     float* scratch = thread_scratch(neox_detail::backward_scratch(a));
-    for (size_t i = i0; i < i1; i++) kern.attention_backward_head(a, static_cast<int64_t>(i), dout, out, lse, dq, dk, dv, scratch);
+    for (size_t i = i0; i < i1; i++) {
+      const int64_t task = static_cast<int64_t>(i), bh = task / (2 * blocks), block = task % (2 * blocks) / 2;
+      kern.attention_backward_block(a, bh, block, task % 2 == 0, dout, out, lse, dq, dk, dv, scratch);
+    }
   });
 }
 

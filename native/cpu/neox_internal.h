@@ -33,6 +33,10 @@ struct Kernels {
   // query blocks run in a fixed order.
   void (*attention_backward_head)(const AttentionShape& a, int64_t bh, const float* dout, const float* out,
                                   const float* lse, float* dq, float* dk, float* dv, float* scratch);
+  // The same gradients (bit for bit) split into more tasks for more threads than heads: dk, dv of
+  // key block `block` (keys) or dq of query block `block` (!keys), recomputing P twice.
+  void (*attention_backward_block)(const AttentionShape& a, int64_t bh, int64_t block, bool keys, const float* dout,
+                                   const float* out, const float* lse, float* dq, float* dk, float* dv, float* scratch);
   void (*gelu_forward)(const float* x, float* out, int64_t n, Gelu kind);
   void (*gelu_backward)(const float* x, const float* dy, float* dx, int64_t n, Gelu kind);
 };

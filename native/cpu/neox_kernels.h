@@ -188,14 +188,14 @@ void nt_rows(int rows, int nv, const float* A, int64_t lda, const float* Bt, int
   }
 }
 
-// Scores of query rows [0, m) against keys [0, n_i) where row i sees keys < first + i + 1 (the
-// causal limit): each register tile stops at the last key its rows can see.
+// Scores of query rows [0, m) against packed key columns [0, cols) where row i sees columns
+// < first + i + 1 (the causal limit): each register tile stops at the last column its rows can see.
 template <class V>
-void scores(const float* A, int64_t lda, int64_t m, const float* Bt, int64_t ldb, int64_t K, int64_t first, float* C,
-            int64_t ldc) {
+void scores(const float* A, int64_t lda, int64_t m, const float* Bt, int64_t ldb, int64_t K, int64_t first, int64_t cols,
+            float* C, int64_t ldc) {
   for (int64_t i0 = 0; i0 < m; i0 += V::MR) {
     int rows = static_cast<int>(lo(V::MR, m - i0));
-    int64_t nvec = (first + i0 + rows + V::W - 1) / V::W;
+    int64_t nvec = (lo(cols, first + i0 + rows) + V::W - 1) / V::W;
     for (int64_t jv = 0; jv < nvec; jv += V::NV) {
       int nv = static_cast<int>(lo(V::NV, nvec - jv));
       nt_rows<V, V::MR>(rows, nv, A + i0 * lda, lda, Bt + jv * V::W, ldb, K, C + i0 * ldc + jv * V::W, ldc);
@@ -351,7 +351,7 @@ void attention_forward_block(const AttentionShape& a, int64_t bh, int64_t t0, in
     for (int64_t j = 0; j < n; j++) P[j] = dot<V>(Q, K + j * d, d);
   } else {
     pack_transposed(K, n, d, Kt);
-    scores<V>(Q, d, m, Kt, np, d, past + t0, P, np);
+    scores<V>(Q, d, m, Kt, np, d, past + t0, n, P, np);
   }
   for (int64_t i = 0; i < m; i++) {
     float l = softmax_row<V>(P + i * np, past + t0 + i + 1, np, a.scale);
@@ -362,69 +362,134 @@ void attention_forward_block(const AttentionShape& a, int64_t bh, int64_t t0, in
              [&](int64_t i0, int rows) { return lo(n, past + t0 + i0 + rows); });
 }
 
+// One head's tensors for backward (S = T).
+struct Head {
+  const float *Q, *K, *V, *O, *dO, *L;  // O, dO rows at stride ldo (heads merged)
+  float *dQ, *dK, *dV;
+  int64_t T, d, ldo;
+  float scale;
+};
+
+inline Head head_of(const AttentionShape& a, int64_t bh, const float* dout, const float* out, const float* lse, float* dq,
+                    float* dk, float* dv) {
+  const int64_t d = a.d, T = a.T, H = a.H, b = bh / H, h = bh % H;
+  const int64_t o = (b * T * H + h) * d, x = bh * T * d;
+  return {a.q + x, a.k + x, a.v + x, out + o, dout + o, lse + bh * T, dq + x, dk + x, dv + x, T, d, H * d, a.scale};
+}
+
+// Query rows [t0, t0 + m) against the keys whose packed columns Kt/Vt (row stride ldt) start at
+// key c0 (a multiple of 16) and run `cols` keys: P = exp(s scale - lse), dS = P (dO v - D) with
+// D = rowsum(dO * O); rows of stride ld, zero past each query's last visible key. Every element is
+// computed the same way (and in the same vector lane) whichever c0 the caller starts from, so the
+// per-head and the split backward produce the same bits.
+template <class V>
+void probabilities(const Head& g, int64_t t0, int64_t m, const float* Kt, const float* Vt, int64_t ldt, int64_t c0,
+                   int64_t cols, float* P, float* dS, int64_t ld) {
+  using Tv = typename V::T;
+  scores<V>(g.Q + t0 * g.d, g.d, m, Kt, ldt, g.d, t0 - c0, cols, P, ld);
+  scores<V>(g.dO + t0 * g.ldo, g.ldo, m, Vt, ldt, g.d, t0 - c0, cols, dS, ld);
+  const Tv sc = V::set1(g.scale);
+  for (int64_t i = 0; i < m; i++) {
+    float* p = P + i * ld;
+    float* ds = dS + i * ld;
+    const int64_t len = lo(cols, t0 + i + 1 - c0);  // visible keys of this row in the window
+    const float D = dot<V>(g.dO + (t0 + i) * g.ldo, g.O + (t0 + i) * g.ldo, g.d);
+    Tv l = V::set1(g.L[t0 + i]), Di = V::set1(D);
+    int64_t j = 0;
+    for (; j + V::W <= len; j += V::W) {
+      Tv pv = vexp<V>(V::sub(V::mul(V::load(p + j), sc), l));
+      V::store(p + j, pv);
+      V::store(ds + j, V::mul(pv, V::sub(V::load(ds + j), Di)));
+    }
+    if (j < len) {
+      int r = static_cast<int>(len - j);
+      Tv pv = vexp<V>(V::sub(V::mul(V::loadn(p + j, r, 0.0f), sc), l));
+      V::storen(p + j, pv, r);
+      V::storen(ds + j, V::mul(pv, V::sub(V::loadn(ds + j, r, 0.0f), Di)), r);
+    }
+    for (j = hi(len, 0); j < padded(cols); j++) p[j] = ds[j] = 0.0f;
+  }
+}
+
+// dQ rows [t0, t0 + m) = (dS K) scale over keys [0, t0 + m).
+template <class V>
+void query_gradient(const Head& g, int64_t t0, int64_t m, const float* dS, int64_t ld) {
+  product<V>(dS, ld, 1, m, g.K, g.d, g.d, g.dQ + t0 * g.d, g.d, g.scale, false, [](int64_t) { return int64_t{0}; },
+             [&](int64_t i0, int rows) { return t0 + i0 + rows; });
+}
+
+// dV += P^T dO and dK += dS^T Q (unscaled) for keys [c0, c0 + cols) from query rows [t0, t0 + m):
+// key j gets queries t >= j only.
+template <class V>
+void key_gradients(const Head& g, int64_t t0, int64_t m, int64_t c0, int64_t cols, const float* P, const float* dS, int64_t ld) {
+  auto first_query = [&](int64_t j) { return hi(0, c0 + j - t0); };
+  auto all_queries = [&](int64_t, int) { return m; };
+  product<V>(P, 1, ld, cols, g.dO + t0 * g.ldo, g.ldo, g.d, g.dV + c0 * g.d, g.d, 1.0f, true, first_query, all_queries);
+  product<V>(dS, 1, ld, cols, g.Q + t0 * g.d, g.d, g.d, g.dK + c0 * g.d, g.d, 1.0f, true, first_query, all_queries);
+}
+
+// All of one head's gradients on one thread: query blocks in order, each adding to dK and dV.
 template <class V>
 void attention_backward_head(const AttentionShape& a, int64_t bh, const float* dout, const float* out, const float* lse,
                              float* dq, float* dk, float* dv, float* scratch) {
-  using Tv = typename V::T;
-  const int64_t d = a.d, T = a.T, H = a.H, b = bh / H, h = bh % H, np = padded(T), ldo = H * d;
-  const float* Q = a.q + bh * T * d;
-  const float* K = a.k + bh * T * d;
-  const float* Vv = a.v + bh * T * d;
-  const float* O = out + (b * T * H + h) * d;     // row t at t * ldo
-  const float* dO = dout + (b * T * H + h) * d;
-  const float* L = lse + bh * T;
-  float* dQ = dq + bh * T * d;
-  float* dK = dk + bh * T * d;
-  float* dV = dv + bh * T * d;
+  const Head g = head_of(a, bh, dout, out, lse, dq, dk, dv);
+  const int64_t T = g.T, d = g.d, np = padded(T);
   float* Kt = scratch;
   float* Vt = Kt + d * np;
   float* P = Vt + d * np;
   float* dS = P + kBlock * np;
-  float* D = dS + kBlock * np;  // rowsum(dO * O)
-  pack_transposed(K, T, d, Kt);
-  pack_transposed(Vv, T, d, Vt);
-  for (int64_t t = 0; t < T; t++) D[t] = dot<V>(dO + t * ldo, O + t * ldo, d);
-  for (int64_t i = 0; i < T * d; i++) dK[i] = dV[i] = 0.0f;
-  const Tv sc = V::set1(a.scale);
+  pack_transposed(g.K, T, d, Kt);
+  pack_transposed(g.V, T, d, Vt);
+  for (int64_t i = 0; i < T * d; i++) g.dK[i] = g.dV[i] = 0.0f;
   for (int64_t t0 = 0; t0 < T; t0 += kBlock) {
-    const int64_t t1 = lo(T, t0 + kBlock), m = t1 - t0, n = t1;
-    scores<V>(Q + t0 * d, d, m, Kt, np, d, t0, P, np);
-    scores<V>(dO + t0 * ldo, ldo, m, Vt, np, d, t0, dS, np);
-    for (int64_t i = 0; i < m; i++) {
-      // P = exp(s scale - lse); dS = P (dP - D)
-      float* p = P + i * np;
-      float* ds = dS + i * np;
-      const int64_t len = t0 + i + 1;
-      Tv l = V::set1(L[t0 + i]), Di = V::set1(D[t0 + i]);
-      int64_t j = 0;
-      for (; j + V::W <= len; j += V::W) {
-        Tv pv = vexp<V>(V::sub(V::mul(V::load(p + j), sc), l));
-        V::store(p + j, pv);
-        V::store(ds + j, V::mul(pv, V::sub(V::load(ds + j), Di)));
-      }
-      if (j < len) {
-        int r = static_cast<int>(len - j);
-        Tv pv = vexp<V>(V::sub(V::mul(V::loadn(p + j, r, 0.0f), sc), l));
-        V::storen(p + j, pv, r);
-        V::storen(ds + j, V::mul(pv, V::sub(V::loadn(ds + j, r, 0.0f), Di)), r);
-      }
-      for (j = len; j < np; j++) p[j] = ds[j] = 0.0f;
-    }
-    // dQ = (dS K) scale
-    product<V>(dS, np, 1, m, K, d, d, dQ + t0 * d, d, a.scale, false, [](int64_t) { return int64_t{0}; },
-               [&](int64_t i0, int rows) { return lo(n, t0 + i0 + rows); });
-    // dV += P^T dO, dK += dS^T Q over keys [0, n): key j gets queries t >= j only
-    auto first_query = [&](int64_t j0) { return hi(0, j0 - t0); };
-    auto all_queries = [&](int64_t, int) { return m; };
-    product<V>(P, 1, np, n, dO + t0 * ldo, ldo, d, dV, d, 1.0f, true, first_query, all_queries);
-    product<V>(dS, 1, np, n, Q + t0 * d, d, d, dK, d, 1.0f, true, first_query, all_queries);
+    const int64_t m = lo(T, t0 + kBlock) - t0;
+    probabilities<V>(g, t0, m, Kt, Vt, np, 0, t0 + m, P, dS, np);
+    query_gradient<V>(g, t0, m, dS, np);
+    key_gradients<V>(g, t0, m, 0, t0 + m, P, dS, np);
   }
-  for (int64_t i = 0; i < T * d; i++) dK[i] *= a.scale;
+  for (int64_t i = 0; i < T * d; i++) g.dK[i] *= g.scale;
+}
+
+// The same gradients split for more threads than heads (recomputing P and dS twice): dK, dV of
+// key block kb (from query blocks kb.. in order, as the per-head loop adds them), or dQ of query
+// block kb. The same bits as attention_backward_head.
+template <class V>
+void attention_backward_block(const AttentionShape& a, int64_t bh, int64_t kb, bool keys, const float* dout,
+                              const float* out, const float* lse, float* dq, float* dk, float* dv, float* scratch) {
+  const Head g = head_of(a, bh, dout, out, lse, dq, dk, dv);
+  const int64_t T = g.T, d = g.d, c0 = kb * kBlock;
+  if (!keys) {
+    const int64_t m = lo(T, c0 + kBlock) - c0, np = padded(c0 + m);
+    float* Kt = scratch;
+    float* Vt = Kt + d * np;
+    float* P = Vt + d * np;
+    float* dS = P + kBlock * np;
+    pack_transposed(g.K, c0 + m, d, Kt);
+    pack_transposed(g.V, c0 + m, d, Vt);
+    probabilities<V>(g, c0, m, Kt, Vt, np, 0, c0 + m, P, dS, np);
+    query_gradient<V>(g, c0, m, dS, np);
+    return;
+  }
+  const int64_t cols = lo(T, c0 + kBlock) - c0, np = padded(cols);
+  float* Kt = scratch;
+  float* Vt = Kt + d * np;
+  float* P = Vt + d * np;
+  float* dS = P + kBlock * np;
+  pack_transposed(g.K + c0 * d, cols, d, Kt);
+  pack_transposed(g.V + c0 * d, cols, d, Vt);
+  for (int64_t i = c0 * d; i < (c0 + cols) * d; i++) g.dK[i] = g.dV[i] = 0.0f;
+  for (int64_t t0 = c0; t0 < T; t0 += kBlock) {
+    const int64_t m = lo(T, t0 + kBlock) - t0;
+    probabilities<V>(g, t0, m, Kt, Vt, np, c0, cols, P, dS, np);
+    key_gradients<V>(g, t0, m, c0, cols, P, dS, np);
+  }
+  for (int64_t i = c0 * d; i < (c0 + cols) * d; i++) g.dK[i] *= g.scale;
 }
 
 template <class V>
 constexpr ditty::cpu::neox_detail::Kernels kernels() {
-  return {attention_forward_block<V>, attention_backward_head<V>, gelu_forward_impl<V>, gelu_backward_impl<V>};
+  return {attention_forward_block<V>, attention_backward_head<V>, attention_backward_block<V>, gelu_forward_impl<V>,
+          gelu_backward_impl<V>};
 }
 
 }  // namespace

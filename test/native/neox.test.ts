@@ -174,26 +174,32 @@ describe.skipIf(nativeMissing)('native GPT-NeoX kernels', () => {
       });
     }
 
-    it('gives the same bits on 1 and 3 threads', () => {
-      const a = addon();
-      const [B, H, T, d] = [2, 3, 150, 24];
-      const n = B * H * T * d;
-      const [q, k, v, dout] = [upload(randn(n, 31)), upload(randn(n, 32)), upload(randn(n, 33)), upload(randn(n, 34))];
-      const run = (threads: number): Float32Array[] => {
-        a.setThreads(threads);
-        const out = zeros(n), lse = zeros(B * H * T), dq = zeros(n), dk = zeros(n), dv = zeros(n);
-        a.attentionForward(q, k, v, B, H, T, T, d, out, lse);
-        a.attentionBackward(dout, q, k, v, out, lse, B, H, T, d, dq, dk, dv);
-        return [readF32(out, n), readF32(lse, B * H * T), readF32(dq, n), readF32(dk, n), readF32(dv, n)];
-      };
-      const before = a.threads();
-      try {
-        const one = run(1), three = run(3);
-        one.forEach((x, i) => expect(Buffer.from(three[i]!.buffer).equals(Buffer.from(x.buffer)), `output ${i}`).toBe(true));
-      } finally {
-        a.setThreads(before);
-      }
-    });
+    // 3 threads run B*H = 6 heads one per task, 4 threads split B*H = 2 heads into query and key blocks
+    for (const [B, H, T, d, threads] of [[2, 3, 150, 24, 3], [1, 2, 200, 64, 4]] as const) {
+      it(`gives the same bits on 1 and ${threads} threads at B=${B} H=${H} T=${T} d=${d}`, () => {
+        const a = addon();
+        const n = B * H * T * d;
+        const [q, k, v, dout] = [upload(randn(n, 31)), upload(randn(n, 32)), upload(randn(n, 33)), upload(randn(n, 34))];
+        const run = (count: number): Float32Array[] => {
+          a.setThreads(count);
+          const out = zeros(n), lse = zeros(B * H * T), dq = zeros(n), dk = zeros(n), dv = zeros(n);
+          a.attentionForward(q, k, v, B, H, T, T, d, out, lse);
+          a.attentionBackward(dout, q, k, v, out, lse, B, H, T, d, dq, dk, dv);
+          return [readF32(out, n), readF32(lse, B * H * T), readF32(dq, n), readF32(dk, n), readF32(dv, n)];
+        };
+        const before = a.threads();
+        try {
+          for (const level of levels) {
+            withSimd(level, () => {
+              const one = run(1), many = run(threads);
+              one.forEach((x, i) => expect(Buffer.from(many[i]!.buffer).equals(Buffer.from(x.buffer)), `${level} output ${i}`).toBe(true));
+            });
+          }
+        } finally {
+          a.setThreads(before);
+        }
+      });
+    }
   });
 
   describe('GELU', () => {
