@@ -18,9 +18,11 @@ using neox_detail::AttentionShape;
 using neox_detail::Kernels;
 
 const Kernels& kernels() {
+#if defined(__x86_64__) || defined(__i386__)
   const char* level = simd_level();
   if (std::strcmp(level, "avx512") == 0) return neox_detail::kAvx512;
   if (std::strcmp(level, "avx2") == 0) return neox_detail::kAvx2;
+#endif
   return neox_detail::kPortable;
 }
 

@@ -1,5 +1,6 @@
 // The neox kernels on 8-float AVX2 + FMA vectors; everything after the target pragma is compiled
 // for AVX2 and has internal linkage, so the rest of the addon stays baseline x86-64.
+#if defined(__x86_64__) || defined(__i386__)  // elsewhere simd_level() is always "portable"
 #include <immintrin.h>
 
 #include <cmath>
@@ -68,3 +69,5 @@ const Kernels kAvx2 = kernels<Avx2>();
 }  // namespace ditty::cpu::neox_detail
 
 #pragma GCC pop_options
+
+#endif

@@ -2,6 +2,7 @@
 // AVX-512 and has internal linkage, so the rest of the addon stays baseline x86-64.
 // GCC 12 reports its own _mm512_undefined_*() (`__m512i __Y = __Y;`) inside max, min, shifts etc.
 // as "may be used uninitialized" wherever they are inlined: a known false positive.
+#if defined(__x86_64__) || defined(__i386__)  // elsewhere simd_level() is always "portable"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
@@ -56,3 +57,5 @@ const Kernels kAvx512 = kernels<Avx512>();
 }  // namespace ditty::cpu::neox_detail
 
 #pragma GCC pop_options
+
+#endif

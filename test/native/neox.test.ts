@@ -174,6 +174,16 @@ describe.skipIf(nativeMissing)('native GPT-NeoX kernels', () => {
       });
     }
 
+    it('leaves lse out when it is not wanted', () => {
+      const a = addon();
+      const [B, H, T, S, d] = [1, 2, 9, 12, 24];
+      const [q, k, v] = [upload(randn(B * H * T * d, 41)), upload(randn(B * H * S * d, 42)), upload(randn(B * H * S * d, 43))];
+      const [withLse, without] = [zeros(B * T * H * d), zeros(B * T * H * d)];
+      a.attentionForward(q, k, v, B, H, T, S, d, withLse, zeros(B * H * T));
+      a.attentionForward(q, k, v, B, H, T, S, d, without, -1);
+      expect(readF32(without, B * T * H * d)).toEqual(readF32(withLse, B * T * H * d));
+    });
+
     // 3 threads run B*H = 6 heads one per task, 4 threads split B*H = 2 heads into query and key blocks
     for (const [B, H, T, d, threads] of [[2, 3, 150, 24, 3], [1, 2, 200, 64, 4]] as const) {
       it(`gives the same bits on 1 and ${threads} threads at B=${B} H=${H} T=${T} d=${d}`, () => {
@@ -251,6 +261,10 @@ describe.skipIf(nativeMissing)('native GPT-NeoX kernels', () => {
       a.geluForward(xi, want, n, GELU_KIND.erf);
       a.geluForward(copy, copy, n, GELU_KIND.erf);
       expect(readF32(copy, n)).toEqual(readF32(want, n));
+      const dyi = upload(dy.subarray(0, n)), dyCopy = upload(dy.subarray(0, n));
+      a.geluBackward(xi, dyi, want, n, GELU_KIND.tanh);
+      a.geluBackward(xi, dyCopy, dyCopy, n, GELU_KIND.tanh);
+      expect(readF32(dyCopy, n)).toEqual(readF32(want, n));
     });
   });
 
