@@ -36,6 +36,8 @@ const WKV_CASES: WkvCase[] = [
   { B: 2, T: 300, C: 37, kMax: 1 },
   { B: 3, T: 41, C: 21, kMax: 60 },
   { B: 1, T: 300, C: 19, kMax: 60 },
+  // more channels than one task's group (256 forward, 64 backward), with a partial last group
+  { B: 2, T: 23, C: 301, kMax: 8 },
 ];
 
 /**
