@@ -212,6 +212,55 @@ describe.skipIf(nativeMissing)('native GPT-NeoX kernels', () => {
     }
   });
 
+  describe('qkv rotary + attention together', () => {
+    /** GptNeoXModel.attention up to the merged context, in the model's own tfjs ops (offset 0, no cache). */
+    function modelContext(qkv: tf.Tensor3D, heads: number, d: number, R: number): tf.Tensor {
+      const [B, T] = qkv.shape;
+      const x: tf.Tensor4D = tf.reshape(qkv, [B, T, heads, 3 * d]);
+      const part = (j: number): tf.Tensor4D => tf.transpose(tf.slice(x, [0, 0, 0, j * d], [B, T, heads, d]), [0, 2, 1, 3]);
+      const { cos, sin } = rotaryTables(T, R);
+      const rotate = (y: tf.Tensor4D): tf.Tensor4D => {
+        const yr = tf.slice(y, [0, 0, 0, 0], [B, heads, T, R]);
+        const y1 = tf.slice(yr, [0, 0, 0, 0], [B, heads, T, R / 2]);
+        const y2 = tf.slice(yr, [0, 0, 0, R / 2], [B, heads, T, R / 2]);
+        const rotated = tf.add(tf.mul(yr, cos), tf.mul(tf.concat([tf.neg(y2), y1], 3), sin));
+        return tf.concat([rotated, tf.slice(y, [0, 0, 0, R], [B, heads, T, d - R])], 3) as tf.Tensor4D;
+      };
+      const context = causalAttention(rotate(part(0)), rotate(part(1)), part(2), causalMask(T, T));
+      return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, heads * d]);
+    }
+    /** GptNeoXModel.rotaryTables at offset 0 (base 10000), as [T, R] tensors. */
+    function rotaryTables(T: number, R: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+      const cos = new Float32Array(T * R), sin = new Float32Array(T * R);
+      for (let t = 0; t < T; t++) {
+        for (let m = 0; m < R / 2; m++) {
+          const angle = t * 10000 ** (-2 * m / R);
+          cos[t * R + m] = cos[t * R + m + R / 2] = Math.cos(angle);
+          sin[t * R + m] = sin[t * R + m + R / 2] = Math.sin(angle);
+        }
+      }
+      return { cos: tf.tensor2d(cos, [T, R]), sin: tf.tensor2d(sin, [T, R]) };
+    }
+
+    it('gives the context and the qkv gradient of gpt-neox.ts attention (pythia-like: R = d/4)', () => {
+      const a = addon();
+      const [B, T, heads, d, R] = [2, 45, 3, 64, 16];
+      const n = B * T * heads * d;
+      const qkv = randn(3 * n, 51, 2), dy = randn(n, 52);
+      const qkvT = tf.tensor3d(qkv, [B, T, 3 * heads * d]);
+      const want = tf.tidy(() => modelContext(qkvT, heads, d, R).dataSync() as Float32Array);
+      const wantGrad = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(modelContext(x as tf.Tensor3D, heads, d, R), tf.tensor3d(dy, [B, T, heads * d]))))(qkvT)
+        .dataSync() as Float32Array);
+      const [q, k, v, out, lse, dq, dk, dv, dqkv] = [n, n, n, n, B * heads * T, n, n, n, 3 * n].map(zeros) as number[];
+      a.qkvRotaryForward(upload(qkv), B, T, heads, d, R, 10000, 0, q!, k!, v!);
+      a.attentionForward(q!, k!, v!, B, heads, T, T, d, out!, lse!);
+      expect(scaledError(readF32(out!, n), want)).toBeLessThan(1e-5);
+      a.attentionBackward(upload(dy), q!, k!, v!, out!, lse!, B, heads, T, d, dq!, dk!, dv!);
+      a.qkvRotaryBackward(dq!, dk!, dv!, B, T, heads, d, R, 10000, 0, dqkv!);
+      expect(scaledError(readF32(dqkv!, 3 * n), wantGrad)).toBeLessThan(1e-4);
+    });
+  });
+
   describe('GELU', () => {
     const kinds = [['erf', geluErf], ['tanh', geluNew], ['fast', geluFast]] as const;
     // odd lengths around the vector widths, values over the whole useful range and beyond
