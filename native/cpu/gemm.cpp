@@ -61,7 +61,26 @@ void pack_a(bool transA, const float* A, int64_t lda, int64_t i0, int64_t m, int
   }
 }
 
-// Rows [k0, k0+kc) x columns [j0, j0+n) of op(B) into micro-panels of nr columns (zero-padded).
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; i++) {
+    float* row = C + i * ldc;
+    if (beta == 0.0f) {
+      std::fill_n(row, N, 0.0f);
+    } else {
+      for (int64_t j = 0; j < N; j++) row[j] *= beta;
+    }
+  }
+}
+
+// Block sizes: a packed B block (KC x NC) stays in L2 while the MR x KC A micro-panel in use
+// sits in L1 and is reused across the whole block.
+constexpr int64_t NC = 512;
+constexpr int64_t MC = 240;  // a multiple of every MR (12, 6, 4)
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+}  // namespace
+
 void pack_b(bool transB, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0, int64_t kc, int nr,
             float* dst) {
   for (int64_t p = 0; p < n; p += nr) {
@@ -101,26 +120,6 @@ void pack_b(bool transB, const float* B, int64_t ldb, int64_t j0, int64_t n, int
   }
 }
 
-void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
-  for (int64_t i = 0; i < M; i++) {
-    float* row = C + i * ldc;
-    if (beta == 0.0f) {
-      std::fill_n(row, N, 0.0f);
-    } else {
-      for (int64_t j = 0; j < N; j++) row[j] *= beta;
-    }
-  }
-}
-
-// Block sizes: a packed B block (KC x NC) stays in L2 while the MR x KC A micro-panel in use
-// sits in L1 and is reused across the whole block.
-constexpr int64_t NC = 512;
-constexpr int64_t MC = 240;  // a multiple of every MR (12, 6, 4)
-
-int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
-}  // namespace
-
 const Kernel& kernel_portable() {
   static const Kernel k{PMR, PNR, micro_portable, "ditty portable"};
   return k;
@@ -133,8 +132,52 @@ const Kernel& kernel_for_simd() {
   return kernel_portable();
 }
 
+namespace {
+
+struct DenseB {
+  bool transB;
+  const float* B;
+  int64_t ldb;
+};
+
+void pack_dense(const void* ctx, int64_t j0, int64_t n, int64_t k0, int64_t kc, int nr, float* dst) {
+  const auto* d = static_cast<const DenseB*>(ctx);
+  pack_b(d->transB, d->B, d->ldb, j0, n, k0, kc, nr, dst);
+}
+
+// Tiles of C: whole NC-wide column blocks first (each packs its B block once), split along M
+// and then N until there are a few tiles per thread. Tiling never changes the result.
+template <class Fn>
+void for_tiles(const Kernel& kern, int64_t M, int64_t N, Fn&& tile) {
+  const int threads = thread_count();
+  int64_t tn = (N + NC - 1) / NC;
+  int64_t tm = 1;
+  const int64_t want = 3 * static_cast<int64_t>(threads);
+  while (threads > 1 && tn * tm < want && (M + 2 * tm - 1) / (2 * tm) >= 4 * kern.mr) tm *= 2;
+  while (threads > 1 && tn * tm < want && (N + 2 * tn - 1) / (2 * tn) >= 2 * kern.nr) tn *= 2;
+  const int64_t rows = round_up((M + tm - 1) / tm, kern.mr);
+  const int64_t cols = round_up((N + tn - 1) / tn, kern.nr);
+  tm = (M + rows - 1) / rows;
+  tn = (N + cols - 1) / cols;
+  parallel_for(static_cast<size_t>(tm * tn), 1, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; t++) {
+      const int64_t i0 = static_cast<int64_t>(t) / tn * rows;
+      const int64_t j0 = static_cast<int64_t>(t) % tn * cols;
+      tile(i0, std::min(rows, M - i0), j0, std::min(cols, N - j0));
+    }
+  });
+}
+
+}  // namespace
+
 void gemm_serial(const Kernel& kern, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const DenseB d{transB, B, ldb};
+  gemm_serial_source(kern, transA, M, N, K, alpha, A, lda, BSource{pack_dense, &d}, 0, beta, C, ldc);
+}
+
+void gemm_serial_source(const Kernel& kern, bool transA, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const BSource& src, int64_t j0, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     if (beta != 1.0f) scale_c(M, N, beta, C, ldc);
@@ -155,7 +198,7 @@ void gemm_serial(const Kernel& kern, bool transA, bool transB, int64_t M, int64_
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min(KC, K - pc);
       const bool overwrite = pc == 0 && beta == 0.0f;
-      pack_b(transB, B, ldb, jc, nc, pc, kc, nr, bpack.data());
+      src.pack(src.ctx, j0 + jc, nc, pc, kc, nr, bpack.data());
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
         pack_a(transA, A, lda, ic, mc, pc, kc, mr, apack.data());
@@ -175,34 +218,21 @@ void gemm_serial(const Kernel& kern, bool transA, bool transB, int64_t M, int64_
 
 void gemm_own(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const DenseB d{transB, B, ldb};
+  gemm_own_source(transA, M, N, K, alpha, A, lda, BSource{pack_dense, &d}, beta, C, ldc);
+}
+
+void gemm_own_source(bool transA, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                     const BSource& b, float beta, float* C, int64_t ldc) {
   const Kernel& kern = kernel_for_simd();
-  const int threads = thread_count();
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  if (threads == 1 || flops < 2.0e6) {
-    gemm_serial(kern, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (thread_count() == 1 || flops < 2.0e6) {
+    gemm_serial_source(kern, transA, M, N, K, alpha, A, lda, b, 0, beta, C, ldc);
     return;
   }
-  // Tiles of C: whole NC-wide column blocks first (each packs its B block once), split along M
-  // and then N until there are a few tiles per thread. Tiling never changes the result.
-  int64_t tn = (N + NC - 1) / NC;
-  int64_t tm = 1;
-  const int64_t want = 3 * static_cast<int64_t>(threads);
-  while (tn * tm < want && (M + 2 * tm - 1) / (2 * tm) >= 4 * kern.mr) tm *= 2;
-  while (tn * tm < want && (N + 2 * tn - 1) / (2 * tn) >= 2 * kern.nr) tn *= 2;
-  const int64_t rows = round_up((M + tm - 1) / tm, kern.mr);
-  const int64_t cols = round_up((N + tn - 1) / tn, kern.nr);
-  tm = (M + rows - 1) / rows;
-  tn = (N + cols - 1) / cols;
-  parallel_for(static_cast<size_t>(tm * tn), 1, [&](size_t t0, size_t t1) {
-    for (size_t t = t0; t < t1; t++) {
-      const int64_t i0 = static_cast<int64_t>(t) / tn * rows;
-      const int64_t j0 = static_cast<int64_t>(t) % tn * cols;
-      const int64_t m = std::min(rows, M - i0);
-      const int64_t n = std::min(cols, N - j0);
-      const float* a = transA ? A + i0 : A + i0 * lda;
-      const float* b = transB ? B + j0 * ldb : B + j0;
-      gemm_serial(kern, transA, transB, m, n, K, alpha, a, lda, b, ldb, beta, C + i0 * ldc + j0, ldc);
-    }
+  for_tiles(kern, M, N, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    const float* a = transA ? A + i0 : A + i0 * lda;
+    gemm_serial_source(kern, transA, m, n, K, alpha, a, lda, b, j0, beta, C + i0 * ldc + j0, ldc);
   });
 }
 

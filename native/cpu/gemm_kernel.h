@@ -29,13 +29,31 @@ const Kernel& kernel_for_simd();
 // order whatever the M/N tiling and the thread count.
 constexpr int64_t KC = 256;
 
+// Where the B operand comes from: fills dst with rows [k0, k0+kc) x columns [j0, j0+n) of op(B)
+// as micro-panels of nr columns (dst[(p/nr)*kc*nr + k*nr + jj] = op(B)[k0+k, j0+p+jj]), the
+// columns of the last panel past n zero. A dense matrix is copied; an NF4 weight is dequantized
+// straight into this layout, so the product never needs the whole float weight.
+struct BSource {
+  void (*pack)(const void* ctx, int64_t j0, int64_t n, int64_t k0, int64_t kc, int nr, float* dst);
+  const void* ctx;
+};
+
 // The blocked product over C's rows [0, M) and columns [0, N), on the calling thread only (safe
 // inside parallel_for): same arguments as ditty::cpu::gemm. Packing scratch is thread-local.
 void gemm_serial(const Kernel& k, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// The same with B from a source; column j of C is column j0 + j of op(B).
+void gemm_serial_source(const Kernel& k, bool transA, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const BSource& b, int64_t j0, float beta, float* C, int64_t ldc);
 
-// Own multithreaded product (never BLAS): tiles of C over the pool.
+// Own multithreaded products (never BLAS): tiles of C over the pool.
 void gemm_own(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
               const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_own_source(bool transA, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                     const BSource& b, float beta, float* C, int64_t ldc);
+
+// Packs op(B) rows [k0, k0+kc) x columns [j0, j0+n) of a dense row-major B (the dense BSource).
+void pack_b(bool transB, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0, int64_t kc, int nr,
+            float* dst);
 
 }  // namespace ditty::cpu::gemm_detail

@@ -5,11 +5,15 @@
 #include "ditty/lora.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <memory>
 #include <vector>
 
+#include "ditty/cpu_features.h"
 #include "ditty/gemm.h"
 #include "ditty/parallel.h"
+#include "gemm_intrinsics.h"
 #include "gemm_kernel.h"
 
 namespace ditty::cpu {
@@ -30,15 +34,58 @@ struct Scratch {
   float* get() { return data.get(); }
 };
 
-// xm = x * mask over rows x in (flat index i = row * in + c, as dropoutMask(rows * in) numbers it)
-void masked_input(const float* x, int64_t rows, int64_t in, double p, uint32_t seed, float* xm) {
-  const float keep = static_cast<float>(1.0 / (1.0 - p));
+// The dropout draw of element i is u = k / 2^32 with k = mulberry32(seed + (i+1) * 0x6d2b79f5);
+// u < p exactly when k < ceil(p * 2^32) (the scaling by 2^32 is exact and k is an integer), so
+// the mask needs no floating point per element. keep = f32(1 / (1 - p)) computed in double.
+struct Dropout {
+  uint64_t threshold;  // drop when k < threshold (up to 2^32)
+  float keep;
+  uint32_t seed;
+  explicit Dropout(double p, uint32_t s)
+      : threshold(static_cast<uint64_t>(std::ceil(p * 4294967296.0))), keep(static_cast<float>(1.0 / (1.0 - p))), seed(s) {}
+  float mask(int64_t i) const {
+    const uint32_t s = seed + static_cast<uint32_t>(static_cast<uint64_t>(i + 1) * 0x6d2b79f5u);
+    return mulberry32(s) < threshold ? 0.0f : keep;
+  }
+};
+
+// dst[i] (+)= src[i] * mask(i) for i in [i0, i1): 16 draws at a time.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void apply_mask_avx512(const Dropout& d, const float* src,
+                                                                             float* dst, bool add, int64_t i0,
+                                                                             int64_t i1) {
+  const __m512i lane = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  const __m512i golden = _mm512_set1_epi32(0x6d2b79f5);
+  const __m512i seed = _mm512_set1_epi32(static_cast<int>(d.seed));
+  const bool all = d.threshold > 0xffffffffull;
+  const __m512i thr = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(all ? 0 : d.threshold)));
+  const __m512 keep = _mm512_set1_ps(d.keep);
+  int64_t i = i0;
+  for (; i + 16 <= i1; i += 16) {
+    const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(i))), lane);
+    __m512i t = _mm512_add_epi32(seed, _mm512_mullo_epi32(idx, golden));
+    t = _mm512_mullo_epi32(_mm512_xor_si512(t, _mm512_srli_epi32(t, 15)), _mm512_or_si512(t, _mm512_set1_epi32(1)));
+    t = _mm512_xor_si512(t, _mm512_add_epi32(t, _mm512_mullo_epi32(_mm512_xor_si512(t, _mm512_srli_epi32(t, 7)),
+                                                                    _mm512_or_si512(t, _mm512_set1_epi32(61)))));
+    const __m512i k = _mm512_xor_si512(t, _mm512_srli_epi32(t, 14));
+    const __mmask16 kept = all ? static_cast<__mmask16>(0) : _mm512_cmpge_epu32_mask(k, thr);
+    const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(src + i), _mm512_maskz_mov_ps(kept, keep));
+    _mm512_storeu_ps(dst + i, add ? _mm512_add_ps(_mm512_loadu_ps(dst + i), v) : v);
+  }
+  for (; i < i1; i++) dst[i] = add ? dst[i] + src[i] * d.mask(i) : src[i] * d.mask(i);
+}
+
+// dst (+)= src * mask over rows x in (flat index i = row * in + c, as dropoutMask(rows * in)
+// numbers it); dst may be src.
+void apply_mask(const Dropout& d, const float* src, float* dst, bool add, int64_t rows, int64_t in) {
+  const bool simd512 = std::strcmp(simd_level(), "avx512") == 0;
   parallel_for(static_cast<size_t>(rows), std::max<int64_t>(1, 4096 / std::max<int64_t>(in, 1)), [&](size_t r0, size_t r1) {
-    for (int64_t i = static_cast<int64_t>(r0) * in; i < static_cast<int64_t>(r1) * in; i++) {
-      const uint32_t s = seed + static_cast<uint32_t>(static_cast<uint64_t>(i + 1) * 0x6d2b79f5u);
-      const double u = mulberry32(s) / 4294967296.0;
-      xm[i] = x[i] * (u < p ? 0.0f : keep);
+    const int64_t i0 = static_cast<int64_t>(r0) * in;
+    const int64_t i1 = static_cast<int64_t>(r1) * in;
+    if (simd512) {
+      apply_mask_avx512(d, src, dst, add, i0, i1);
+      return;
     }
+    for (int64_t i = i0; i < i1; i++) dst[i] = add ? dst[i] + src[i] * d.mask(i) : src[i] * d.mask(i);
   });
 }
 
@@ -63,9 +110,7 @@ bool rank_as_rows(int64_t r) {
 
 float dropout_mask_value(uint32_t seed, uint64_t i, double p) {
   if (!(p > 0.0)) return 1.0f;
-  const uint32_t s = seed + static_cast<uint32_t>((i + 1) * 0x6d2b79f5u);
-  const double u = mulberry32(s) / 4294967296.0;
-  return u < p ? 0.0f : static_cast<float>(1.0 / (1.0 - p));
+  return Dropout(p, seed).mask(static_cast<int64_t>(i));
 }
 
 void lora_forward(const float* x, int64_t rows, int64_t in, int64_t out, int64_t r, const float* A, const float* B,
@@ -75,7 +120,7 @@ void lora_forward(const float* x, int64_t rows, int64_t in, int64_t out, int64_t
   Scratch xm_buf(drop ? rows * in : 0);
   const float* xm = x;
   if (drop) {
-    masked_input(x, rows, in, p, seed, xm_buf.get());
+    apply_mask(Dropout(p, seed), x, xm_buf.get(), false, rows, in);
     xm = xm_buf.get();
   }
   // h = xm A^T
@@ -114,7 +159,7 @@ void lora_backward(const float* x, const float* h, const float* dy, int64_t rows
   Scratch xm_buf(drop ? rows * in : 0);
   const float* xm = x;
   if (drop) {
-    masked_input(x, rows, in, p, seed, xm_buf.get());
+    apply_mask(Dropout(p, seed), x, xm_buf.get(), false, rows, in);
     xm = xm_buf.get();
   }
   gemm(false, false, r, in, rows, 1.0f, ght.get(), rows, xm, in, 1.0f, dA, in);
@@ -126,14 +171,7 @@ void lora_backward(const float* x, const float* h, const float* dy, int64_t rows
   }
   float* t = xm_buf.get();  // reused: xm is not needed any more
   gemm(true, false, rows, in, r, 1.0f, ght.get(), rows, A, in, 0.0f, t, in);
-  const float keep = static_cast<float>(1.0 / (1.0 - p));
-  parallel_for(static_cast<size_t>(rows), std::max<int64_t>(1, 4096 / std::max<int64_t>(in, 1)), [&](size_t r0, size_t r1) {
-    for (int64_t i = static_cast<int64_t>(r0) * in; i < static_cast<int64_t>(r1) * in; i++) {
-      const uint32_t s = seed + static_cast<uint32_t>(static_cast<uint64_t>(i + 1) * 0x6d2b79f5u);
-      const double u = mulberry32(s) / 4294967296.0;
-      dx[i] += u < p ? 0.0f : t[i] * keep;
-    }
-  });
+  apply_mask(Dropout(p, seed), t, dx, true, rows, in);
 }
 
 }  // namespace ditty::cpu

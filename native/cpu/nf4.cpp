@@ -1,9 +1,4 @@
 // NF4 quantization and dequantization, bit-exact with src/quant/nf4.ts (and bitsandbytes).
-// GCC 12's AVX-512 intrinsics initialise unused sources from themselves (_mm512_undefined_*),
-// which -Wall reports as uninitialised at every use; the values are never read.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,6 +8,7 @@
 #include "ditty/cpu_features.h"
 #include "ditty/nf4.h"
 #include "ditty/parallel.h"
+#include "gemm_intrinsics.h"
 #include "nf4_codebook.h"
 #include "nf4_internal.h"
 

@@ -1,6 +1,9 @@
-// Linears over an NF4 weight that dequantize it one panel at a time into per-thread scratch and
-// run the single-threaded blocked GEMM on that panel: the float weight never exists whole, and
-// each output element is computed by one task (so results do not depend on the thread count).
+// Linears over an NF4 weight: the blocked GEMM of gemm.cpp with its B panels dequantized straight
+// from the packed weight into the packed-panel layout (one KC x NC block, ~512 KB, at a time per
+// thread), so the float weight never exists whole and the product runs at the dense GEMM's speed
+// plus one dequantization per weight element per C tile. Each output element is computed by one
+// tile in a fixed K order, so results do not depend on the thread count and equal the dense
+// linear on the dequantized weight bit for bit.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -14,9 +17,60 @@
 namespace ditty::cpu {
 namespace {
 
-// Weight rows (forward) or columns (input gradient) per panel: wide enough that re-packing the
-// activations per panel stays a few percent of the product, small enough for a few panels per thread.
-constexpr int64_t PANEL = 128;
+struct Nf4Source {
+  const Nf4Weight* w;
+  bool simd512;
+};
+
+// forward: op(B) = W^T, i.e. op(B)[k, j] = W[j, k]: each W row segment is dequantized into a
+// small buffer and scattered down its panel column
+void pack_transposed(const void* ctx, int64_t j0, int64_t n, int64_t k0, int64_t kc, int nr, float* dst) {
+  const auto* s = static_cast<const Nf4Source*>(ctx);
+  const int64_t in = s->w->cols;
+  thread_local std::vector<float> row;
+  if (row.size() < static_cast<size_t>(4 * kc)) row.resize(static_cast<size_t>(4 * kc));
+  for (int64_t p = 0; p < n; p += nr) {
+    const int cols = static_cast<int>(std::min<int64_t>(nr, n - p));
+    float* d = dst + (p / nr) * kc * nr;
+    int jj = 0;
+    for (; jj + 4 <= cols; jj += 4) {
+      for (int q = 0; q < 4; q++) {
+        const int64_t start = (j0 + p + jj + q) * in + k0;
+        nf4_detail::dequantize_range(*s->w, start, start + kc, row.data() + q * kc, s->simd512);
+      }
+      const float* r0 = row.data();
+      for (int64_t k = 0; k < kc; k++) {
+        float* dk = d + k * nr + jj;
+        dk[0] = r0[k];
+        dk[1] = r0[kc + k];
+        dk[2] = r0[2 * kc + k];
+        dk[3] = r0[3 * kc + k];
+      }
+    }
+    for (; jj < cols; jj++) {
+      const int64_t start = (j0 + p + jj) * in + k0;
+      nf4_detail::dequantize_range(*s->w, start, start + kc, row.data(), s->simd512);
+      for (int64_t k = 0; k < kc; k++) d[k * nr + jj] = row[k];
+    }
+    for (; jj < nr; jj++)
+      for (int64_t k = 0; k < kc; k++) d[k * nr + jj] = 0.0f;
+  }
+}
+
+// input gradient: op(B) = W, i.e. op(B)[k, j] = W[k, j]: each panel row is a contiguous W segment
+void pack_plain(const void* ctx, int64_t j0, int64_t n, int64_t k0, int64_t kc, int nr, float* dst) {
+  const auto* s = static_cast<const Nf4Source*>(ctx);
+  const int64_t in = s->w->cols;
+  for (int64_t p = 0; p < n; p += nr) {
+    const int cols = static_cast<int>(std::min<int64_t>(nr, n - p));
+    float* d = dst + (p / nr) * kc * nr;
+    for (int64_t k = 0; k < kc; k++) {
+      const int64_t start = (k0 + k) * in + j0 + p;
+      nf4_detail::dequantize_range(*s->w, start, start + cols, d + k * nr, s->simd512);
+      for (int jj = cols; jj < nr; jj++) d[k * nr + jj] = 0.0f;
+    }
+  }
+}
 
 bool avx512() { return std::strcmp(simd_level(), "avx512") == 0; }
 
@@ -27,52 +81,33 @@ void nf4_linear_forward(const Nf4Weight& w, const float* bias, const float* x, i
   const int64_t out = w.rows;
   const int64_t in = w.cols;
   if (rows <= 0 || out <= 0) return;
-  const auto& kern = gemm_detail::kernel_for_simd();
-  const bool simd512 = avx512();
-  const int64_t tasks = (out + PANEL - 1) / PANEL;
-  parallel_for(static_cast<size_t>(tasks), 1, [&](size_t t0, size_t t1) {
-    thread_local std::vector<float> panel;
-    if (panel.size() < static_cast<size_t>(PANEL * in)) panel.resize(static_cast<size_t>(PANEL * in));
-    for (size_t t = t0; t < t1; t++) {
-      const int64_t j0 = static_cast<int64_t>(t) * PANEL;
-      const int64_t jn = std::min(PANEL, out - j0);
-      nf4_detail::dequantize_range(w, j0 * in, (j0 + jn) * in, panel.data(), simd512);
-      float beta = accumulate ? 1.0f : 0.0f;
-      if (bias) {
-        for (int64_t r = 0; r < rows; r++) {
-          float* yr = y + r * out + j0;
-          if (accumulate) {
-            for (int64_t j = 0; j < jn; j++) yr[j] += bias[j0 + j];
-          } else {
-            std::memcpy(yr, bias + j0, sizeof(float) * jn);
-          }
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (bias) {
+    // y (+)= bias first, then y += x W^T
+    parallel_for(static_cast<size_t>(rows), 64, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; r++) {
+        float* yr = y + r * out;
+        if (accumulate) {
+          for (int64_t j = 0; j < out; j++) yr[j] += bias[j];
+        } else {
+          std::memcpy(yr, bias, sizeof(float) * out);
         }
-        beta = 1.0f;
       }
-      gemm_detail::gemm_serial(kern, false, true, rows, jn, in, 1.0f, x, in, panel.data(), in, beta, y + j0, out);
-    }
-  });
+    });
+    beta = 1.0f;
+  }
+  const Nf4Source src{&w, avx512()};
+  gemm_detail::gemm_own_source(false, rows, out, in, 1.0f, x, in, gemm_detail::BSource{pack_transposed, &src}, beta, y,
+                               out);
 }
 
 void nf4_linear_input_grad(const Nf4Weight& w, const float* dy, int64_t rows, float* dx, bool accumulate) {
   const int64_t out = w.rows;
   const int64_t in = w.cols;
   if (rows <= 0 || in <= 0) return;
-  const auto& kern = gemm_detail::kernel_for_simd();
-  const bool simd512 = avx512();
-  const int64_t tasks = (in + PANEL - 1) / PANEL;
-  parallel_for(static_cast<size_t>(tasks), 1, [&](size_t t0, size_t t1) {
-    thread_local std::vector<float> panel;
-    if (panel.size() < static_cast<size_t>(PANEL * out)) panel.resize(static_cast<size_t>(PANEL * out));
-    for (size_t t = t0; t < t1; t++) {
-      const int64_t c0 = static_cast<int64_t>(t) * PANEL;
-      const int64_t cn = std::min(PANEL, in - c0);
-      // the [out, cn] column slice of W, row by row
-      for (int64_t r = 0; r < out; r++) nf4_detail::dequantize_range(w, r * in + c0, r * in + c0 + cn, panel.data() + r * cn, simd512);
-      gemm_detail::gemm_serial(kern, false, false, rows, cn, out, 1.0f, dy, out, panel.data(), cn,
-                               accumulate ? 1.0f : 0.0f, dx + c0, in);
-    }
-  });
+  const Nf4Source src{&w, avx512()};
+  gemm_detail::gemm_own_source(false, rows, in, out, 1.0f, dy, out, gemm_detail::BSource{pack_plain, &src},
+                               accumulate ? 1.0f : 0.0f, dx, in);
 }
 
 }  // namespace ditty::cpu
