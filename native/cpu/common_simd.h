@@ -109,11 +109,16 @@ struct Scalar {
   static void dadd(DAcc& a, const float* p) {
     dadd16(a, p, [](double x) { return x; });
   }
-  static void dadd_sqdiff(DAcc& a, const float* p, double m) {
-    dadd16(a, p, [m](double x) { return (x - m) * (x - m); });
-  }
   static void dadd_prod(DAcc& a, const float* p, const float* q) {
     for (int j = 0; j < 16; j++) a.l[j] += static_cast<double>(p[j]) * static_cast<double>(q[j]);
+  }
+  // s1 += x - shift, s2 += (x - shift)^2
+  static void dadd_shifted(DAcc& s1, DAcc& s2, const float* p, double shift) {
+    for (int j = 0; j < 16; j++) {
+      double d = static_cast<double>(p[j]) - shift;
+      s1.l[j] += d;
+      s2.l[j] += d * d;
+    }
   }
   static void dstore(const DAcc& a, double* out) { std::memcpy(out, a.l, sizeof a.l); }
 };
@@ -175,16 +180,17 @@ struct Avx2 {
   static void dadd(DAcc& a, const float* p) {
     for (int j = 0; j < 4; j++) a.r[j] = _mm256_add_pd(a.r[j], _mm256_cvtps_pd(_mm_loadu_ps(p + 4 * j)));
   }
-  static void dadd_sqdiff(DAcc& a, const float* p, double m) {
-    __m256d mv = _mm256_set1_pd(m);
-    for (int j = 0; j < 4; j++) {
-      __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + 4 * j)), mv);
-      a.r[j] = _mm256_add_pd(a.r[j], _mm256_mul_pd(d, d));  // not fused: the portable path rounds d*d
-    }
-  }
   static void dadd_prod(DAcc& a, const float* p, const float* q) {
     for (int j = 0; j < 4; j++) {
       a.r[j] = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + 4 * j)), _mm256_cvtps_pd(_mm_loadu_ps(q + 4 * j)), a.r[j]);
+    }
+  }
+  static void dadd_shifted(DAcc& s1, DAcc& s2, const float* p, double shift) {
+    __m256d sv = _mm256_set1_pd(shift);
+    for (int j = 0; j < 4; j++) {
+      __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + 4 * j)), sv);
+      s1.r[j] = _mm256_add_pd(s1.r[j], d);
+      s2.r[j] = _mm256_add_pd(s2.r[j], _mm256_mul_pd(d, d));
     }
   }
   static void dstore(const DAcc& a, double* out) {
@@ -249,16 +255,17 @@ struct Avx512 {
   static void dadd(DAcc& a, const float* p) {
     for (int j = 0; j < 2; j++) a.r[j] = _mm512_add_pd(a.r[j], _mm512_cvtps_pd(_mm256_loadu_ps(p + 8 * j)));
   }
-  static void dadd_sqdiff(DAcc& a, const float* p, double m) {
-    __m512d mv = _mm512_set1_pd(m);
-    for (int j = 0; j < 2; j++) {
-      __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + 8 * j)), mv);
-      a.r[j] = _mm512_add_pd(a.r[j], _mm512_mul_pd(d, d));
-    }
-  }
   static void dadd_prod(DAcc& a, const float* p, const float* q) {
     for (int j = 0; j < 2; j++) {
       a.r[j] = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + 8 * j)), _mm512_cvtps_pd(_mm256_loadu_ps(q + 8 * j)), a.r[j]);
+    }
+  }
+  static void dadd_shifted(DAcc& s1, DAcc& s2, const float* p, double shift) {
+    __m512d sv = _mm512_set1_pd(shift);
+    for (int j = 0; j < 2; j++) {
+      __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + 8 * j)), sv);
+      s1.r[j] = _mm512_add_pd(s1.r[j], d);
+      s2.r[j] = _mm512_add_pd(s2.r[j], _mm512_mul_pd(d, d));
     }
   }
   static void dstore(const DAcc& a, double* out) {
