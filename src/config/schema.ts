@@ -4,11 +4,12 @@
  * words) as metadata, which the error messages and the README reference are generated from.
  */
 import * as z from 'zod';
+import { BACKENDS } from '../engine/choice.js';
 import { DEFAULT_TARGET_MODULES } from '../lora/config.js';
 
-export const BACKENDS = ['wasm', 'cpu', 'tensorflow', 'cuda'] as const;
+export const CHECKPOINTING = ['none', 'selective', 'full'] as const;
 export const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
-export const COMPUTE_DTYPES = ['fp32', 'bf16', 'fp16'] as const;
+export const COMPUTE_DTYPES = ['auto', 'fp32', 'bf16', 'fp16'] as const;
 export const DATA_FORMATS = ['dolly', 'text'] as const;
 export const TRAIN_ON = ['response', 'all'] as const;
 export const ON_BAD_ROW = ['skip', 'error'] as const;
@@ -104,9 +105,13 @@ const training = z.strictObject({
   adam_epsilon: doc(z.number().positive().default(1e-8), 'AdamW epsilon.'),
   max_grad_norm: doc(z.number().min(0).default(1), 'Clip the global gradient norm to this value; 0 disables clipping.'),
   seed: doc(int(0, 2 ** 32 - 1).default(42), 'Seed for LoRA initialisation, dropout, shuffling and the validation split.'),
-  gradient_checkpointing: doc(z.boolean().default(false), 'Recompute activations in backward to save memory (about 1.5x the compute).'),
-  compute_dtype: doc(z.enum(COMPUTE_DTYPES).default('bf16'),
-    'Dtype of activations and dequantized weights; the trainer falls back to fp32 (and says so) where the backend lacks it.'),
+  gradient_checkpointing: doc(z.union([z.boolean(), z.enum(CHECKPOINTING)]).default(false), {
+    description: 'What backward recomputes: none keeps every activation; selective keeps the products\' outputs and recomputes '
+      + 'element-wise work (native engine; the tfjs engine recomputes whole blocks); full (or true) recomputes each block from its input (about 1.5x the compute).',
+    allowed: 'false / none, selective, true / full',
+  }),
+  compute_dtype: doc(z.enum(COMPUTE_DTYPES).default('auto'),
+    'Dtype of activations and dequantized weights: auto is bf16 on cuda and fp32 on the CPU engines; the trainer falls back to fp32 (and says so) where the engine lacks the one asked for.'),
   eval_every: doc(int(1).optional(), 'Compute the validation loss every N optimizer steps (and at the end); needs validation_fraction > 0.'),
   log_every: doc(int(1).default(1), 'Print loss, learning rate and throughput every N optimizer steps.'),
 });
@@ -138,8 +143,9 @@ export const TrainConfigSchema = z.strictObject({
   data: data.prefault({}),
   training: training.prefault({}),
   output: output.prefault({}),
-  backend: doc(z.enum(BACKENDS).default('wasm'),
-    'Compute backend: wasm (CPU, default), cpu (pure JavaScript), tensorflow (tfjs-node[-gpu] if installed), cuda (ditty\'s NVIDIA backend).'),
+  backend: doc(z.enum(BACKENDS).default('auto'),
+    'Compute engine: auto (cuda when present, else cpu, else wasm), cuda (ditty\'s native engine on an NVIDIA GPU), cpu (ditty\'s native C++ engine), '
+    + 'wasm (tfjs engine, WebAssembly), js (tfjs engine, pure JavaScript; called cpu before 0.2), tensorflow (tfjs engine on tfjs-node[-gpu] if installed).'),
 });
 
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;

@@ -2,6 +2,7 @@
  * PEFT adapter folders: adapter_config.json + adapter_model.safetensors (or adapter_model.bin),
  * written so that `PeftModel.from_pretrained` loads them and read whether PEFT or ditty wrote them.
  */
+import type { AdapterWeight } from '../engine/engine.js';
 import type * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
@@ -94,20 +95,25 @@ function toPy(v: string | number | readonly string[] | readonly number[]): PyJso
  */
 export async function saveAdapter(dir: string, layers: readonly LoraLinear[], config: LoraConfig, meta: AdapterMeta = {}): Promise<void> {
   await checkReplaceable(dir);
-  await writeFolderAtomic(dir, (tmp) => writeAdapterFiles(tmp, layers, config, meta));
+  await writeFolderAtomic(dir, (tmp) => writeAdapterFiles(tmp, adapterTensorsOf(layers), config, meta));
+}
+
+/** Copies of the layers' A and B under their adapter keys, A then B per layer. */
+export function adapterTensorsOf(layers: readonly LoraLinear[]): AdapterWeight[] {
+  return layers.flatMap((l) => {
+    const { a, b } = l.weights();
+    return [
+      { name: adapterKey(l.path, 'A'), shape: [l.r, l.inFeatures] as const, values: a },
+      { name: adapterKey(l.path, 'B'), shape: [l.outFeatures, l.r] as const, values: b },
+    ];
+  });
 }
 
 /** Write adapter_config.json and adapter_model.safetensors into an existing folder (each file atomically). */
-export async function writeAdapterFiles(dir: string, layers: readonly LoraLinear[], config: LoraConfig, meta: AdapterMeta = {}): Promise<void> {
+export async function writeAdapterFiles(dir: string, adapter: readonly AdapterWeight[], config: LoraConfig, meta: AdapterMeta = {}): Promise<void> {
   validateLoraConfig(config);
-  if (layers.length === 0) throw new InputError(`${dir}: no LoRA layers to save`);
-  const tensors: TensorToWrite[] = layers.flatMap((l) => {
-    const { a, b } = l.weights();
-    return [
-      { name: adapterKey(l.path, 'A'), dtype: 'F32', shape: [l.r, l.inFeatures], data: float32Bytes(a) },
-      { name: adapterKey(l.path, 'B'), dtype: 'F32', shape: [l.outFeatures, l.r], data: float32Bytes(b) },
-    ];
-  });
+  if (adapter.length === 0) throw new InputError(`${dir}: no LoRA layers to save`);
+  const tensors: TensorToWrite[] = adapter.map((t) => ({ name: t.name, dtype: 'F32', shape: [...t.shape], data: float32Bytes(t.values) }));
   await writeBytesAtomic(path.join(dir, ADAPTER_CONFIG), adapterConfigJson(config, meta));
   await writeSafetensors(path.join(dir, ADAPTER_SAFETENSORS), tensors, { format: 'pt' });
 }

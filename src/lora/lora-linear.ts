@@ -19,6 +19,22 @@ export interface LoraLinearOptions {
   readonly b?: Float32Array;
 }
 
+/** The seed of the adapter at `path` in a run seeded with `seed`: its initial A and its dropout masks derive from it. */
+export function loraLayerSeed(seed: number, path: string): number {
+  return mixSeed(seed >>> 0, hashString(path));
+}
+
+/** PEFT's initial A [r, in]: kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in)). */
+export function initialLoraA(layerSeed: number, r: number, inFeatures: number): Float32Array {
+  const bound = 1 / Math.sqrt(inFeatures);
+  return uniformValues(r * inFeatures, -bound, bound, mixSeed(layerSeed, 0));
+}
+
+/** The dropout mask seed of an adapter's `call`-th use in micro-step `microStep` (every engine draws the same masks). */
+export function dropoutSeed(layerSeed: number, microStep: number, call: number): number {
+  return mixSeed(layerSeed, 1, microStep, call);
+}
+
 export class LoraLinear implements LinearLayer {
   readonly path: string;
   readonly inFeatures: number;
@@ -48,9 +64,8 @@ export class LoraLinear implements LinearLayer {
     this.r = r;
     this.scaling = scaling;
     this.dropout = dropout;
-    this.seed = mixSeed(options.seed >>> 0, hashString(this.path));
-    const bound = 1 / Math.sqrt(this.inFeatures);
-    const a = options.a ?? uniformValues(r * this.inFeatures, -bound, bound, mixSeed(this.seed, 0));
+    this.seed = loraLayerSeed(options.seed, this.path);
+    const a = options.a ?? initialLoraA(this.seed, r, this.inFeatures);
     const b = options.b ?? new Float32Array(this.outFeatures * r);
     this.loraA = this.variable(a, [r, this.inFeatures], 'A');
     this.loraB = this.variable(b, [this.outFeatures, r], 'B');
@@ -86,7 +101,7 @@ export class LoraLinear implements LinearLayer {
     if (x.shape[x.rank - 1] !== this.inFeatures) throw new Error(`${this.path}: input [${x.shape.join(', ')}] does not end in ${this.inFeatures}`);
     const lead = x.shape.slice(0, -1);
     const rows = x.size / this.inFeatures;
-    const maskSeed = this.trainingMode && this.dropout > 0 ? mixSeed(this.seed, 1, this.step, this.calls++) : undefined;
+    const maskSeed = this.trainingMode && this.dropout > 0 ? dropoutSeed(this.seed, this.step, this.calls++) : undefined;
     return tf.tidy(() => {
       const x2 = tf.reshape(x, [rows, this.inFeatures]) as tf.Tensor2D;
       const y = this.base.inputGradient ? this.fused(x2, maskSeed) : this.composed(x2, maskSeed);

@@ -1,7 +1,6 @@
 /** PEFT's rules for choosing the modules that get a LoRA adapter, with errors that show what exists. */
 import { InputError } from '../io/errors.js';
 import { describeLinears, matchesName } from '../models/linear-names.js';
-import type { LinearLayer } from '../models/types.js';
 import type { TargetModules } from './config.js';
 
 export interface MatchOptions {
@@ -66,7 +65,7 @@ export function isTarget(path: string, targets: TargetModules, options: MatchOpt
  * when nothing matches, every list entry must match at least one linear: a typo is an error, not a
  * silently missing adapter.
  */
-export function matchTargets(linears: ReadonlyMap<string, LinearLayer>, targets: TargetModules, options: MatchOptions = {}): string[] {
+export function matchTargets(linears: ReadonlyMap<string, unknown>, targets: TargetModules, options: MatchOptions = {}): string[] {
   const paths = [...linears.keys()];
   const problems: string[] = [];
   const entries = typeof targets === 'string' ? [targets] : targets;

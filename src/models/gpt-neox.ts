@@ -11,7 +11,7 @@ import { matMul } from '../engine/matmul.js';
 import { causalAttention } from '../engine/fused.js';
 
 /** Buffers old checkpoints carry that are recomputed, not loaded. */
-const IGNORED_BUFFERS = [/\.attention\.bias$/, /\.attention\.masked_bias$/, /\.attention\.rotary_emb\.inv_freq$/];
+export const IGNORED_BUFFERS = [/\.attention\.bias$/, /\.attention\.masked_bias$/, /\.attention\.rotary_emb\.inv_freq$/];
 
 /** Added to the scores of future positions. */
 const MASKED = -1e30;
@@ -71,20 +71,8 @@ export class GptNeoXModel extends BlockwiseModel {
     return model;
   }
 
-  protected loadWeights({ param, linear, norm, head }: WeightStorers): void {
-    const { vocab_size: V, hidden_size: H, intermediate_size: I, attention_bias: attnBias } = this.config;
-    param('gpt_neox.embed_in.weight', [V, H]);
-    for (let i = 0; i < this.numLayers; i++) {
-      const l = `gpt_neox.layers.${i}`;
-      norm(`${l}.input_layernorm`);
-      norm(`${l}.post_attention_layernorm`);
-      linear(`${l}.attention.query_key_value`, 3 * H, H, attnBias);
-      linear(`${l}.attention.dense`, H, H, attnBias);
-      linear(`${l}.mlp.dense_h_to_4h`, I, H, true);
-      linear(`${l}.mlp.dense_4h_to_h`, H, I, true);
-    }
-    norm('gpt_neox.final_layer_norm');
-    head('embed_out', 'gpt_neox.embed_in.weight', this.config.tie_word_embeddings);
+  protected loadWeights(store: WeightStorers): void {
+    declareGptNeoXWeights(this.config, store);
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
@@ -220,4 +208,21 @@ export class GptNeoXModel extends BlockwiseModel {
     const rotated = tf.add(tf.mul(xr, tables.cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), tables.sin)) as tf.Tensor4D;
     return R === d ? rotated : tf.concat([rotated, tf.slice(x, [0, 0, 0, R], [B, heads, T, d - R])], 3);
   }
+}
+
+/** Every GPT-NeoX weight (HF names) with the shape `config` implies, in checkpoint order. */
+export function declareGptNeoXWeights(config: GptNeoXConfig, { param, linear, norm, head }: WeightStorers): void {
+  const { vocab_size: V, hidden_size: H, intermediate_size: I, attention_bias: attnBias } = config;
+  param('gpt_neox.embed_in.weight', [V, H]);
+  for (let i = 0; i < config.num_hidden_layers; i++) {
+    const l = `gpt_neox.layers.${i}`;
+    norm(`${l}.input_layernorm`);
+    norm(`${l}.post_attention_layernorm`);
+    linear(`${l}.attention.query_key_value`, 3 * H, H, attnBias);
+    linear(`${l}.attention.dense`, H, H, attnBias);
+    linear(`${l}.mlp.dense_h_to_4h`, I, H, true);
+    linear(`${l}.mlp.dense_4h_to_h`, H, I, true);
+  }
+  norm('gpt_neox.final_layer_norm');
+  head('embed_out', 'gpt_neox.embed_in.weight', config.tie_word_embeddings);
 }

@@ -23,17 +23,21 @@ export function checkpointLinearPaths(source: TensorSource, architecture: string
   return findLinears(tree, architecture).map((l) => l.path);
 }
 
-/** Build the model `config` describes from the weights in `source` (any checkpoint format). */
-export function buildModel(config: ModelConfig, source: TensorSource, options: BuildModelOptions = {}): BlockwiseCausalLM {
+/** What the weight loader of any engine quantizes on load, for `config`'s checkpoint in `source`. */
+export function weightLoaderOptions(config: ModelConfig, source: TensorSource, q: QuantizationOptions | undefined): WeightLoaderOptions {
   isBnb4bitConfig(config.raw, config.file); // refuses quantization formats ditty cannot read
-  const q = options.quantization;
-  const loader: WeightLoaderOptions = q === undefined ? {} : {
+  return q === undefined ? {} : {
     quantization: {
       quantizes: quantizedLinearSelector(checkpointLinearPaths(source, config.model_type), q),
       blocksize: q.blocksize,
       doubleQuant: q.doubleQuant,
     },
   };
+}
+
+/** Build the model `config` describes from the weights in `source` (any checkpoint format). */
+export function buildModel(config: ModelConfig, source: TensorSource, options: BuildModelOptions = {}): BlockwiseCausalLM {
+  const loader = weightLoaderOptions(config, source, options.quantization);
   switch (config.model_type) {
     case 'rwkv':
       return RwkvModel.load(config, source, loader);

@@ -71,27 +71,8 @@ export class RwkvModel extends BlockwiseModel {
     return model;
   }
 
-  protected loadWeights({ param, linear: linearWithBias, norm, head }: WeightStorers): void {
-    const { vocab_size: V, hidden_size: C, attention_hidden_size: A, intermediate_size: F } = this.config;
-    const linear = (path: string, out: number, inp: number): void => linearWithBias(path, out, inp, false);
-    param('rwkv.embeddings.weight', [V, C]);
-    for (let i = 0; i < this.numLayers; i++) {
-      const b = `rwkv.blocks.${i}`;
-      if (i === 0) norm(`${b}.pre_ln`);
-      norm(`${b}.ln1`);
-      norm(`${b}.ln2`);
-      param(`${b}.attention.time_decay`, [A]);
-      param(`${b}.attention.time_first`, [A]);
-      for (const m of ['key', 'value', 'receptance']) param(`${b}.attention.time_mix_${m}`, [1, 1, C]);
-      for (const m of ['key', 'value', 'receptance']) linear(`${b}.attention.${m}`, A, C);
-      linear(`${b}.attention.output`, C, A);
-      for (const m of ['key', 'receptance']) param(`${b}.feed_forward.time_mix_${m}`, [1, 1, C]);
-      linear(`${b}.feed_forward.key`, F, C);
-      linear(`${b}.feed_forward.receptance`, C, C);
-      linear(`${b}.feed_forward.value`, C, F);
-    }
-    norm('rwkv.ln_out');
-    head('head', 'rwkv.embeddings.weight', this.config.tie_word_embeddings);
+  protected loadWeights(store: WeightStorers): void {
+    declareRwkvWeights(this.config, store);
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
@@ -187,6 +168,30 @@ export class RwkvModel extends BlockwiseModel {
     const r = tf.sigmoid(this.linear(`${f}.receptance`, mix(z, shifted, this.param(`${f}.time_mix_receptance`))));
     return tf.mul(r, this.linear(`${f}.value`, k)) as tf.Tensor3D;
   }
+}
+
+/** Every RWKV-4 weight (HF names) with the shape `config` implies, in checkpoint order. */
+export function declareRwkvWeights(config: RwkvConfig, { param, linear: linearWithBias, norm, head }: WeightStorers): void {
+  const { vocab_size: V, hidden_size: C, attention_hidden_size: A, intermediate_size: F } = config;
+  const linear = (path: string, out: number, inp: number): void => linearWithBias(path, out, inp, false);
+  param('rwkv.embeddings.weight', [V, C]);
+  for (let i = 0; i < config.num_hidden_layers; i++) {
+    const b = `rwkv.blocks.${i}`;
+    if (i === 0) norm(`${b}.pre_ln`);
+    norm(`${b}.ln1`);
+    norm(`${b}.ln2`);
+    param(`${b}.attention.time_decay`, [A]);
+    param(`${b}.attention.time_first`, [A]);
+    for (const m of ['key', 'value', 'receptance']) param(`${b}.attention.time_mix_${m}`, [1, 1, C]);
+    for (const m of ['key', 'value', 'receptance']) linear(`${b}.attention.${m}`, A, C);
+    linear(`${b}.attention.output`, C, A);
+    for (const m of ['key', 'receptance']) param(`${b}.feed_forward.time_mix_${m}`, [1, 1, C]);
+    linear(`${b}.feed_forward.key`, F, C);
+    linear(`${b}.feed_forward.receptance`, C, C);
+    linear(`${b}.feed_forward.value`, C, F);
+  }
+  norm('rwkv.ln_out');
+  head('head', 'rwkv.embeddings.weight', config.tie_word_embeddings);
 }
 
 /** Token-shift mix: z * m + shifted * (1 - m) */

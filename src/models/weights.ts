@@ -3,7 +3,7 @@ import { Nf4Linear } from '../engine/nf4-linear.js';
 import { InputError } from '../io/errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { readStoredNf4 } from '../quant/bnb-checkpoint.js';
-import { dequantizeNf4, quantizeNf4 } from '../quant/nf4.js';
+import { dequantizeNf4, quantizeNf4, type Nf4State } from '../quant/nf4.js';
 import { DenseLinear } from './linear.js';
 import type { LinearLayer } from './types.js';
 
@@ -43,27 +43,40 @@ export class WeightLoader {
 
   /** The tensor `name`, which must exist with exactly `shape`. */
   tensor(name: string, shape: readonly number[]): tf.Tensor {
-    return this.keep(tf.tensor(this.float32(name, shape), [...shape], 'float32'));
+    return this.keep(tf.tensor(this.values(name, shape), [...shape], 'float32'));
   }
 
   /** A linear layer from `${path}.weight` [out, in] and, if `bias`, `${path}.bias` [out] (kept float). */
   linear(path: string, outFeatures: number, inFeatures: number, bias: boolean): LinearLayer {
+    const b = bias ? (this.tensor(`${path}.bias`, [outFeatures]) as tf.Tensor1D) : undefined;
+    const w = this.linearWeight(path, outFeatures, inFeatures, (values, shape, q) => quantizeNf4(values, { shape, blocksize: q.blocksize, doubleQuant: q.doubleQuant }));
+    switch (w.kind) {
+      case 'nf4': return Nf4Linear.fromState(path, w.state, b);
+      case 'quantized': return Nf4Linear.fromState(path, w.quantized, b);
+      case 'float': return new DenseLinear(path, this.keep(tf.tensor2d(w.values, [outFeatures, inFeatures])), b);
+    }
+  }
+
+  /**
+   * The weight of the linear at `path` as it is to be held: NF4 (stored 4-bit, or quantized now by
+   * `quantize` when the options say so) or float32 values (a stored 4-bit weight dequantized when
+   * the options ask for float). Each engine builds its own layer from it.
+   */
+  linearWeight<Q>(
+    path: string, outFeatures: number, inFeatures: number,
+    quantize: (values: Float32Array, shape: readonly [number, number], q: LoadQuantization) => Q,
+  ): { kind: 'nf4'; state: Nf4State } | { kind: 'quantized'; quantized: Q } | { kind: 'float'; values: Float32Array } {
     const shape = [outFeatures, inFeatures] as const;
     const stored = readStoredNf4(this.source, path, shape);
-    const b = bias ? (this.tensor(`${path}.bias`, [outFeatures]) as tf.Tensor1D) : undefined;
     const q = this.options.quantization;
     if (stored) {
       for (const name of stored.tensors) this.used.add(name);
-      if (q === undefined || q.quantizes(path)) return Nf4Linear.fromState(path, stored.state, b);
+      if (q === undefined || q.quantizes(path)) return { kind: 'nf4', state: stored.state };
       this.dequantized++;
-      return new DenseLinear(path, this.keep(tf.tensor2d(dequantizeNf4(stored.state), [outFeatures, inFeatures])), b);
+      return { kind: 'float', values: dequantizeNf4(stored.state) };
     }
-    const name = `${path}.weight`;
-    if (q?.quantizes(path)) {
-      const state = quantizeNf4(this.float32(name, shape), { shape, blocksize: q.blocksize, doubleQuant: q.doubleQuant });
-      return Nf4Linear.fromState(path, state, b);
-    }
-    return new DenseLinear(path, this.tensor(name, shape) as tf.Tensor2D, b);
+    const values = this.values(`${path}.weight`, shape);
+    return q?.quantizes(path) ? { kind: 'quantized', quantized: quantize(values, shape, q) } : { kind: 'float', values };
   }
 
   /** A bias-free linear layer at `path` whose weight is the tensor `name` (tied embeddings). */
@@ -91,7 +104,7 @@ export class WeightLoader {
   }
 
   /** The float values of tensor `name`, which must exist with exactly `shape` and a float dtype. */
-  private float32(name: string, shape: readonly number[]): Float32Array {
+  values(name: string, shape: readonly number[]): Float32Array {
     const where = this.source.location;
     if (!this.source.has(name)) throw new InputError(`${where}: missing tensor "${name}" (expected shape ${shapeText(shape)})`);
     const info = this.source.info(name);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { OptimizerSlot } from '../engine/engine.js';
 
 export interface AdamWOptions {
   readonly beta1: number;
@@ -8,10 +9,7 @@ export interface AdamWOptions {
 }
 
 /** Optimizer state of one parameter, exportable to a checkpoint. */
-export interface AdamWSlot {
-  readonly expAvg: Float32Array;
-  readonly expAvgSq: Float32Array;
-}
+export type AdamWSlot = OptimizerSlot;
 
 /**
  * AdamW with decoupled weight decay, the update torch.optim.AdamW makes:

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import type { AdapterWeight } from '../engine/engine.js';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir, writeBytesAtomic } from '../io/atomic.js';
@@ -10,7 +11,6 @@ import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import { ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
-import type { LoraLinear } from '../lora/lora-linear.js';
 import { listCheckpoints, TRAINER_STATE } from '../runtime/run-folder.js';
 import type { AdamWSlot } from './adamw.js';
 
@@ -63,7 +63,7 @@ export interface TrainerState {
 
 export interface CheckpointContents {
   readonly state: TrainerState;
-  readonly layers: readonly LoraLinear[];
+  readonly adapter: readonly AdapterWeight[];
   readonly loraConfig: LoraConfig;
   readonly adapterMeta: AdapterMeta;
   readonly optimizer: ReadonlyMap<string, AdamWSlot>;
@@ -79,7 +79,7 @@ export async function saveCheckpoint(runDir: string, c: CheckpointContents): Pro
   await fsp.mkdir(runDir, { recursive: true });
   const final = path.join(runDir, `checkpoint-${c.state.global_step}`);
   await writeFolderAtomic(final, async (tmp) => {
-    await writeAdapterFiles(tmp, c.layers, c.loraConfig, c.adapterMeta);
+    await writeAdapterFiles(tmp, c.adapter, c.loraConfig, c.adapterMeta);
     const slots: TensorToWrite[] = [...c.optimizer].flatMap(([name, slot]) => [
       { name: `${name}.exp_avg`, dtype: 'F32', shape: [slot.expAvg.length], data: float32Bytes(slot.expAvg) },
       { name: `${name}.exp_avg_sq`, dtype: 'F32', shape: [slot.expAvgSq.length], data: float32Bytes(slot.expAvgSq) },

@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { loadTrainConfig, resolvedConfigYaml, resolveTargetModules, type TrainConfig } from '../config/index.js';
 import { formatDataStats, prepareDataset, type PreparedDataset } from '../data/index.js';
-import type { BackendName } from '../engine/backend.js';
+import { resolveBackend } from '../engine/choice.js';
+import type { Checkpointing } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
 import type { LoraConfig } from '../lora/config.js';
-import { injectLora } from '../lora/lora-linear.js';
-import { openModel, type OpenedModel } from '../runtime/open-model.js';
+import { openEngine, type OpenedEngine } from '../runtime/open-engine.js';
+import { locateModel } from '../runtime/open-model.js';
+import { loadTokenizer } from '../tokenizer/tokenizer.js';
 import { latestCheckpoint, TRAINER_STATE } from '../runtime/run-folder.js';
 import { lockRunFolder } from './run-lock.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
@@ -34,13 +35,6 @@ export function dataFingerprint(data: PreparedDataset, config: TrainConfig): str
   return h.digest('hex').slice(0, 32);
 }
 
-function backendFor(config: TrainConfig): BackendName {
-  if (config.backend === 'cuda') {
-    throw new InputError('backend "cuda": ditty\'s CUDA backend is not built yet; use backend: wasm (or tensorflow with @tensorflow/tfjs-node-gpu installed)');
-  }
-  return config.backend;
-}
-
 function loraConfigOf(config: TrainConfig, modelType: string): LoraConfig {
   const targets = resolveTargetModules(config, modelType);
   if (!targets) throw new InputError(`lora.target_modules: no default for model type "${modelType}"; list the linears to adapt`);
@@ -55,7 +49,6 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
   const config = loadTrainConfig(configFile, opts.overrides ?? []);
   const progress = new ProgressLine();
   const log = (m: string): void => progress.log(m);
-  const backend = backendFor(config);
   if (typeof opts.resume === 'string') {
     if (!fs.existsSync(opts.resume)) throw new InputError(`--resume ${opts.resume}: no such checkpoint folder`);
     // before the model and data are loaded, which can take minutes
@@ -65,62 +58,72 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
   }
   const release = lockRunFolder(config.output.dir);
   try {
-    return await trainLocked(config, opts, backend, log, progress);
+    return await trainLocked(config, opts, log, progress);
   } finally {
     release();
   }
 }
 
-async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, backend: BackendName, log: (m: string) => void, progress: ProgressLine): Promise<TrainSummary> {
-  const opened: OpenedModel = await openModel(config.model.name_or_path, {
-    revision: config.model.revision, backend,
+async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, log: (m: string) => void, progress: ProgressLine): Promise<TrainSummary> {
+  const revision = config.model.revision;
+  const location = await locateModel(config.model.name_or_path, { revision });
+  const tokenizer = loadTokenizer(config.model.tokenizer ?? location.folder);
+  const modelType = location.config.model_type;
+  const loraConfig = loraConfigOf(config, modelType);
+  const data = await prepareDataset({
+    dataset: config.data.dataset, revision: config.data.revision, file: config.data.file,
+    format: config.data.format, textField: config.data.text_field, blockSize: config.data.block_size,
+    packing: config.data.packing, trainOn: config.data.train_on, validationFraction: config.data.validation_fraction,
+    ...(config.data.max_rows !== undefined ? { maxRows: config.data.max_rows } : {}),
+    onBadRow: config.data.on_bad_row, seed: config.training.seed, shuffle: config.data.shuffle,
+  }, tokenizer);
+  for (const w of data.warnings) log(`warning: ${w}`);
+  log(formatDataStats(data.stats));
+  const { resolved } = resolveBackend(config.backend);
+  const effective = withCheckpointingIfNeeded(config, resolved.engine === 'tfjs' ? resolved.backend : 'native', log, location.config, data.train.length);
+  const t = effective.training;
+  const opened: OpenedEngine = await openEngine(config.model.name_or_path, {
+    backend: config.backend, revision, location, log,
     ...(config.model.tokenizer !== undefined ? { tokenizer: config.model.tokenizer } : {}),
     quantization: {
       bits: config.quantization.bits, doubleQuant: config.quantization.double_quant,
       blocksize: config.quantization.blocksize, skipModules: config.quantization.skip_modules,
     },
+    lora: { config: loraConfig, seed: t.seed },
+    adamw: { beta1: t.adam_beta1, beta2: t.adam_beta2, epsilon: t.adam_epsilon, weightDecay: t.weight_decay },
+    checkpointing: checkpointingOf(t.gradient_checkpointing),
   });
-  const { model } = opened;
+  const { engine } = opened;
   try {
-    const modelType = opened.config.model_type;
-    if (config.training.compute_dtype !== 'fp32') {
-      log(`compute dtype: ${config.training.compute_dtype} requested; the ${opened.backend} backend computes in fp32, so training runs in fp32`);
+    if (t.compute_dtype !== 'auto' && t.compute_dtype !== 'fp32') {
+      log(`compute dtype: ${t.compute_dtype} requested; the ${engine.description} engine computes in fp32, so training runs in fp32`);
     }
-    const loraConfig = loraConfigOf(config, modelType);
-    const layers = injectLora(model.linears, loraConfig, config.training.seed, { otherNames: model.otherParams.keys() });
-    const trainable = layers.reduce((n, l) => n + l.loraA.size + l.loraB.size, 0);
-    log(`model ${config.model.name_or_path} (${modelType}, ${model.numLayers} layers) on ${opened.backend}, `
+    const trainable = engine.adapterTensors().reduce((n, w) => n + w.values.length, 0);
+    log(`model ${config.model.name_or_path} (${modelType}, ${location.config.num_hidden_layers} layers) on ${engine.description}, `
       + `${config.quantization.bits === 4 ? 'NF4' : 'float'} base, LoRA r ${loraConfig.r} alpha ${loraConfig.alpha} on `
-      + `${layers.length} linears (${trainable.toLocaleString('en-US')} trainable parameters)`);
-    const data = await prepareDataset({
-      dataset: config.data.dataset, revision: config.data.revision, file: config.data.file,
-      format: config.data.format, textField: config.data.text_field, blockSize: config.data.block_size,
-      packing: config.data.packing, trainOn: config.data.train_on, validationFraction: config.data.validation_fraction,
-      ...(config.data.max_rows !== undefined ? { maxRows: config.data.max_rows } : {}),
-      onBadRow: config.data.on_bad_row, seed: config.training.seed, shuffle: config.data.shuffle,
-    }, opened.tokenizer);
-    for (const w of data.warnings) log(`warning: ${w}`);
-    log(formatDataStats(data.stats));
-    const effective = withCheckpointingIfNeeded(config, opened.backend, log, opened.config, data.train.length);
+      + `${opened.adaptedModules.length} linears (${trainable.toLocaleString('en-US')} trainable parameters)`);
     const total = totalSteps(config, data.train.length);
-    log(`training ${total} optimizer steps of ${config.training.batch_size} x ${config.training.grad_accum} blocks of `
+    log(`training ${total} optimizer steps of ${t.batch_size} x ${t.grad_accum} blocks of `
       + `${config.data.block_size} tokens; checkpoints every ${config.output.checkpoint_every} steps in ${config.output.dir}`);
     const resumeFrom = opts.resume === false ? undefined
       : opts.resume ?? (config.output.resume ? latestCheckpoint(config.output.dir) : undefined);
     fs.mkdirSync(config.output.dir, { recursive: true });
-    const summary = await runTraining({
-      model, layers, loraConfig, config: effective,
+    return await runTraining({
+      engine, adaptedModules: opened.adaptedModules, loraConfig, config: effective,
       adapterMeta: { baseModelNameOrPath: baseModelName(config), revision: config.model.revision },
       train: data.train, validation: data.validation, configYaml: resolvedConfigYaml(config),
       dataFingerprint: dataFingerprint(data, config), progress,
       ...(resumeFrom !== undefined ? { resumeFrom } : {}),
       ...(opts.stopAfterSteps !== undefined ? { stopAfterSteps: opts.stopAfterSteps } : {}),
     });
-    return summary;
   } finally {
-    model.dispose();
-    tf.disposeVariables();
+    opened.dispose();
   }
+}
+
+/** The checkpointing policy of `training.gradient_checkpointing` (true means full, false none). */
+export function checkpointingOf(value: boolean | Checkpointing): Checkpointing {
+  return value === true ? 'full' : value === false ? 'none' : value;
 }
 
 /**
@@ -130,7 +133,7 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, backe
 export function withCheckpointingIfNeeded(
   config: TrainConfig, backend: string, log: (m: string) => void, model: ModelConfig, trainBlocks: number,
 ): TrainConfig {
-  if (backend !== 'wasm' || config.training.gradient_checkpointing) return config;
+  if (backend !== 'wasm' || checkpointingOf(config.training.gradient_checkpointing) !== 'none') return config;
   const bytes = tapeBytes(model, Math.min(config.training.batch_size, trainBlocks), config.data.block_size);
   if (bytes < 0.6 * WASM_HEAP_BYTES) return config;
   log(`gradient checkpointing: turned on, because one micro-batch would keep about ${(bytes / 2 ** 30).toFixed(1)} GiB of `

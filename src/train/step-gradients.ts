@@ -1,16 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { MicroBatch } from '../engine/engine.js';
 import type { LoraLinear } from '../lora/lora-linear.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
 import { sequenceLoss } from '../models/loss.js';
 
-/** One micro-batch: B rows of T positions. target[t] follows input[t]; weight 0 masks a position. */
-export interface MicroBatch {
-  readonly rows: number;
-  readonly length: number;
-  readonly input: Int32Array;
-  readonly target: Int32Array;
-  readonly weight: Uint8Array;
-}
+export type { MicroBatch } from '../engine/engine.js';
 
 /** The trainable LoRA layers grouped by the block that holds them, and the rest (e.g. the head). */
 export interface TrainableGroups {

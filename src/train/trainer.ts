@@ -1,24 +1,22 @@
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { TrainConfig } from '../config/index.js';
-import { assemble, Batcher, type Batch, type Block } from '../data/index.js';
+import { Batcher, type Batch, type Block } from '../data/index.js';
+import type { TrainEngine } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
-import { adapterVariables, type AdapterMeta } from '../lora/adapter-io.js';
+import type { AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
-import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
-import { sequenceLoss } from '../models/loss.js';
-import type { BlockwiseCausalLM } from '../models/model.js';
-import { AdamW, clipByGlobalNorm } from './adamw.js';
 import {
   cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, setAsideCheckpoints, type LogEntry, type TrainerState,
 } from './checkpoint.js';
+import { evaluateLoss } from './evaluate.js';
+import { microBatchOf } from './micro-batch.js';
 import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
 import { learningRate } from './schedule.js';
-import { groupByBlock, microBatchGradients, type MicroBatch, type TrainableGroups } from './step-gradients.js';
 
 export interface TrainerSetup {
-  readonly model: BlockwiseCausalLM;
-  readonly layers: readonly LoraLinear[];
+  readonly engine: TrainEngine;
+  /** module paths of the adapted linears, in adapter order */
+  readonly adaptedModules: readonly string[];
   readonly loraConfig: LoraConfig;
   readonly adapterMeta: AdapterMeta;
   readonly train: readonly Block[];
@@ -63,7 +61,7 @@ export class TrainingError extends InputError {}
 /** The LoRA settings a checkpoint's weights only make sense with. */
 function loraSignature(setup: TrainerSetup): TrainerState['lora'] {
   const c = setup.loraConfig;
-  return { r: c.r, alpha: c.alpha, use_rslora: c.useRslora, modules: setup.layers.map((l) => l.path) };
+  return { r: c.r, alpha: c.alpha, use_rslora: c.useRslora, modules: [...setup.adaptedModules] };
 }
 
 /** Refuse to continue a checkpoint with settings that would silently change what it learned. */
@@ -90,114 +88,35 @@ function checkResumable(where: string, saved: TrainerState, current: TrainerStat
 }
 
 /**
- * The batch as the model sees it, cut after the last position that counts in the loss in any row:
- * a causal model's later positions cannot change the loss, so trailing padding (one padded example
- * per block, or the last packed block) costs nothing.
- */
-export function microBatchOf(batch: Batch, blockSize: number): MicroBatch {
-  const rows = batch.blocks.length;
-  let used = 1;
-  for (let r = 0; r < rows; r++) {
-    for (let t = blockSize - 1; t >= used; t--) {
-      if (batch.weight[r * blockSize + t]) {
-        used = t + 1;
-        break;
-      }
-    }
-  }
-  if (used === blockSize) return { rows, length: blockSize, input: batch.input, target: batch.target, weight: batch.weight };
-  const cut = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-    const out = make(rows * used);
-    for (let r = 0; r < rows; r++) out.set(a.subarray(r * blockSize, r * blockSize + used), r * used);
-    return out;
-  };
-  return {
-    rows, length: used,
-    input: cut(batch.input, (n) => new Int32Array(n)),
-    target: cut(batch.target, (n) => new Int32Array(n)),
-    weight: cut(batch.weight, (n) => new Uint8Array(n)),
-  };
-}
-
-/** Weighted mean next-token loss over blocks, without gradients or dropout; trailing padding is cut as in training. */
-export function evaluateLoss(model: BlockwiseCausalLM, blocks: readonly Block[], batchSize: number): number | undefined {
-  if (blocks.length === 0) return undefined;
-  let sum = 0;
-  let count = 0;
-  const blockSize = blocks[0]!.input.length;
-  for (let i = 0; i < blocks.length; i += batchSize) {
-    const batch = assemble(blocks.slice(i, i + batchSize));
-    const mb = microBatchOf(batch, blockSize);
-    const s = tf.tidy(() => {
-      const hidden = model.hidden(tf.tensor2d(mb.input, [mb.rows, mb.length], 'int32'));
-      return sequenceLoss(model, tf.reshape(hidden, [mb.rows * mb.length, model.hiddenSize]) as tf.Tensor2D, mb.target, Float32Array.from(mb.weight), 1);
-    });
-    sum += s.dataSync()[0]!;
-    s.dispose();
-    count += batch.targets;
-  }
-  return count > 0 ? sum / count : undefined;
-}
-
-/** Load a checkpoint's adapter tensors into the LoRA variables. */
-function restoreAdapter(dir: string, adapter: ReadonlyMap<string, Float32Array>, variables: ReadonlyMap<string, tf.Variable>): void {
-  for (const [key, v] of variables) {
-    const values = adapter.get(key);
-    if (!values || values.length !== v.size) throw new InputError(`${dir}: adapter tensor "${key}" is missing or has the wrong size for this LoRA config`);
-    const restored = tf.tensor(values, v.shape);
-    v.assign(restored);
-    restored.dispose();
-  }
-}
-
-/**
- * One optimizer step's loss and summed gradients over its micro-batches, each normalized by the
- * step's loss positions; micro-batch k draws dropout masks for micro-step firstMicroStep + k.
- * No gradients (undefined) when the step has no loss position. `tokens`: positions computed.
+ * One optimizer step's loss over its micro-batches, each normalized by the step's loss positions,
+ * with the gradients accumulated in the engine; micro-batch k draws dropout masks for micro-step
+ * firstMicroStep + k. `tokens`: positions computed; `hasGradients` false when no position counts.
  */
 async function accumulateGradients(
-  model: BlockwiseCausalLM, layers: readonly LoraLinear[], groups: TrainableGroups, variables: ReadonlyMap<string, tf.Variable>,
-  micro: readonly Batch[], blockSize: number, firstMicroStep: number, recompute: boolean,
-): Promise<{ loss: number; tokens: number; grads: Map<string, tf.Tensor> | undefined }> {
+  engine: TrainEngine, micro: readonly Batch[], blockSize: number, firstMicroStep: number,
+): Promise<{ loss: number; tokens: number; hasGradients: boolean }> {
   const normalizer = micro.reduce((n, b) => n + b.targets, 0);
   let loss = 0;
   let tokens = 0;
-  let grads: Map<string, tf.Tensor> | undefined;
+  if (normalizer === 0) return { loss, tokens, hasGradients: false };
   for (let k = 0; k < micro.length; k++) {
-    if (normalizer === 0) break;
-    setLoraTraining(layers, true, firstMicroStep + k);
     const mb = microBatchOf(micro[k]!, blockSize);
     tokens += mb.rows * mb.length;
-    const r = microBatchGradients(model, groups, variables, mb, normalizer, recompute);
-    loss += r.loss;
-    if (!grads) {
-      grads = r.grads;
-    } else {
-      for (const [name, g] of r.grads) {
-        const sum = tf.add(grads.get(name)!, g);
-        grads.get(name)!.dispose();
-        g.dispose();
-        grads.set(name, sum);
-      }
-    }
+    loss += engine.accumulate(mb, normalizer, firstMicroStep + k);
     await new Promise((resolve) => setImmediate(resolve));
   }
-  setLoraTraining(layers, false);
-  return { loss, tokens, grads };
+  return { loss, tokens, hasGradients: true };
 }
 
 /** The training loop: accumulation, clipping, AdamW, schedule, logging, checkpoints, resume, signals. */
 export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
-  const { model, layers, config } = setup;
+  const { engine, config } = setup;
   const t = config.training;
   const runDir = config.output.dir;
   const progress = setup.progress ?? new ProgressLine();
   const blockSize = setup.train[0]?.input.length;
   if (blockSize === undefined) throw new InputError('the dataset produced no training blocks');
   const total = totalSteps(config, setup.train.length);
-  const variables = adapterVariables(layers);
-  const groups = groupByBlock(layers);
-  const optimizer = new AdamW(variables, { beta1: t.adam_beta1, beta2: t.adam_beta2, epsilon: t.adam_epsilon, weightDecay: t.weight_decay });
   const batcher = new Batcher(setup.train, { batchSize: t.batch_size, seed: t.seed, shuffle: config.data.shuffle });
   const metrics = new MetricsFile(path.join(runDir, 'metrics.jsonl'));
 
@@ -216,8 +135,8 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   } else {
     const ck = loadCheckpoint(setup.resumeFrom);
     checkResumable(setup.resumeFrom, ck.state, state);
-    restoreAdapter(setup.resumeFrom, ck.adapter, variables);
-    optimizer.importState(ck.optimizer, ck.state.global_step);
+    engine.loadAdapter(ck.adapter, setup.resumeFrom);
+    engine.loadOptimizerState(ck.optimizer, ck.state.global_step);
     batcher.restore(ck.state.batcher);
     state = { ...ck.state, total_steps: total, grad_accum: t.grad_accum, schedule, lora: state.lora, batch_size: t.batch_size };
     // a resume from an older checkpoint abandons the later ones: keep them, but out of the way
@@ -252,8 +171,8 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     state.batcher = batcher.state();
     state.rng = { seed: t.seed, next_micro_step: state.global_step * t.grad_accum };
     lastCheckpoint = await saveCheckpoint(runDir, {
-      state, layers, loraConfig: setup.loraConfig, adapterMeta: setup.adapterMeta,
-      optimizer: optimizer.exportState(), configYaml: setup.configYaml,
+      state, adapter: engine.adapterTensors(), loraConfig: setup.loraConfig, adapterMeta: setup.adapterMeta,
+      optimizer: engine.optimizerState().slots, configYaml: setup.configYaml,
     });
     await pruneCheckpoints(runDir, config.output.keep_last);
   };
@@ -262,18 +181,15 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     while (state.global_step < total) {
       const step = state.global_step;
       const micro = batcher.nextWithinEpoch(t.grad_accum);
-      const { loss, tokens, grads } = await accumulateGradients(
-        model, layers, groups, variables, micro, blockSize, step * t.grad_accum, t.gradient_checkpointing,
-      );
+      const { loss, tokens, hasGradients } = await accumulateGradients(engine, micro, blockSize, step * t.grad_accum);
       const lr = learningRate(t.lr_scheduler, t.learning_rate, step, t.warmup_steps, total);
       let gradNorm = 0;
-      if (grads) {
-        gradNorm = clipByGlobalNorm(grads, t.max_grad_norm);
+      if (hasGradients) {
+        // the step is not taken when the norm is not finite
+        gradNorm = Number.isFinite(loss) ? engine.step(lr, t.max_grad_norm) : NaN;
         if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
           throw new TrainingError(`step ${step + 1}: the loss or gradient is not finite (loss ${loss}, grad norm ${gradNorm}); lower training.learning_rate`);
         }
-        optimizer.step(grads, lr);
-        for (const g of grads.values()) g.dispose();
       }
       state.global_step++;
       state.tokens_seen += tokens;
@@ -286,7 +202,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       };
       const isLast = state.global_step === total;
       if (setup.validation.length > 0 && ((t.eval_every !== undefined && state.global_step % t.eval_every === 0) || isLast)) {
-        lastVal = evaluateLoss(model, setup.validation, t.batch_size);
+        lastVal = evaluateLoss(engine, setup.validation, t.batch_size);
         if (lastVal !== undefined) entry.val_loss = lastVal;
       }
       losses.push(loss);
@@ -307,7 +223,6 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     progress.done();
-    optimizer.dispose();
   }
   return {
     steps: state.global_step, startStep, losses, finalLoss: losses.at(-1) ?? NaN, tokens: state.tokens_seen,

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm } from '../../src/train/adamw.js';
 import { headCrossEntropy, weightedCrossEntropy } from '../../src/engine/cross-entropy.js';
 import { learningRate } from '../../src/train/schedule.js';
-import { microBatchOf } from '../../src/train/trainer.js';
+import { microBatchOf } from '../../src/train/micro-batch.js';
 import { useBackend } from '../helpers/backend.js';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);

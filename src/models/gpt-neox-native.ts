@@ -1,0 +1,205 @@
+/**
+ * GPT-NeoX on the native engine: the same layer as src/models/gpt-neox.ts, as kernel calls with a
+ * hand-written backward. Forward (N = B*T rows, heads merged as the dense projection sees them):
+ *   h1 = LN(x; input_layernorm);  qkv = query_key_value(h1);  q, k, v = split + rotary(qkv)
+ *   ctx = causal attention(q, k, v);  att = dense(ctx)
+ *   parallel:   h2 = LN(x; post_attention_layernorm);        out = x + att + mlp(h2)
+ *   sequential: y = x + att;  h2 = LN(y; post_attention_layernorm);  out = y + mlp(h2)
+ *   mlp(h) = dense_4h_to_h(act(m)), m = dense_h_to_4h(h)
+ * Selective checkpointing keeps the products' outputs (qkv, att, m), the attention output ctx and
+ * its row log-sum-exp; the rest is recomputed.
+ */
+import { GELU_KIND } from '../engine/native/addon.js';
+import type { Buf, NativeDevice } from '../engine/native/device.js';
+import type { NativeLinear } from '../engine/native/linear.js';
+import { InputError } from '../io/errors.js';
+import type { GptNeoXConfig } from './config.js';
+import { need, type NativeBlockProgram, type PassContext, type Saved } from './native-program.js';
+
+const ELEMENTWISE = ['h1', 'q', 'k', 'v', 'y', 'h2', 'g'];
+
+/** transformers' GPT-NeoX activations as the native GELU kernel's kinds. */
+function geluKind(config: GptNeoXConfig): number {
+  switch (config.hidden_act) {
+    case 'gelu':
+    case 'gelu_python':
+      return GELU_KIND.erf;
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+      return GELU_KIND.tanh;
+    case 'gelu_fast':
+      return GELU_KIND.fast;
+    default:
+      throw new InputError(`${config.file}: hidden_act "${config.hidden_act}" is not supported by the native engine; use backend wasm`);
+  }
+}
+
+export class GptNeoXNativeProgram implements NativeBlockProgram {
+  readonly numLayers: number;
+  readonly hiddenSize: number;
+  private readonly heads: number;
+  private readonly headSize: number;
+  private readonly rotaryDims: number;
+  private readonly I: number;
+  private readonly eps: number;
+  private readonly gelu: number;
+
+  constructor(
+    private readonly device: NativeDevice, private readonly config: GptNeoXConfig,
+    private readonly params: ReadonlyMap<string, Buf>, private readonly linears: ReadonlyMap<string, NativeLinear>,
+  ) {
+    this.numLayers = config.num_hidden_layers;
+    this.hiddenSize = config.hidden_size;
+    this.heads = config.num_attention_heads;
+    this.headSize = config.hidden_size / config.num_attention_heads;
+    this.rotaryDims = Math.floor(this.headSize * config.rotary_pct);
+    this.I = config.intermediate_size;
+    this.eps = config.layer_norm_eps;
+    this.gelu = geluKind(config);
+  }
+
+  private p(name: string): Buf {
+    const b = this.params.get(name);
+    if (!b) throw new Error(`GPT-NeoX native program: no parameter ${name}`);
+    return b;
+  }
+
+  private linear(path: string): NativeLinear {
+    const l = this.linears.get(path);
+    if (!l) throw new Error(`GPT-NeoX native program: no linear ${path}`);
+    return l;
+  }
+
+  private norm(x: Buf, path: string, saved: Saved, stats: string, rows: number): Buf {
+    const C = this.hiddenSize;
+    const out = this.device.f32(rows * C);
+    let mean = saved.get(`${stats}.mean`), rstd = saved.get(`${stats}.rstd`);
+    if (!mean || !rstd) {
+      mean = this.device.f32(rows);
+      rstd = this.device.f32(rows);
+      saved.set(`${stats}.mean`, mean);
+      saved.set(`${stats}.rstd`, rstd);
+    }
+    this.device.addon.layernormForward(x.id, this.p(`${path}.weight`).id, this.p(`${path}.bias`).id, rows, C, this.eps, out.id, mean.id, rstd.id);
+    return out;
+  }
+
+  private product(saved: Saved, name: string, path: string, x: Buf, rows: number, out: number, ctx: PassContext): Buf {
+    const have = saved.get(name);
+    if (have) return have;
+    const y = this.device.f32(rows * out);
+    const h = this.linear(path).forward(x, rows, y, ctx.dropoutSeed(path));
+    saved.set(name, y);
+    if (h) saved.set(`${name}.h`, h);
+    return y;
+  }
+
+  materialize(i: number, x: Buf, s: Saved, ctx: PassContext, output: boolean): Buf | undefined {
+    const a = this.device.addon;
+    const { B, T } = ctx;
+    const N = B * T, C = this.hiddenSize, H = this.heads, d = this.headSize;
+    const l = `gpt_neox.layers.${i}`;
+    const get = (name: string, make: () => Buf): Buf => {
+      let v = s.get(name);
+      if (!v) s.set(name, (v = make()));
+      return v;
+    };
+    const h1 = get('h1', () => this.norm(x, `${l}.input_layernorm`, s, 'ln1', N));
+    const qkv = this.product(s, 'qkv', `${l}.attention.query_key_value`, h1, N, 3 * C, ctx);
+    if (!s.has('q') || !s.has('k') || !s.has('v')) {
+      for (const n of ['q', 'k', 'v']) this.device.release(s.get(n));
+      const q = this.device.f32(N * C), k = this.device.f32(N * C), v = this.device.f32(N * C);
+      a.qkvRotaryForward(qkv.id, B, T, H, d, this.rotaryDims, this.config.rotary_emb_base, 0, q.id, k.id, v.id);
+      s.set('q', q).set('k', k).set('v', v);
+    }
+    if (!s.has('ctx')) {
+      const out = this.device.f32(N * C), lse = this.device.f32(B * H * T);
+      a.attentionForward(need(s, 'q').id, need(s, 'k').id, need(s, 'v').id, B, H, T, T, d, out.id, lse.id);
+      s.set('ctx', out).set('lse', lse);
+    }
+    const att = this.product(s, 'att', `${l}.attention.dense`, need(s, 'ctx'), N, C, ctx);
+    const parallel = this.config.use_parallel_residual;
+    const y = parallel ? x : get('y', () => {
+      const out = this.device.f32(N * C);
+      a.add(x.id, att.id, out.id, N * C);
+      return out;
+    });
+    const h2 = get('h2', () => this.norm(y, `${l}.post_attention_layernorm`, s, 'ln2', N));
+    const m = this.product(s, 'm', `${l}.mlp.dense_h_to_4h`, h2, N, this.I, ctx);
+    const g = get('g', () => {
+      const out = this.device.f32(N * this.I);
+      a.geluForward(m.id, out.id, N * this.I, this.gelu);
+      return out;
+    });
+    if (!output) return undefined;
+    const out = this.device.f32(N * C);
+    const hDown = this.linear(`${l}.mlp.dense_4h_to_h`).forward(g, N, out, ctx.dropoutSeed(`${l}.mlp.dense_4h_to_h`));
+    if (hDown) s.set('down.h', hDown);
+    a.addInplace(out.id, y.id, N * C);
+    if (parallel) a.addInplace(out.id, att.id, N * C);
+    return out;
+  }
+
+  dropElementwise(saved: Saved): void {
+    for (const n of ELEMENTWISE) {
+      this.device.release(saved.get(n));
+      saved.delete(n);
+    }
+  }
+
+  backward(i: number, x: Buf, s: Saved, dout: Buf, ctx: PassContext, inputGrad: boolean): Buf | undefined {
+    const a = this.device.addon;
+    const dev = this.device;
+    const { B, T } = ctx;
+    const N = B * T, C = this.hiddenSize, H = this.heads, d = this.headSize, I = this.I;
+    const l = `gpt_neox.layers.${i}`;
+    const lnBack = (dy: Buf, input: Buf, path: string, stats: string, dx: Buf, accumulate: boolean): void =>
+      a.layernormBackward(dy.id, input.id, this.p(`${path}.weight`).id, need(s, `${stats}.mean`).id, need(s, `${stats}.rstd`).id, N, C, dx.id, accumulate);
+    const parallel = this.config.use_parallel_residual;
+
+    // mlp: dout -> dg -> dm -> dh2
+    const down = this.linear(`${l}.mlp.dense_4h_to_h`);
+    const g = need(s, 'g');
+    const seedDown = ctx.dropoutSeed(down.path);
+    // a recomputed block (full checkpointing) did not run the output product: make its adapter's h alone
+    const hDown = s.get('down.h') ?? down.adapterInput(g, N, seedDown);
+    if (hDown) s.set('down.h', hDown);
+    const dg = dev.f32(N * I);
+    down.backward(g, hDown, dout, N, dg, seedDown);
+    const dm = dev.f32(N * I);
+    a.geluBackward(need(s, 'm').id, dg.id, dm.id, N * I, this.gelu);
+    dev.release(dg);
+    const dh2 = dev.f32(N * C);
+    const up = `${l}.mlp.dense_h_to_4h`;
+    this.linear(up).backward(need(s, 'h2'), s.get('m.h'), dm, N, dh2, ctx.dropoutSeed(up));
+    dev.release(dm);
+    // dY: the gradient at the input of the post-attention norm's branch point
+    const dy = dev.f32(N * C);
+    a.copy(dy.id, 0, dout.id, 0, N * C);
+    lnBack(dh2, parallel ? x : need(s, 'y'), `${l}.post_attention_layernorm`, 'ln2', dy, true);
+    dev.release(dh2);
+    // attention: datt = dout (parallel) or dy (sequential)
+    const datt = parallel ? dout : dy;
+    const dctx = dev.f32(N * C);
+    const dense = `${l}.attention.dense`;
+    this.linear(dense).backward(need(s, 'ctx'), s.get('att.h'), datt, N, dctx, ctx.dropoutSeed(dense));
+    const dq = dev.f32(N * C), dk = dev.f32(N * C), dv = dev.f32(N * C);
+    a.attentionBackward(dctx.id, need(s, 'q').id, need(s, 'k').id, need(s, 'v').id, need(s, 'ctx').id, need(s, 'lse').id, B, H, T, d, dq.id, dk.id, dv.id);
+    dev.release(dctx);
+    const dqkv = dev.f32(N * 3 * C);
+    a.qkvRotaryBackward(dq.id, dk.id, dv.id, B, T, H, d, this.rotaryDims, this.config.rotary_emb_base, 0, dqkv.id);
+    dev.release(dq, dk, dv);
+    const dh1 = inputGrad ? dev.f32(N * C) : undefined;
+    const qkvPath = `${l}.attention.query_key_value`;
+    this.linear(qkvPath).backward(need(s, 'h1'), s.get('qkv.h'), dqkv, N, dh1, ctx.dropoutSeed(qkvPath));
+    dev.release(dqkv);
+    if (!dh1) {
+      dev.release(dy);
+      return undefined;
+    }
+    // dx = dy (+ dout through the parallel residual's attention branch is already in dy's copy) + LN1'(dh1)
+    lnBack(dh1, x, `${l}.input_layernorm`, 'ln1', dy, true);
+    dev.release(dh1);
+    return dy;
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * RWKV-4 on the native engine: the same block as src/models/rwkv4.ts, written as kernel calls with a
+ * hand-written backward. Forward (per block, N = B*T rows):
+ *   xn = i == 0 ? LN(x; pre_ln) : x;  z = LN(xn; ln1);  xk, xv, xr = mix(z, shift(z))
+ *   k, v, rp = key(xk), value(xv), receptance(xr);  y = WKV(k, v);  ry = sigmoid(rp) * y
+ *   att = output(ry);  x2 = xn + att;  z2 = LN(x2; ln2);  fk, fr = mix(z2, shift(z2))
+ *   kk = ffn.key(fk);  kr = relu(kk)^2;  vv = ffn.value(kr);  rr = ffn.receptance(fr)
+ *   out = x2 + sigmoid(rr) * vv
+ * Products' outputs (k, v, rp, att, kk, vv, rr) and the adapters' h are what selective
+ * checkpointing keeps; everything else is element-wise and recomputed.
+ */
+import type { Buf, NativeDevice } from '../engine/native/device.js';
+import type { NativeLinear } from '../engine/native/linear.js';
+import type { RwkvConfig } from './config.js';
+import { need, type NativeBlockProgram, type PassContext, type Saved } from './native-program.js';
+
+const ELEMENTWISE = ['xn', 'z', 'xk', 'xv', 'xr', 'y', 'ry', 'x2', 'z2', 'fk', 'fr', 'kr'];
+
+export class RwkvNativeProgram implements NativeBlockProgram {
+  readonly numLayers: number;
+  readonly hiddenSize: number;
+  private readonly A: number;
+  private readonly F: number;
+  private readonly eps: number;
+
+  constructor(
+    private readonly device: NativeDevice, config: RwkvConfig,
+    private readonly params: ReadonlyMap<string, Buf>, private readonly linears: ReadonlyMap<string, NativeLinear>,
+  ) {
+    this.numLayers = config.num_hidden_layers;
+    this.hiddenSize = config.hidden_size;
+    this.A = config.attention_hidden_size;
+    this.F = config.intermediate_size;
+    this.eps = config.layer_norm_epsilon;
+  }
+
+  private p(name: string): Buf {
+    const b = this.params.get(name);
+    if (!b) throw new Error(`RWKV native program: no parameter ${name}`);
+    return b;
+  }
+
+  private linear(path: string): NativeLinear {
+    const l = this.linears.get(path);
+    if (!l) throw new Error(`RWKV native program: no linear ${path}`);
+    return l;
+  }
+
+  /** LN(x) into a new buffer, with its statistics saved under `stats`. */
+  private norm(x: Buf, path: string, saved: Saved, stats: string, rows: number): Buf {
+    const C = this.hiddenSize;
+    const out = this.device.f32(rows * C);
+    let mean = saved.get(`${stats}.mean`), rstd = saved.get(`${stats}.rstd`);
+    if (!mean || !rstd) {
+      mean = this.device.f32(rows);
+      rstd = this.device.f32(rows);
+      saved.set(`${stats}.mean`, mean);
+      saved.set(`${stats}.rstd`, rstd);
+    }
+    this.device.addon.layernormForward(x.id, this.p(`${path}.weight`).id, this.p(`${path}.bias`).id, rows, C, this.eps, out.id, mean.id, rstd.id);
+    return out;
+  }
+
+  /** y = linear(x) unless saved has it; the adapter's h is saved under `${name}.h`. */
+  private product(saved: Saved, name: string, path: string, x: Buf, rows: number, out: number, ctx: PassContext): Buf {
+    const have = saved.get(name);
+    if (have) return have;
+    const y = this.device.f32(rows * out);
+    const h = this.linear(path).forward(x, rows, y, ctx.dropoutSeed(path));
+    saved.set(name, y);
+    if (h) saved.set(`${name}.h`, h);
+    return y;
+  }
+
+  materialize(i: number, x: Buf, s: Saved, ctx: PassContext, output: boolean): Buf | undefined {
+    const a = this.device.addon;
+    const { B, T } = ctx;
+    const N = B * T, C = this.hiddenSize, A = this.A, F = this.F;
+    const b = `rwkv.blocks.${i}`;
+    const get = (name: string, make: () => Buf): Buf => {
+      let v = s.get(name);
+      if (!v) s.set(name, (v = make()));
+      return v;
+    };
+    const xn = i === 0 ? get('xn', () => this.norm(x, `${b}.pre_ln`, s, 'ln0', N)) : x;
+    const z = get('z', () => this.norm(xn, `${b}.ln1`, s, 'ln1', N));
+    if (!s.has('xk') || !s.has('xv') || !s.has('xr')) {
+      for (const n of ['xk', 'xv', 'xr']) this.device.release(s.get(n));
+      const outs = [this.device.f32(N * C), this.device.f32(N * C), this.device.f32(N * C)];
+      a.timeMixForward(z.id, -1, B, T, C, ['key', 'value', 'receptance'].map((m) => this.p(`${b}.attention.time_mix_${m}`).id), outs.map((o) => o.id));
+      s.set('xk', outs[0]!).set('xv', outs[1]!).set('xr', outs[2]!);
+    }
+    const k = this.product(s, 'k', `${b}.attention.key`, need(s, 'xk'), N, A, ctx);
+    const v = this.product(s, 'v', `${b}.attention.value`, need(s, 'xv'), N, A, ctx);
+    const rp = this.product(s, 'rp', `${b}.attention.receptance`, need(s, 'xr'), N, A, ctx);
+    const y = get('y', () => {
+      const out = this.device.f32(N * A);
+      a.wkvForward(this.p(`${b}.attention.time_decay`).id, this.p(`${b}.attention.time_first`).id, k.id, v.id, B, T, A, out.id, -1);
+      return out;
+    });
+    const ry = get('ry', () => {
+      const out = this.device.f32(N * A);
+      a.sigmoidGateForward(rp.id, y.id, out.id, N * A);
+      return out;
+    });
+    const att = this.product(s, 'att', `${b}.attention.output`, ry, N, C, ctx);
+    const x2 = get('x2', () => {
+      const out = this.device.f32(N * C);
+      a.add(xn.id, att.id, out.id, N * C);
+      return out;
+    });
+    const z2 = get('z2', () => this.norm(x2, `${b}.ln2`, s, 'ln2', N));
+    if (!s.has('fk') || !s.has('fr')) {
+      for (const n of ['fk', 'fr']) this.device.release(s.get(n));
+      const outs = [this.device.f32(N * C), this.device.f32(N * C)];
+      a.timeMixForward(z2.id, -1, B, T, C, ['key', 'receptance'].map((m) => this.p(`${b}.feed_forward.time_mix_${m}`).id), outs.map((o) => o.id));
+      s.set('fk', outs[0]!).set('fr', outs[1]!);
+    }
+    const kk = this.product(s, 'kk', `${b}.feed_forward.key`, need(s, 'fk'), N, F, ctx);
+    const kr = get('kr', () => {
+      const out = this.device.f32(N * F);
+      a.reluSquareForward(kk.id, out.id, N * F);
+      return out;
+    });
+    const vv = this.product(s, 'vv', `${b}.feed_forward.value`, kr, N, C, ctx);
+    const rr = this.product(s, 'rr', `${b}.feed_forward.receptance`, need(s, 'fr'), N, C, ctx);
+    if (!output) return undefined;
+    const out = this.device.f32(N * C);
+    a.sigmoidGateForward(rr.id, vv.id, out.id, N * C);
+    a.addInplace(out.id, x2.id, N * C);
+    return out;
+  }
+
+  dropElementwise(saved: Saved): void {
+    for (const n of ELEMENTWISE) {
+      this.device.release(saved.get(n));
+      saved.delete(n);
+    }
+  }
+
+  backward(i: number, x: Buf, s: Saved, dout: Buf, ctx: PassContext, inputGrad: boolean): Buf | undefined {
+    const a = this.device.addon;
+    const dev = this.device;
+    const { B, T } = ctx;
+    const N = B * T, C = this.hiddenSize, A = this.A, F = this.F;
+    const b = `rwkv.blocks.${i}`;
+    const lin = (name: string, path: string, input: Buf, dy: Buf, dx: Buf | undefined): void =>
+      this.linear(path).backward(input, s.get(`${name}.h`), dy, N, dx, ctx.dropoutSeed(path));
+    const lnBack = (dy: Buf, input: Buf, path: string, stats: string, dx: Buf, accumulate: boolean): void =>
+      a.layernormBackward(dy.id, input.id, this.p(`${path}.weight`).id, need(s, `${stats}.mean`).id, need(s, `${stats}.rstd`).id, N, C, dx.id, accumulate);
+
+    // feed-forward: out = x2 + sigmoid(rr) * vv
+    const drr = dev.f32(N * C), dvv = dev.f32(N * C);
+    a.sigmoidGateBackward(need(s, 'rr').id, need(s, 'vv').id, dout.id, drr.id, dvv.id, N * C);
+    const dfr = dev.f32(N * C);
+    lin('rr', `${b}.feed_forward.receptance`, need(s, 'fr'), drr, dfr);
+    const dkr = dev.f32(N * F);
+    lin('vv', `${b}.feed_forward.value`, need(s, 'kr'), dvv, dkr);
+    dev.release(drr, dvv);
+    const dkk = dev.f32(N * F);
+    a.reluSquareBackward(need(s, 'kk').id, dkr.id, dkk.id, N * F);
+    dev.release(dkr);
+    const dfk = dev.f32(N * C);
+    lin('kk', `${b}.feed_forward.key`, need(s, 'fk'), dkk, dfk);
+    dev.release(dkk);
+    const dz2 = dev.f32(N * C);
+    a.timeMixBackward([dfk.id, dfr.id], ['key', 'receptance'].map((m) => this.p(`${b}.feed_forward.time_mix_${m}`).id), B, T, C, dz2.id, false);
+    dev.release(dfk, dfr);
+    // dx2 = dout + LN2'(dz2)
+    const dx2 = dev.f32(N * C);
+    a.copy(dx2.id, 0, dout.id, 0, N * C);
+    lnBack(dz2, need(s, 'x2'), `${b}.ln2`, 'ln2', dx2, true);
+    dev.release(dz2);
+
+    // attention: x2 = xn + output(sigmoid(rp) * WKV(k, v))
+    const dry = dev.f32(N * A);
+    lin('att', `${b}.attention.output`, need(s, 'ry'), dx2, dry);
+    const drp = dev.f32(N * A), dy = dev.f32(N * A);
+    a.sigmoidGateBackward(need(s, 'rp').id, need(s, 'y').id, dry.id, drp.id, dy.id, N * A);
+    dev.release(dry);
+    const dk = dev.f32(N * A), dv = dev.f32(N * A);
+    a.wkvBackward(this.p(`${b}.attention.time_decay`).id, this.p(`${b}.attention.time_first`).id, need(s, 'k').id, need(s, 'v').id, dy.id, B, T, A, dk.id, dv.id);
+    dev.release(dy);
+    // the input of block 0 is the frozen embedding: no input gradient below it
+    const below = inputGrad;
+    const dxk = below ? dev.f32(N * C) : undefined, dxv = below ? dev.f32(N * C) : undefined, dxr = below ? dev.f32(N * C) : undefined;
+    lin('rp', `${b}.attention.receptance`, need(s, 'xr'), drp, dxr);
+    lin('v', `${b}.attention.value`, need(s, 'xv'), dv, dxv);
+    lin('k', `${b}.attention.key`, need(s, 'xk'), dk, dxk);
+    dev.release(drp, dk, dv);
+    if (!below) {
+      dev.release(dx2);
+      return undefined;
+    }
+    const dz = dev.f32(N * C);
+    a.timeMixBackward([dxk!.id, dxv!.id, dxr!.id], ['key', 'value', 'receptance'].map((m) => this.p(`${b}.attention.time_mix_${m}`).id), B, T, C, dz.id, false);
+    dev.release(dxk, dxv, dxr);
+    // dxn = dx2 + LN1'(dz)
+    const xn = i === 0 ? need(s, 'xn') : x;
+    lnBack(dz, xn, `${b}.ln1`, 'ln1', dx2, true);
+    dev.release(dz);
+    if (i !== 0) return dx2;
+    const dx = dev.f32(N * C);
+    lnBack(dx2, x, `${b}.pre_ln`, 'ln0', dx, false);
+    dev.release(dx2);
+    return dx;
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The native engine behind the Engine contract: weights loaded into the C++ addon, LoRA adapters in
+ * one flat buffer, and the per-architecture programs (src/models/*-native.ts) driven block by block
+ * under a checkpointing policy:
+ *   none       every block keeps all it computed until its backward;
+ *   selective  blocks keep their products' outputs; backward recomputes the element-wise rest;
+ *   full       blocks keep only their input; backward recomputes the block.
+ */
+import type { AdamWSettings, AdapterWeight, Checkpointing, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
+import { loadAddon } from '../engine/native/addon.js';
+import { NativeAdapters, type AdapterSpec } from '../engine/native/adapters.js';
+import { NativeDevice, type Buf } from '../engine/native/device.js';
+import { InputError } from '../io/errors.js';
+import type { TensorSource } from '../io/tensor-source.js';
+import { adapterKey } from '../lora/adapter-io.js';
+import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from '../lora/config.js';
+import { dropoutSeed, initialLoraA, loraLayerSeed, type InitialWeights } from '../lora/lora-linear.js';
+import { matchTargets } from '../lora/match.js';
+import type { ModelConfig } from '../models/config.js';
+import { GptNeoXNativeProgram } from '../models/gpt-neox-native.js';
+import { loadNativeWeights, type NativeWeights } from '../models/native-weights.js';
+import { releaseSaved, type NativeBlockProgram, type PassContext, type Saved } from '../models/native-program.js';
+import { RwkvNativeProgram } from '../models/rwkv4-native.js';
+import type { WeightLoaderOptions } from '../models/weights.js';
+
+export interface NativeEngineOptions {
+  readonly config: ModelConfig;
+  readonly source: TensorSource;
+  readonly weights: WeightLoaderOptions;
+  /** adapters to train or to evaluate with; none: the base model alone */
+  readonly lora?: { readonly config: LoraConfig; readonly seed: number; readonly initial?: InitialWeights };
+  readonly adamw?: AdamWSettings;
+  readonly checkpointing?: Checkpointing;
+  /** rows of logits made at a time by the head's loss */
+  readonly headChunk?: number;
+}
+
+const DEFAULT_ADAMW: AdamWSettings = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
+const FINAL_NORM: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.ln_out', gpt_neox: 'gpt_neox.final_layer_norm' };
+const EMBEDDING: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.embeddings.weight', gpt_neox: 'gpt_neox.embed_in.weight' };
+const BLOCK_INDEX = /^(?:rwkv\.blocks|gpt_neox\.layers)\.(\d+)\./;
+
+export class NativeEngine implements TrainEngine {
+  readonly description: string;
+  readonly adapterNames: readonly string[];
+  /** module paths of the adapted linears, in adapter order */
+  readonly adaptedModules: readonly string[];
+  readonly warnings: readonly string[];
+  private readonly program: NativeBlockProgram;
+  private readonly adapters: NativeAdapters;
+  /** per adapted path: the adapter's seed */
+  private readonly layerSeeds = new Map<string, number>();
+  /** the lowest block holding an adapter: backward stops there */
+  private readonly lowestAdapted: number;
+  private readonly checkpointing: Checkpointing;
+  private readonly headChunk: number;
+  private readonly eps: number;
+
+  private constructor(private readonly device: NativeDevice, private readonly config: ModelConfig, private readonly weights: NativeWeights, options: NativeEngineOptions) {
+    this.warnings = weights.warnings;
+    this.checkpointing = options.checkpointing ?? 'none';
+    this.headChunk = options.headChunk ?? 256;
+    this.eps = config.model_type === 'rwkv' ? config.layer_norm_epsilon : config.layer_norm_eps;
+    this.program = config.model_type === 'rwkv'
+      ? new RwkvNativeProgram(device, config, weights.params, weights.linears)
+      : new GptNeoXNativeProgram(device, config, weights.params, weights.linears);
+    const specs: AdapterSpec[] = [];
+    const paths: string[] = [];
+    const lora = options.lora;
+    if (lora) {
+      validateLoraConfig(lora.config);
+      const matched = matchTargets(weights.linears, lora.config.targetModules, {
+        layersToTransform: lora.config.layersToTransform, layersPattern: lora.config.layersPattern, otherNames: weights.params.keys(),
+      });
+      for (const path of matched) {
+        if (!BLOCK_INDEX.test(path)) throw new InputError(`lora.target_modules: "${path}" is outside the blocks; the native engine adapts linears inside blocks only (use backend wasm for this)`);
+        const linear = weights.linears.get(path)!;
+        const { r, scaling } = moduleRankAndScaling(lora.config, path);
+        const seed = loraLayerSeed(lora.seed, path);
+        this.layerSeeds.set(path, seed);
+        const init = lora.initial?.get(path);
+        specs.push({
+          keyA: adapterKey(path, 'A'), keyB: adapterKey(path, 'B'), inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+          r, scaling, dropout: lora.config.dropout, a: init?.a ?? initialLoraA(seed, r, linear.inFeatures), b: init?.b ?? new Float32Array(linear.outFeatures * r),
+        });
+        paths.push(path);
+      }
+    }
+    this.adaptedModules = paths;
+    this.adapters = new NativeAdapters(device, specs, options.adamw ?? DEFAULT_ADAMW);
+    paths.forEach((p, k) => { weights.linears.get(p)!.lora = this.adapters.slots[k]; });
+    this.adapterNames = this.adapters.names;
+    this.lowestAdapted = paths.length === 0 ? this.program.numLayers : Math.min(...paths.map((p) => Number(BLOCK_INDEX.exec(p)![1])));
+    const info = device.addon.buildInfo();
+    this.description = `native cpu (${info.simd}, ${device.addon.threads()} threads, gemm ${info.gemm})`;
+  }
+
+  /** Loads the model into a new native engine; throws InputError naming what is missing when the addon is not there. */
+  static open(options: NativeEngineOptions): NativeEngine {
+    const load = loadAddon();
+    if (!load.addon) throw new InputError(load.reason);
+    const device = new NativeDevice(load.addon);
+    const weights = loadNativeWeights(device, options.config, options.source, options.weights);
+    try {
+      return new NativeEngine(device, options.config, weights, options);
+    } catch (err) {
+      weights.dispose();
+      throw err;
+    }
+  }
+
+  /** peak bytes held by the engine's buffers since the last reset */
+  memory(): { live: number; peak: number } {
+    return this.device.memory();
+  }
+
+  resetPeak(): void {
+    this.device.addon.resetPeak();
+  }
+
+  private context(batch: MicroBatch, microStep: number | undefined): PassContext {
+    return {
+      B: batch.rows, T: batch.length,
+      dropoutSeed: (path) => {
+        if (microStep === undefined) return undefined;
+        const s = this.layerSeeds.get(path);
+        return s === undefined ? undefined : dropoutSeed(s, microStep, 0);
+      },
+    };
+  }
+
+  private embed(batch: MicroBatch): Buf {
+    const N = batch.rows * batch.length, C = this.config.hidden_size;
+    const ids = this.device.upload(batch.input);
+    const x = this.device.f32(N * C);
+    try {
+      this.device.addon.embeddingForward(ids.id, N, this.weights.params.get(EMBEDDING[this.config.model_type])!.id, this.config.vocab_size, C, x.id);
+    } finally {
+      this.device.release(ids);
+    }
+    return x;
+  }
+
+  /** The loss sum of the final hidden states x [N, C]; with `normalizer`, also d loss / d x (scaled by 1/normalizer). */
+  private head(x: Buf, batch: MicroBatch, normalizer: number | undefined): { loss: number; dx?: Buf } {
+    const a = this.device.addon;
+    const N = batch.rows * batch.length, C = this.config.hidden_size;
+    const norm = FINAL_NORM[this.config.model_type];
+    const w = this.weights.params.get(`${norm}.weight`)!, b = this.weights.params.get(`${norm}.bias`)!;
+    const hf = this.device.f32(N * C), mean = this.device.f32(N), rstd = this.device.f32(N);
+    const targets = this.device.upload(batch.target);
+    const weights = this.device.upload(Float32Array.from(batch.weight));
+    const dhf = normalizer === undefined ? undefined : this.device.f32(N * C);
+    try {
+      a.layernormForward(x.id, w.id, b.id, N, C, this.eps, hf.id, mean.id, rstd.id);
+      const loss = a.headCrossEntropy(hf.id, N, C, this.weights.head.id, this.config.vocab_size, targets.id, weights.id,
+        normalizer === undefined ? 0 : 1 / normalizer, dhf?.id ?? -1, false, this.headChunk);
+      if (!dhf) return { loss };
+      const dx = this.device.f32(N * C);
+      a.layernormBackward(dhf.id, x.id, w.id, mean.id, rstd.id, N, C, dx.id, false);
+      return { loss, dx };
+    } finally {
+      this.device.release(hf, mean, rstd, targets, weights, dhf);
+    }
+  }
+
+  accumulate(batch: MicroBatch, normalizer: number, microStep: number): number {
+    const ctx = this.context(batch, microStep);
+    const L = this.program.numLayers;
+    const inputs: Buf[] = [this.embed(batch)];
+    const saved: Saved[] = [];
+    try {
+      for (let i = 0; i < L; i++) {
+        const s: Saved = new Map();
+        saved.push(s);
+        inputs.push(this.program.materialize(i, inputs[i]!, s, ctx, true)!);
+        if (i < this.lowestAdapted || this.checkpointing === 'full') releaseSaved(this.device, s);
+        else if (this.checkpointing === 'selective') this.program.dropElementwise(s);
+      }
+      const { loss, dx: top } = this.head(inputs[L]!, batch, normalizer);
+      let dx: Buf | undefined = top;
+      for (let i = L - 1; i >= this.lowestAdapted && dx; i--) {
+        const s = saved[i]!;
+        if (this.checkpointing !== 'none') this.program.materialize(i, inputs[i]!, s, ctx, false);
+        const below: Buf | undefined = this.program.backward(i, inputs[i]!, s, dx, ctx, i > this.lowestAdapted);
+        this.device.release(dx);
+        releaseSaved(this.device, s);
+        dx = below;
+      }
+      this.device.release(dx);
+      return loss / normalizer;
+    } finally {
+      for (const s of saved) releaseSaved(this.device, s);
+      this.device.release(...inputs);
+    }
+  }
+
+  lossSum(batch: MicroBatch): number {
+    const ctx = this.context(batch, undefined);
+    let x = this.embed(batch);
+    try {
+      for (let i = 0; i < this.program.numLayers; i++) {
+        const s: Saved = new Map();
+        const out = this.program.materialize(i, x, s, ctx, true)!;
+        releaseSaved(this.device, s);
+        this.device.release(x);
+        x = out;
+      }
+      return this.head(x, batch, undefined).loss;
+    } finally {
+      this.device.release(x);
+    }
+  }
+
+  step(lr: number, maxGradNorm: number): number {
+    return this.adapters.step(lr, maxGradNorm);
+  }
+
+  adapterTensors(): AdapterWeight[] {
+    return this.adapters.tensors();
+  }
+
+  loadAdapter(values: ReadonlyMap<string, Float32Array>, where: string): void {
+    this.adapters.load(values, where, (m) => new InputError(m));
+  }
+
+  optimizerState(): { step: number; slots: Map<string, OptimizerSlot> } {
+    return this.adapters.optimizerState();
+  }
+
+  loadOptimizerState(slots: ReadonlyMap<string, OptimizerSlot>, step: number): void {
+    this.adapters.loadOptimizerState(slots, step, (m) => new InputError(m));
+  }
+
+  dispose(): void {
+    for (const l of this.weights.linears.values()) l.lora = undefined;
+    this.adapters.dispose();
+    this.weights.dispose();
+    this.device.trim();
+  }
+}

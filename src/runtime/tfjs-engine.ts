@@ -1,0 +1,104 @@
+/**
+ * The tfjs engine: today's tfjs-core models, autograd and AdamW behind the Engine contract. It is the
+ * readable reference every faster engine is held to.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { AdamWSettings, AdapterWeight, Checkpointing, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
+import { InputError } from '../io/errors.js';
+import { adapterTensorsOf, adapterVariables } from '../lora/adapter-io.js';
+import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
+import { sequenceLoss } from '../models/loss.js';
+import type { BlockwiseCausalLM } from '../models/model.js';
+import { AdamW, clipByGlobalNorm } from '../train/adamw.js';
+import { groupByBlock, microBatchGradients, type TrainableGroups } from '../train/step-gradients.js';
+
+export class TfjsEngine implements TrainEngine {
+  readonly adapterNames: readonly string[];
+  private readonly variables: Map<string, tf.Variable>;
+  private readonly groups: TrainableGroups;
+  private readonly optimizer: AdamW;
+  private grads: Map<string, tf.Tensor> | undefined;
+
+  constructor(
+    readonly model: BlockwiseCausalLM, readonly layers: readonly LoraLinear[], adamw: AdamWSettings,
+    private readonly checkpointing: Checkpointing, readonly description: string,
+  ) {
+    this.variables = adapterVariables(layers);
+    this.adapterNames = [...this.variables.keys()];
+    this.groups = groupByBlock(layers);
+    this.optimizer = new AdamW(this.variables, adamw);
+  }
+
+  accumulate(batch: MicroBatch, normalizer: number, microStep: number): number {
+    setLoraTraining(this.layers, true, microStep);
+    try {
+      // per-block recomputation is the tfjs engine's only checkpointing form
+      const r = microBatchGradients(this.model, this.groups, this.variables, batch, normalizer, this.checkpointing !== 'none');
+      if (!this.grads) {
+        this.grads = r.grads;
+      } else {
+        for (const [name, g] of r.grads) {
+          const sum = tf.add(this.grads.get(name)!, g);
+          this.grads.get(name)!.dispose();
+          g.dispose();
+          this.grads.set(name, sum);
+        }
+      }
+      return r.loss;
+    } finally {
+      setLoraTraining(this.layers, false);
+    }
+  }
+
+  step(lr: number, maxGradNorm: number): number {
+    const grads = this.grads;
+    if (!grads) return 0;
+    this.grads = undefined;
+    try {
+      const norm = clipByGlobalNorm(grads, maxGradNorm);
+      if (Number.isFinite(norm)) this.optimizer.step(grads, lr);
+      return norm;
+    } finally {
+      for (const g of grads.values()) g.dispose();
+    }
+  }
+
+  lossSum(batch: MicroBatch): number {
+    const s = tf.tidy(() => {
+      const hidden = this.model.hidden(tf.tensor2d(batch.input, [batch.rows, batch.length], 'int32'));
+      const flat = tf.reshape(hidden, [batch.rows * batch.length, this.model.hiddenSize]) as tf.Tensor2D;
+      return sequenceLoss(this.model, flat, batch.target, Float32Array.from(batch.weight), 1);
+    });
+    const value = s.dataSync()[0]!;
+    s.dispose();
+    return value;
+  }
+
+  adapterTensors(): AdapterWeight[] {
+    return adapterTensorsOf(this.layers);
+  }
+
+  loadAdapter(values: ReadonlyMap<string, Float32Array>, where: string): void {
+    for (const [key, v] of this.variables) {
+      const data = values.get(key);
+      if (!data || data.length !== v.size) throw new InputError(`${where}: adapter tensor "${key}" is missing or has the wrong size for this LoRA config`);
+      const restored = tf.tensor(data, v.shape);
+      v.assign(restored);
+      restored.dispose();
+    }
+  }
+
+  optimizerState(): { step: number; slots: Map<string, OptimizerSlot> } {
+    return { step: this.optimizer.stepCount, slots: this.optimizer.exportState() };
+  }
+
+  loadOptimizerState(slots: ReadonlyMap<string, OptimizerSlot>, step: number): void {
+    this.optimizer.importState(slots, step);
+  }
+
+  dispose(): void {
+    if (this.grads) for (const g of this.grads.values()) g.dispose();
+    this.grads = undefined;
+    this.optimizer.dispose();
+  }
+}
