@@ -16,7 +16,13 @@
 // GCC 12 reports the deliberately undefined pass-through operand of some AVX-512 intrinsics
 // (_mm512_undefined_ps in _mm512_sqrt_ps, _mm512_cvtps_pd) as maybe-uninitialized: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// (DITTY_NO_X86_SIMD builds the non-x86 variant on x86, to check that it compiles)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(DITTY_NO_X86_SIMD)
+#define DITTY_SIMD_X86 1
 #include <immintrin.h>
+#else
+#define DITTY_SIMD_X86 0  // elsewhere only the portable path is compiled (simd_level() is "portable")
+#endif
 
 #include <cmath>
 #include <cstdint>
@@ -39,6 +45,7 @@ inline Level level() {
 // Recurrences that multiply by e^-|d| (WKV) produce values below 1.2e-38 that would otherwise
 // run through microcode at ~100x the cost; GPUs flush them too. Values that small are zero to
 // every tolerance here.
+#if DITTY_SIMD_X86
 class FlushDenormals {
  public:
   FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
@@ -49,6 +56,11 @@ class FlushDenormals {
  private:
   unsigned saved_;
 };
+#else
+struct FlushDenormals {  // slower on denormals, same results to every tolerance
+  FlushDenormals() {}      // user-provided: a guard variable is then not "unused"
+};
+#endif
 
 // exp's polynomial (Cephes expf): |error| <= 2 ulp on [-87.3, 88.0]; below ln(FLT_MIN) it returns 0
 // (the true value is a denormal under 1.2e-38), above 88.02 (= 127 ln 2) it saturates at 1.6e38.
@@ -123,6 +135,7 @@ struct Scalar {
   static void dstore(const DAcc& a, double* out) { std::memcpy(out, a.l, sizeof a.l); }
 };
 
+#if DITTY_SIMD_X86
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
@@ -274,11 +287,13 @@ struct Avx512 {
 };
 
 #pragma GCC pop_options
+#endif  // DITTY_SIMD_X86
 
 }  // namespace ditty::cpu::simd
 
 // Calls portable::fn, avx2::fn or avx512::fn (the namespaces common_simd_instantiate.h fills) for
 // the simd::Level `lvl` (read once per kernel call with simd::level()).
+#if DITTY_SIMD_X86
 #define DITTY_SIMD_DISPATCH(lvl, fn, ...)                                                    \
   do {                                                                                       \
     switch (lvl) {                                                                           \
@@ -287,3 +302,10 @@ struct Avx512 {
       default: portable::fn(__VA_ARGS__); break;                                             \
     }                                                                                        \
   } while (0)
+#else
+#define DITTY_SIMD_DISPATCH(lvl, fn, ...) \
+  do {                                    \
+    (void)(lvl);                          \
+    portable::fn(__VA_ARGS__);            \
+  } while (0)
+#endif

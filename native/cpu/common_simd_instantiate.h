@@ -11,6 +11,7 @@ using V = ::ditty::cpu::simd::Scalar;
 #include DITTY_SIMD_BODY
 }  // namespace portable
 
+#if DITTY_SIMD_X86
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
@@ -28,5 +29,6 @@ using V = ::ditty::cpu::simd::Avx512;
 #include DITTY_SIMD_BODY
 }  // namespace avx512
 #pragma GCC pop_options
+#endif  // DITTY_SIMD_X86
 
 #undef DITTY_SIMD_BODY
