@@ -23,7 +23,7 @@ struct AttentionShape {
 
 // Floats of scratch one forward block / one backward head needs.
 inline int64_t forward_scratch(const AttentionShape& a) { return (a.d + kBlock) * padded(a.S); }
-inline int64_t backward_scratch(const AttentionShape& a) { return 2 * (a.d + kBlock) * padded(a.T) + a.T; }
+inline int64_t backward_scratch(const AttentionShape& a) { return 2 * (a.d + kBlock) * padded(a.T); }
 
 struct Kernels {
   // Queries t0..t1-1 of head bh = b*H + h: out rows and lse[bh*T + t] (when lse is not null).
