@@ -12,10 +12,18 @@
 
 namespace ditty::cpu {
 namespace {
-// Channels per task (multiples of every path's width). Backward keeps 2 T floats per channel of
-// scratch: 256 KiB for 64 channels at T = 512, inside L2.
+// Channels per task (multiples of every path's width). Forward takes up to 256 (fewer when that
+// leaves under 4 tasks per thread); backward keeps 2 T floats per channel of scratch: 256 KiB for
+// 64 channels at T = 512, inside L2.
 constexpr int64_t kForwardGroup = 256;
 constexpr int64_t kBackwardGroup = 64;
+
+int64_t forward_group(int64_t B, int64_t C) {
+  int64_t g = kForwardGroup;
+  const int64_t want = 4 * static_cast<int64_t>(thread_count());
+  while (g > 64 && B * ((C + g - 1) / g) < want) g /= 2;
+  return g;
+}
 
 #define DITTY_SIMD_BODY "rwkv_wkv.inc"
 #include "common_simd_instantiate.h"
@@ -31,11 +39,12 @@ std::vector<float> decay_of(const float* time_decay, int64_t C) {
 void wkv_forward(const float* time_decay, const float* time_first, const float* k, const float* v, int64_t B,
                  int64_t T, int64_t C, float* y, float* state) {
   simd::Level lvl = simd::level();
-  const int64_t tasks = B * ((C + kForwardGroup - 1) / kForwardGroup);
+  const int64_t group = forward_group(B, C);
+  const int64_t tasks = B * ((C + group - 1) / group);
   std::vector<float> w = decay_of(time_decay, C);
   parallel_for(static_cast<size_t>(tasks), 1, [&](size_t t0, size_t t1) {
     simd::FlushDenormals ftz;
-    DITTY_SIMD_DISPATCH(lvl, wkv_forward_tasks, w.data(), time_first, k, v, B, T, C, y, state, static_cast<int64_t>(t0),
+    DITTY_SIMD_DISPATCH(lvl, wkv_forward_tasks, w.data(), time_first, k, v, B, T, C, group, y, state, static_cast<int64_t>(t0),
                         static_cast<int64_t>(t1));
   });
 }
