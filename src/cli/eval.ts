@@ -1,4 +1,8 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import type { DataFormat } from '../data/templates.js';
+import { beforeAfterJson, beforeAfterRows, formatBeforeAfter } from '../eval/before-after.js';
+import { loadEvalExamples, lossByCategory, type EvalDataOptions } from '../eval/category-loss.js';
+import { configOfAdapter, validationSplitOf } from '../eval/held-out.js';
 import { InputError } from '../io/errors.js';
 import { scoreTokens } from '../eval/score.js';
 import { applyAdapter, readAdapterAt } from '../runtime/adapter.js';
@@ -12,20 +16,33 @@ interface EvalOptions extends ModelCommandOptions {
   json?: boolean;
   window?: number;
   adapter?: string;
+  dataset?: string;
+  format: DataFormat;
+  maxRows?: number;
+  validationSplit?: boolean;
 }
 
 export function registerEval(program: Command): void {
   addModelOptions(
     program
       .command('eval')
-      .description('mean next-token cross-entropy and perplexity of a text')
+      .description('mean next-token cross-entropy and perplexity of a text; with --dataset and --adapter, base vs adapted loss per category')
       .argument('<model>', 'local model folder or hub repo id (org/name)')
       .option('--text <str>', 'text to score')
       .option('--file <path>', 'read the text from a file')
       .option('--adapter <path>', 'LoRA adapter to apply: a PEFT folder, a checkpoint folder or a run folder (its latest checkpoint)')
+      .option('--dataset <file|hub-id>', 'score a held-out set (.jsonl/.json/.parquet or a hub dataset id) in the training template, '
+        + 'response tokens only, for the base and the adapted model (needs --adapter)')
+      .addOption(new Option('--format <format>', 'row format of --dataset').choices(['dolly', 'text']).default('dolly'))
+      .option('--max-rows <n>', 'score only the first n rows of --dataset', intOption('--max-rows', 1))
+      .option('--validation-split', "instead of --dataset: the rows the adapter's run held out for validation (from its config.yaml)")
       .option('--window <n>', 'score in windows of at most n tokens (default: the model context length)', intOption('--window', 2))
       .option('--json', 'print one JSON object'),
   ).action(async (model: string, opts: EvalOptions) => {
+    if (opts.dataset !== undefined || opts.validationSplit) {
+      await evalBeforeAfter(model, opts);
+      return;
+    }
     const text = textFrom(opts, 'text');
     const adapterFiles = opts.adapter === undefined ? undefined : await readAdapterAt(opts.adapter);
     const opened = await openModel(model, { ...openOptions(opts), progress: !opts.json });
@@ -48,4 +65,37 @@ export function registerEval(program: Command): void {
     process.stderr.write(`${score.predicted} predicted positions in ${score.windows} window(s), `
       + `${tokensPerSecond.toFixed(1)} tokens/s on ${opened.backend}, weights loaded in ${opened.loadSeconds.toFixed(2)} s\n`);
   });
+}
+
+/** `ditty eval MODEL --adapter RUN --dataset FILE | --validation-split`: the before/after table per category. */
+async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> {
+  if (opts.text !== undefined || opts.file !== undefined) throw new InputError('give either --dataset/--validation-split or --text/--file, not both');
+  if (opts.dataset !== undefined && opts.validationSplit) throw new InputError('give either --dataset or --validation-split, not both');
+  if (opts.adapter === undefined) throw new InputError('--dataset and --validation-split compare the base model with an adapter: give --adapter RUN_OR_CHECKPOINT too');
+  const adapterFiles = await readAdapterAt(opts.adapter);
+  const data: EvalDataOptions = opts.dataset !== undefined
+    ? { dataset: opts.dataset, format: opts.format, ...(opts.maxRows !== undefined ? { maxRows: opts.maxRows } : {}) }
+    : validationSplitOf(configOfAdapter(adapterFiles.dir));
+  const what = opts.dataset ?? `the validation split of ${data.dataset}`;
+  const opened = await openModel(model, { ...openOptions(opts), progress: !opts.json });
+  try {
+    const examples = await loadEvalExamples(data, opened.tokenizer);
+    const window = opts.window ?? contextWindow(opened.config);
+    const started = performance.now();
+    if (!opts.json) process.stderr.write(`scoring ${examples.length} rows of ${what} with the base model, then with the adapter\n`);
+    const base = lossByCategory(opened.model, examples, window);
+    const adapter = applyAdapter(opened, adapterFiles);
+    const rows = beforeAfterRows(base, lossByCategory(opened.model, examples, window));
+    const seconds = (performance.now() - started) / 1000;
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({
+        model, adapter: adapter.folder, dataset: what, rows: examples.length, window, seconds, backend: opened.backend, categories: beforeAfterJson(rows),
+      })}\n`);
+      return;
+    }
+    process.stdout.write(`${formatBeforeAfter(rows)}\n`);
+    process.stderr.write(`loss of the response tokens in the ${data.format ?? 'dolly'} template; adapter ${adapter.folder}; ${seconds.toFixed(1)} s on ${opened.backend}\n`);
+  } finally {
+    opened.model.dispose();
+  }
 }

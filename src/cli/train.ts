@@ -2,9 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { loadTrainConfig } from '../config/index.js';
+import type { BeforeAfterRow } from '../eval/before-after.js';
+import { BEFORE_AFTER_FILE } from '../eval/held-out.js';
 import { InputError } from '../io/errors.js';
 import { readMetrics } from '../report/metrics.js';
-import { METRICS_FILE, writeReport } from '../report/run-report.js';
+import { METRICS_FILE, readBeforeAfter, writeReport } from '../report/run-report.js';
 import { listCheckpoints } from '../runtime/run-folder.js';
 import { trainFromConfig } from '../train/run.js';
 import { formatRunSummary } from '../train/summary.js';
@@ -12,6 +14,15 @@ import { formatRunSummary } from '../train/summary.js';
 interface TrainCliOptions {
   set: string[];
   resume?: string | boolean;
+}
+
+/** The run's before-after.json when this run wrote it (after its last checkpoint), not one left by an earlier run. */
+function freshBeforeAfter(runDir: string): BeforeAfterRow[] | undefined {
+  const file = path.join(runDir, BEFORE_AFTER_FILE);
+  const written = fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+  const last = listCheckpoints(runDir).at(-1);
+  if (written === undefined || last === undefined || written < fs.statSync(last.dir).mtimeMs) return undefined;
+  return readBeforeAfter(file);
 }
 
 export function registerTrain(program: Command): void {
@@ -42,11 +53,13 @@ export function registerTrain(program: Command): void {
       const runDir = loadTrainConfig(configFile, opts.set).output.dir;
       const reportFile = await writeReport(runDir);
       const adapterDir = path.join(runDir, 'adapter');
+      const beforeAfter = freshBeforeAfter(runDir);
       process.stdout.write(`${formatRunSummary({
         outcome: summary, runDir, configFile, overrides: opts.set, reportFile,
         entries: readMetrics(path.join(runDir, METRICS_FILE)),
         checkpoints: listCheckpoints(runDir).map((c) => c.dir),
         ...(fs.existsSync(adapterDir) ? { adapterDir } : {}),
+        ...(beforeAfter !== undefined ? { beforeAfter } : {}),
       })}\n`);
       if (summary.interrupted) process.exitCode = summary.interrupted === 'SIGINT' ? 130 : 143;
     });

@@ -16,6 +16,8 @@ export interface ReportInput {
   /** data statistics as recorded (data-stats.json): shown as a key/value table */
   readonly dataStats?: Readonly<Record<string, unknown>>;
   readonly samples?: readonly Sample[];
+  /** before-after.json: held-out loss per category, base vs adapter, as the cells `ditty eval` prints */
+  readonly beforeAfter?: readonly (readonly string[])[];
   /** ln(vocabulary size): the loss of a uniform guess, drawn as a reference on the loss chart */
   readonly uniformLoss?: number;
   readonly generatedAt: Date;
@@ -123,6 +125,12 @@ function samplesSection(samples: readonly Sample[]): string {
     + '</table></div>').join('');
 }
 
+function cellsTable(cells: readonly (readonly string[])[]): string {
+  const [head, ...rows] = cells;
+  return `<table class="metrics"><tr>${(head ?? []).map((h) => `<th>${esc(h)}</th>`).join('')}</tr>`
+    + rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${esc(c)}</th>` : `<td>${esc(c)}</td>`)).join('')}</tr>`).join('') + '</table>';
+}
+
 function metricsTable(e: readonly StepMetrics[]): string {
   const head = ['step', 'loss', 'val_loss', 'lr', 'grad_norm', 'tokens', 'tokens/s', 'elapsed s'];
   const rows = e.map((x) => [String(x.step), num(x.loss), num(x.val_loss), x.lr !== undefined ? x.lr.toExponential(2) : '–',
@@ -170,6 +178,7 @@ ${smallChart('chart-lr', 'Learning rate', e, (x) => x.lr, '#2ca02c')}
 ${smallChart('chart-grad-norm', 'Gradient norm (before clipping)', e, (x) => x.grad_norm, '#9467bd')}
 ${smallChart('chart-tokens-per-s', 'Tokens/s', e, (x) => x.tokens_per_s, '#ff7f0e')}
 </div>
+${section('Held-out loss, base vs adapter', input.beforeAfter ? cellsTable(input.beforeAfter) : none('no before-after.json in this run (ditty eval MODEL --adapter RUN --validation-split makes the table)'))}
 ${section('Sample generations', input.samples && input.samples.length > 0 ? samplesSection(input.samples) : none('no samples.jsonl in this run'))}
 <div class="cols">
 <div>${section('Data', input.dataStats ? dataStatsTable(input.dataStats) : none('no data-stats.json in this run'))}</div>

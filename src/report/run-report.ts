@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { writeBytesAtomic } from '../io/atomic.js';
+import { beforeAfterCells, type BeforeAfterRow } from '../eval/before-after.js';
+import { BEFORE_AFTER_FILE } from '../eval/held-out.js';
 import { InputError } from '../io/errors.js';
 import { latestCheckpoint, TRAINER_STATE } from '../runtime/run-folder.js';
 import { reportHtml, type ReportInput, type Sample } from './html.js';
@@ -56,6 +58,28 @@ function readSamples(file: string): Sample[] | undefined {
   });
 }
 
+/** The rows of a before-after.json, or undefined when the run has none. */
+export function readBeforeAfter(file: string): BeforeAfterRow[] | undefined {
+  const text = readText(file);
+  if (text === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new InputError(`${file}: not JSON`);
+  }
+  if (!Array.isArray(v)) throw new InputError(`${file}: expected a JSON array of rows`);
+  const num = (x: unknown): number => (typeof x === 'number' ? x : NaN);
+  return v.map((r: unknown, i): BeforeAfterRow => {
+    const o = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
+    if (typeof o.category !== 'string') throw new InputError(`${file}: row ${i + 1} has no "category"`);
+    return {
+      category: o.category, examples: num(o.examples), targets: num(o.loss_tokens), baseLoss: num(o.base_loss), adaptedLoss: num(o.adapted_loss),
+      basePerplexity: num(o.base_perplexity), adaptedPerplexity: num(o.adapted_perplexity), perplexityChange: num(o.perplexity_change),
+    };
+  });
+}
+
 /** ln(vocab_size) of a local base model named in the run's config; undefined when it cannot be found. */
 function uniformLoss(configYaml: string | undefined): number | undefined {
   if (configYaml === undefined) return undefined;
@@ -80,6 +104,7 @@ export function loadReportInput(runDir: string, now = new Date()): ReportInput {
   const dataStats = readJsonObject(path.join(runDir, DATA_STATS_FILE));
   const samples = readSamples(path.join(runDir, SAMPLES_FILE));
   const uniform = uniformLoss(configYaml);
+  const beforeAfter = readBeforeAfter(path.join(runDir, BEFORE_AFTER_FILE));
   return {
     runName: path.basename(path.resolve(runDir)), entries, generatedAt: now,
     ...(typeof state?.total_steps === 'number' ? { totalSteps: state.total_steps } : {}),
@@ -87,6 +112,7 @@ export function loadReportInput(runDir: string, now = new Date()): ReportInput {
     ...(dataStats !== undefined ? { dataStats } : {}),
     ...(samples !== undefined ? { samples } : {}),
     ...(uniform !== undefined ? { uniformLoss: uniform } : {}),
+    ...(beforeAfter !== undefined ? { beforeAfter: beforeAfterCells(beforeAfter) } : {}),
   };
 }
 

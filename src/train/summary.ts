@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { formatBeforeAfter, type BeforeAfterRow } from '../eval/before-after.js';
 import type { StepMetrics } from '../report/metrics.js';
 import { formatDuration } from './progress.js';
 
@@ -25,6 +26,8 @@ export interface RunSummaryInput {
   readonly reportFile?: string;
   /** the final adapter folder when the run wrote one; else the last checkpoint is the adapter */
   readonly adapterDir?: string;
+  /** held-out loss per category, base vs adapter, when the run measured it */
+  readonly beforeAfter?: readonly BeforeAfterRow[];
 }
 
 interface LossStats {
@@ -91,5 +94,7 @@ export function formatRunSummary(s: RunSummaryInput, cwd = process.cwd()): strin
     rows.push(['export', `ditty export ${shellWord(show(s.runDir))} --adapter OUT_DIR   (or --merged OUT_DIR for a full model)`]);
   }
   const width = Math.max(...rows.map(([k]) => k.length));
-  return ['run summary', ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join('\n');
+  const table = s.beforeAfter && s.beforeAfter.length > 0
+    ? ['held-out loss, base vs adapter (response tokens):', ...formatBeforeAfter(s.beforeAfter).split('\n').map((l) => `  ${l}`)] : [];
+  return ['run summary', ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`), ...table].join('\n');
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { chromiumPresent, openInChromium } from '../../scripts/headless-chromium.js';
 import { CHROMIUM } from '../../src/report/png.js';
 import { writeReport } from '../../src/report/run-report.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliAsync as runCli } from '../helpers/cli.js';
 import { syntheticRun } from './synthetic-run.js';
 
 if (!chromiumPresent) console.warn(`SKIPPED: report browser tests: no ${CHROMIUM} (Debian: apt-get install chromium)`);
@@ -52,9 +52,9 @@ describe.skipIf(!chromiumPresent)(`report.html in headless chromium (${CHROMIUM}
     }
   });
 
-  it('ditty report --png writes the loss chart as a PNG image', () => {
+  it('ditty report --png writes the loss chart as a PNG image', async () => {
     const dir = syntheticRun(12, 'png');
-    const r = runCli(['report', dir, '--png']);
+    const r = await runCli(['report', dir, '--png']);
     expect(r.status, r.stderr).toBe(0);
     const png = fs.readFileSync(path.join(dir, 'loss.png'));
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));

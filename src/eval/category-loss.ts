@@ -1,0 +1,125 @@
+/**
+ * Response-only loss of a held-out set, pooled per category (Dolly's `category` field), computed as
+ * training counts it: the rows rendered with the training template, loss on the mask's targets only.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { tokenizeExample, type Encoder, type TrainOn } from '../data/examples.js';
+import { loadRows, type OnBadRow } from '../data/rows.js';
+import { shuffleInPlace, splitValidation } from '../data/shuffle.js';
+import { resolveDatasetFile } from '../data/source.js';
+import { templateFor, type DataFormat } from '../data/templates.js';
+import { Rng } from '../generate/rng.js';
+import { InputError } from '../io/errors.js';
+import { LoraLinear } from '../lora/lora-linear.js';
+import { sequenceLoss } from '../models/loss.js';
+import type { CausalLM } from '../models/types.js';
+
+export const NO_CATEGORY = '(none)';
+
+export interface EvalExample {
+  readonly category: string;
+  readonly ids: readonly number[];
+  /** mask[i] = 1 when token i counts in the loss (predicted from the tokens before it) */
+  readonly mask: Uint8Array;
+}
+
+export interface EvalDataOptions {
+  /** a local .jsonl/.json/.parquet file or a hub dataset id */
+  readonly dataset: string;
+  readonly revision?: string;
+  readonly file?: string;
+  readonly format?: DataFormat;
+  readonly textField?: string;
+  readonly trainOn?: TrainOn;
+  readonly maxRows?: number;
+  readonly onBadRow?: OnBadRow;
+  /** score only the validation split, made as prepareDataset makes it: shuffle with Rng(seed), the last rows */
+  readonly validationSplit?: { readonly fraction: number; readonly seed: number; readonly shuffle: boolean };
+}
+
+/** The rows of a dataset as scored examples, in file order, each with its category. */
+export async function loadEvalExamples(o: EvalDataOptions, tokenizer: Encoder): Promise<EvalExample[]> {
+  const template = templateFor(o.format ?? 'dolly', o.textField);
+  const resolved = await resolveDatasetFile({
+    dataset: o.dataset, ...(o.revision !== undefined ? { revision: o.revision } : {}), ...(o.file !== undefined ? { file: o.file } : {}),
+  });
+  const fields = { required: template.fields.required, optional: [...template.fields.optional, 'category'] };
+  const loaded = await loadRows(resolved.path, { fields, onBadRow: o.onBadRow ?? 'error', ...(o.maxRows !== undefined ? { maxRows: o.maxRows } : {}) });
+  let rows = loaded.rows;
+  const split = o.validationSplit;
+  if (split) {
+    rows = [...rows];
+    if (split.shuffle) shuffleInPlace(rows, new Rng(split.seed));
+    rows = splitValidation(rows, split.fraction).validation;
+  }
+  if (rows.length === 0) throw new InputError(`${resolved.path}: no ${split ? 'validation ' : ''}rows to evaluate`);
+  return rows.map((row) => ({
+    category: row['category'] || NO_CATEGORY,
+    ...tokenizeExample(tokenizer, template.render(row), o.trainOn ?? 'response'),
+  }));
+}
+
+/** Summed loss of one group of examples. */
+export interface PooledLoss {
+  readonly examples: number;
+  /** positions that count in the loss */
+  readonly targets: number;
+  /** summed negative log-likelihood in nats */
+  readonly nll: number;
+}
+
+/** Mean loss per target token (NaN without targets). */
+export function meanLoss(p: PooledLoss): number {
+  return p.targets > 0 ? p.nll / p.targets : NaN;
+}
+
+/**
+ * Summed loss of one example's targets. An example longer than `window` is scored in windows of
+ * `window` tokens that overlap by one, so every target is predicted once (each window without the
+ * context before it, as a packed block is in training).
+ */
+function exampleLoss(model: CausalLM, ex: EvalExample, window: number): { nll: number; targets: number } {
+  let nll = 0;
+  let targets = 0;
+  for (let start = 0; start < ex.ids.length - 1; start += window - 1) {
+    const chunk = ex.ids.slice(start, start + window);
+    const t = Int32Array.from({ length: chunk.length }, (_, j) => chunk[j + 1] ?? 0);
+    const w = Float32Array.from({ length: chunk.length }, (_, j) => (j + 1 < chunk.length ? ex.mask[start + j + 1]! : 0));
+    const count = w.reduce((s, x) => s + x, 0);
+    if (count === 0) continue;
+    const loss = tf.tidy(() => {
+      const hidden = tf.reshape(model.hidden(tf.tensor2d([...chunk], [1, chunk.length], 'int32')), [chunk.length, model.hiddenSize]);
+      return sequenceLoss(model, hidden as tf.Tensor2D, t, w, 1);
+    });
+    nll += loss.dataSync()[0] ?? NaN;
+    loss.dispose();
+    targets += count;
+  }
+  return { nll, targets };
+}
+
+/** Loss pooled per category, sorted by category name. */
+export function lossByCategory(model: CausalLM, examples: readonly EvalExample[], window: number): Map<string, PooledLoss> {
+  if (!Number.isInteger(window) || window < 2) throw new InputError(`the scoring window must be at least 2 tokens, got ${window}`);
+  const acc = new Map<string, { examples: number; targets: number; nll: number }>();
+  for (const ex of examples) {
+    const { nll, targets } = exampleLoss(model, ex, window);
+    const a = acc.get(ex.category) ?? { examples: 0, targets: 0, nll: 0 };
+    acc.set(ex.category, { examples: a.examples + 1, targets: a.targets + targets, nll: a.nll + nll });
+  }
+  return new Map([...acc].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * Runs `fn` on the base model: each LoRA-wrapped linear is put back to its base layer for the
+ * duration, then the adapters are restored. The adapter weights are not touched.
+ */
+export function withoutAdapters<T>(model: CausalLM, fn: () => T): T {
+  const wrapped = [...model.linears].filter((e): e is [string, LoraLinear] => e[1] instanceof LoraLinear);
+  for (const [name, layer] of wrapped) model.linears.set(name, layer.base);
+  try {
+    return fn();
+  } finally {
+    for (const [name, layer] of wrapped) model.linears.set(name, layer);
+  }
+}

@@ -1,0 +1,66 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { beforeAfterJson, beforeAfterRows, formatBeforeAfter } from '../../src/eval/before-after.js';
+import { meanLoss, type PooledLoss } from '../../src/eval/category-loss.js';
+import { writeBeforeAfter } from '../../src/eval/held-out.js';
+import { reportHtml } from '../../src/report/html.js';
+import { loadReportInput, readBeforeAfter } from '../../src/report/run-report.js';
+import { formatRunSummary } from '../../src/train/summary.js';
+import { syntheticRun } from './synthetic-run.js';
+
+const base = new Map<string, PooledLoss>([
+  ['classification', { examples: 2, targets: 100, nll: 300 }],
+  ['open_qa', { examples: 3, targets: 300, nll: 600 }],
+]);
+const adapted = new Map<string, PooledLoss>([
+  ['classification', { examples: 2, targets: 100, nll: 250 }],
+  ['open_qa', { examples: 3, targets: 300, nll: 630 }],
+]);
+
+describe('before/after table', () => {
+  const rows = beforeAfterRows(base, adapted);
+
+  it('one row per category and one for all, pooled per loss token', () => {
+    expect(rows.map((r) => r.category)).toEqual(['classification', 'open_qa', 'all']);
+    expect(rows[0]).toMatchObject({ examples: 2, targets: 100, baseLoss: 3, adaptedLoss: 2.5 });
+    expect(rows[0]!.perplexityChange).toBeCloseTo(Math.exp(-0.5) - 1, 12);
+    expect(rows[1]!.perplexityChange).toBeCloseTo(Math.exp(0.1) - 1, 12);
+    // all: 900 / 400 before, 880 / 400 after
+    expect(rows[2]).toMatchObject({ examples: 5, targets: 400, baseLoss: 2.25, adaptedLoss: 2.2 });
+    expect(meanLoss({ examples: 1, targets: 0, nll: 0 })).toBeNaN();
+  });
+
+  it('prints an aligned table with signed changes', () => {
+    expect(formatBeforeAfter(rows)).toBe([
+      'category        examples  loss tokens  base loss  adapted loss   change  base ppl  adapted ppl  ppl change',
+      'classification         2          100     3.0000        2.5000  -0.5000     20.09        12.18      -39.3%',
+      'open_qa                3          300     2.0000        2.1000  +0.1000      7.39         8.17      +10.5%',
+      'all                    5          400     2.2500        2.2000  -0.0500      9.49         9.03       -4.9%',
+    ].join('\n'));
+  });
+
+  it('round-trips through before-after.json and shows in the report and the summary', async () => {
+    const dir = syntheticRun(3, 'ba');
+    await writeBeforeAfter(dir, rows);
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'before-after.json'), 'utf8')) as ReturnType<typeof beforeAfterJson>;
+    expect(json[2]).toMatchObject({ category: 'all', examples: 5, loss_tokens: 400, base_loss: 2.25, adapted_loss: 2.2 });
+    const back = readBeforeAfter(path.join(dir, 'before-after.json'))!;
+    expect(formatBeforeAfter(back)).toBe(formatBeforeAfter(rows));
+    const html = reportHtml(loadReportInput(dir));
+    expect(html).toMatch(/Held-out loss, base vs adapter<\/h2><table class="metrics"><tr><th>category<\/th>/);
+    expect(html).toMatch(/<th>open_qa<\/th><td>3<\/td><td>300<\/td><td>2\.0000<\/td><td>2\.1000<\/td><td>\+0\.1000<\/td>/);
+    const summary = formatRunSummary({
+      runDir: dir, entries: [{ step: 1, loss: 2 }], configFile: 'c.yaml', checkpoints: [], beforeAfter: back,
+      outcome: { steps: 1, startStep: 0, tokens: 1, seconds: 1 },
+    });
+    expect(summary).toMatch(/held-out loss, base vs adapter \(response tokens\):\n {2}category +examples/);
+    expect(summary).toMatch(/\n {2}all +5 +400 +2\.2500 +2\.2000 +-0\.0500/);
+  });
+
+  it('a broken before-after.json is one line naming the file', () => {
+    const dir = syntheticRun(2, 'ba-bad');
+    fs.writeFileSync(path.join(dir, 'before-after.json'), '{"category": 1}');
+    expect(() => loadReportInput(dir)).toThrow(`${path.join(dir, 'before-after.json')}: expected a JSON array of rows`);
+  });
+});

@@ -1,0 +1,79 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadEvalExamples, lossByCategory, withoutAdapters } from '../../src/eval/category-loss.js';
+import { applyAdapter, readAdapterAt } from '../../src/runtime/adapter.js';
+import { openModel } from '../../src/runtime/open-model.js';
+import { runCliAsync as runCli } from '../helpers/cli.js';
+import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
+
+const fixture = sharedPath('fixtures', 'tiny-rwkv');
+const dolly = sharedPath('data', 'dolly-sample.jsonl');
+const TINY = path.join(REPO_ROOT, 'configs', 'tiny.yaml');
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-eval-'));
+const run = path.join(tmpRoot, 'run');
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+
+interface EvalJson {
+  rows: number;
+  categories: { category: string; examples: number; loss_tokens: number; base_loss: number; adapted_loss: number; perplexity_change: number }[];
+}
+
+describe.skipIf(!fixture.present || !dolly.present)('ditty eval MODEL --adapter RUN: base vs adapted, per category', () => {
+  beforeAll(async () => {
+    const r = await runCli(['train', TINY, '--set', `output.dir=${run}`, '--set', 'training.max_steps=3', '--set', 'training.learning_rate=1e-2']);
+    expect(r.status, r.stderr).toBe(0);
+  });
+
+  it('--validation-split scores the rows the run held out: the same loss tokens as training counted', async () => {
+    const r = await runCli(['eval', fixture.path, '--adapter', run, '--validation-split', '--quantize', '4', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as EvalJson;
+    const all = out.categories.at(-1)!;
+    expect(all.category).toBe('all');
+    expect(all.examples).toBe(8);
+    // the data statistics of the tiny config: "loss tokens: 38,787 train, 659 validation"
+    expect(all.loss_tokens).toBe(659);
+    expect(out.categories.slice(0, -1).reduce((s, c) => s + c.examples, 0)).toBe(8);
+    expect(all.adapted_loss).not.toBe(all.base_loss);
+    expect(all.perplexity_change).toBeCloseTo(Math.expm1(all.adapted_loss - all.base_loss), 10);
+  });
+
+  it('--dataset prints the table, one row per category and "all"', async () => {
+    const r = await runCli(['eval', fixture.path, '--adapter', run, '--dataset', dolly.path, '--max-rows', '6']);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^category +examples +loss tokens +base loss +adapted loss +change +base ppl +adapted ppl +ppl change$/);
+    expect(lines.at(-1)).toMatch(/^all +6 +[\d,]+ +\d+\.\d{4} +\d+\.\d{4} +[+-]\d+\.\d{4} /);
+    expect(r.stderr).toMatch(/scoring 6 rows of .* with the base model, then with the adapter/);
+  });
+
+  it('setting the adapters aside gives the base model exactly', async () => {
+    const files = await readAdapterAt(run);
+    const opened = await openModel(fixture.path, { backend: 'wasm', progress: false });
+    try {
+      const examples = await loadEvalExamples({ dataset: dolly.path, maxRows: 2 }, opened.tokenizer);
+      const base = lossByCategory(opened.model, examples, 64);
+      applyAdapter(opened, files);
+      const aside = withoutAdapters(opened.model, () => lossByCategory(opened.model, examples, 64));
+      expect([...aside]).toEqual([...base]);
+      const adapted = lossByCategory(opened.model, examples, 64);
+      expect([...adapted.values()].map((p) => p.nll)).not.toEqual([...base.values()].map((p) => p.nll));
+      // windows overlap by one token: every target is counted once whatever the window
+      const wide = lossByCategory(opened.model, examples, 4096);
+      expect([...wide.values()].map((p) => p.targets)).toEqual([...adapted.values()].map((p) => p.targets));
+    } finally {
+      opened.model.dispose();
+    }
+  });
+
+  it('bad combinations are one line', async () => {
+    expect((await runCli(['eval', fixture.path, '--dataset', dolly.path])).stderr)
+      .toBe('ditty: error: --dataset and --validation-split compare the base model with an adapter: give --adapter RUN_OR_CHECKPOINT too\n');
+    expect((await runCli(['eval', fixture.path, '--adapter', run, '--dataset', dolly.path, '--validation-split'])).stderr)
+      .toBe('ditty: error: give either --dataset or --validation-split, not both\n');
+    expect((await runCli(['eval', fixture.path, '--adapter', run, '--dataset', dolly.path, '--text', 'hi'])).stderr)
+      .toBe('ditty: error: give either --dataset/--validation-split or --text/--file, not both\n');
+  });
+});
