@@ -16,9 +16,10 @@ namespace ditty::cpu {
 namespace gemm_detail {
 namespace {
 
-// Portable 4 x 16 tile: plain loops the compiler vectorises for baseline x86-64 (SSE2).
+// Portable 4 x 8 tile: plain loops the compiler vectorises for baseline x86-64 (SSE2) into 8
+// accumulator registers.
 constexpr int PMR = 4;
-constexpr int PNR = 16;
+constexpr int PNR = 8;
 
 void micro_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, float alpha,
                     bool overwrite) {
@@ -187,8 +188,9 @@ void gemm_serial_source(const Kernel& kern, bool transA, int64_t M, int64_t N, i
   const int mr = kern.mr;
   const int nr = kern.nr;
   thread_local std::vector<float> apack, bpack;
-  const int64_t nc_max = std::min(round_up(N, nr), NC);
-  const int64_t mc_max = std::min(round_up(M, mr), MC);
+  // panels are whole micro-panels even where NC or MC is not a multiple of nr or mr
+  const int64_t nc_max = round_up(std::min(N, NC), nr);
+  const int64_t mc_max = round_up(std::min(M, MC), mr);
   const size_t bsize = static_cast<size_t>(nc_max * std::min(K, KC));
   const size_t asize = static_cast<size_t>(mc_max * std::min(K, KC));
   if (bpack.size() < bsize) bpack.resize(bsize);
