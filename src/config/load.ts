@@ -4,12 +4,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, visit, type Document } from 'yaml';
 import { InputError } from '../io/errors.js';
 import { keysAt } from './describe.js';
 import { dotted, issueProblems, typeName, type KeyPath, type Problem } from './problems.js';
 import { resolveConfig } from './resolve.js';
 import { TrainConfigSchema, type TrainConfig } from './schema.js';
+
+/** Problems listed in one ConfigError; the rest are counted. */
+const MAX_PROBLEMS = 40;
 
 /** A config with problems; the message has one line per problem. */
 export class ConfigError extends InputError {
@@ -50,13 +53,19 @@ export function parseTrainConfig(text: string, file: string, overrides: readonly
   const cwd = options.cwd ?? process.cwd();
   const sets = parseOverrides(overrides);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  // yaml's own duplicate-key check compares each key with every earlier one (100k keys: hours);
+  // duplicateKeys below does the same check with a set per mapping.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const at = (offset: number): string => {
     const { line, col } = lineCounter.linePos(offset);
     return `${file}:${line}:${col}`;
   };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${at(e.pos[0])}: YAML syntax error: ${e.message.split('\n')[0]}`));
+  const syntax = [
+    ...doc.errors.map((e) => ({ offset: e.pos[0], message: e.message.split('\n')[0]! })),
+    ...duplicateKeys(doc).map((offset) => ({ offset, message: 'Map keys must be unique' })),
+  ].sort((a, b) => a.offset - b.offset);
+  if (syntax.length > 0) {
+    throw new ConfigError(syntax.slice(0, MAX_PROBLEMS).map((e) => `${at(e.offset)}: YAML syntax error: ${e.message}`));
   }
   let contents: unknown;
   try {
@@ -76,8 +85,10 @@ export function parseTrainConfig(text: string, file: string, overrides: readonly
   const locate = locator(doc, at, file, sets);
   const fail = (problems: readonly Problem[]): never => {
     const located = problems.map((p) => ({ ...locate(p.path, p.atKey ?? false), problem: p }));
-    located.sort((a, b) => a.order - b.order);
-    throw new ConfigError(located.map(({ label, problem }) => `${label}: ${dotted(problem.path)}: ${problem.message}`));
+    located.sort((a, b) => Number(a.problem.last ?? false) - Number(b.problem.last ?? false) || a.order - b.order);
+    const lines = located.slice(0, MAX_PROBLEMS).map(({ label, problem }) => `${label}: ${dotted(problem.path)}: ${problem.message}`);
+    if (located.length > MAX_PROBLEMS) lines.push(`${file}: and ${located.length - MAX_PROBLEMS} more problems`);
+    throw new ConfigError(lines);
   };
 
   const parsed = TrainConfigSchema.safeParse(input);
@@ -114,15 +125,43 @@ function parseOverrides(overrides: readonly string[]): Override[] {
   return parsed;
 }
 
+/** Source offsets of keys repeated within one mapping (yaml reports the later key). */
+function duplicateKeys(doc: Document): number[] {
+  const out: number[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seen.has(key)) out.push((isScalar(pair.key) ? pair.key.range?.[0] : undefined) ?? map.range?.[0] ?? 0);
+        seen.add(key);
+      }
+    },
+  });
+  return out;
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Sets an own property. A plain assignment to "__proto__" would replace the object's prototype (and
+ * a key path through it would reach Object.prototype); as an own key it is just an unknown key.
+ */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function getOwn(obj: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
 }
 
 /** A copy in which keys with null values are gone: an empty value in a config means "the default". */
 function withoutNulls(v: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (x !== null) out[k] = isPlainObject(x) ? withoutNulls(x) : x;
+    if (x !== null) setOwn(out, k, isPlainObject(x) ? withoutNulls(x) : x);
   }
   return out;
 }
@@ -130,12 +169,18 @@ function withoutNulls(v: unknown): Record<string, unknown> {
 function setIn(root: Record<string, unknown>, keys: readonly string[], value: unknown): void {
   let node = root;
   for (const k of keys.slice(0, -1)) {
-    const next = node[k];
-    node = isPlainObject(next) ? next : (node[k] = {});
+    const next = getOwn(node, k);
+    if (isPlainObject(next)) {
+      node = next;
+    } else {
+      const fresh = {};
+      setOwn(node, k, fresh);
+      node = fresh;
+    }
   }
   const last = keys[keys.length - 1]!;
   if (value === null) delete node[last];
-  else node[last] = isPlainObject(value) ? withoutNulls(value) : value;
+  else setOwn(node, last, isPlainObject(value) ? withoutNulls(value) : value);
 }
 
 function startsWith(p: KeyPath, prefix: KeyPath): boolean {

@@ -5,12 +5,17 @@ import { suggestKey, suggestValue } from './suggest.js';
 
 export type KeyPath = readonly (string | number)[];
 
+/** Unknown keys of one section reported one by one. */
+const MAX_UNKNOWN_KEYS = 20;
+
 export interface Problem {
   readonly path: KeyPath;
   /** what follows "<path>: " in the message */
   readonly message: string;
   /** point at the key itself (unknown or missing keys) rather than its value */
   readonly atKey?: boolean;
+  /** list it after the others (a count of problems not listed) */
+  readonly last?: boolean;
 }
 
 export function dotted(path: KeyPath): string {
@@ -49,7 +54,7 @@ function typeHint(value: unknown): string {
 
 function valueAt(root: unknown, path: KeyPath): unknown {
   let v = root;
-  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[k] : undefined;
+  for (const k of path) v = v !== null && typeof v === 'object' && Object.prototype.hasOwnProperty.call(v, k) ? (v as Record<string | number, unknown>)[k] : undefined;
   return v;
 }
 
@@ -79,8 +84,13 @@ export function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[
   const allowed = expected(path);
   const problem = (message: string, atKey = false): Problem[] => [{ path, message, atKey }];
   switch (issue.code) {
-    case 'unrecognized_keys':
-      return issue.keys.map((key) => unknownKey(path, key));
+    case 'unrecognized_keys': {
+      // Each is located and matched against the allowed keys; a flood of them is summed up instead.
+      const listed = issue.keys.slice(0, MAX_UNKNOWN_KEYS).map((key) => unknownKey(path, key));
+      const more = issue.keys.length - listed.length;
+      if (more > 0) listed.push({ path, atKey: true, message: `and ${more} more unknown keys`, last: true });
+      return listed;
+    }
     case 'invalid_type':
       if (value === undefined) return missing(path);
       if (issue.expected === 'int' && typeof value === 'number') {

@@ -42,8 +42,13 @@ const VALUE_SYNONYMS: Readonly<Record<string, string>> = {
 
 /** A suggestion for a value that is not one of `options`. */
 export function suggestValue(value: string, options: readonly string[]): string | undefined {
-  const synonym = VALUE_SYNONYMS[value.toLowerCase()];
+  const synonym = ownValue(VALUE_SYNONYMS, value.toLowerCase());
   return synonym !== undefined && options.includes(synonym) ? synonym : closest(value, options);
+}
+
+/** table[key] when it is the table's own entry ("constructor" or "__proto__" are not). */
+function ownValue(table: Readonly<Record<string, string>>, key: string): string | undefined {
+  return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
 }
 
 /** Names other tools (axolotl, PEFT, transformers) use for ditty's keys. */
@@ -100,7 +105,7 @@ export function suggestKey(section: readonly string[], key: string): string | un
     const prefix = section.length > 0 ? `${section.join('.')}.` : '';
     return full.startsWith(prefix) && !full.slice(prefix.length).includes('.') ? full.slice(prefix.length) : full;
   };
-  const synonym = SYNONYMS[key.toLowerCase()];
+  const synonym = ownValue(SYNONYMS, key.toLowerCase());
   if (synonym !== undefined) return relative(synonym);
   const leaves = leafPaths();
   const sameName = leaves.find((p) => p.split('.').at(-1) === key.toLowerCase());

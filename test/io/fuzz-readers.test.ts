@@ -50,6 +50,10 @@ describe('seeded reader fuzz', () => {
     expect(counts['clean']).toBeGreaterThan(50);
   });
 
+  it('configs: 48 hostile YAML texts and --set overrides, no pollution, no stack trace', async () => {
+    await fuzz('yaml', 48);
+  });
+
   it('hostile pickles: one of each family, all refused cleanly', async () => {
     const counts = await fuzz('pickle', 23);
     expect(counts['ok'] ?? 0).toBe(0);
