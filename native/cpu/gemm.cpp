@@ -95,9 +95,12 @@ void pack_b(bool transB, const float* B, int64_t ldb, int64_t j0, int64_t n, int
         for (int jj = cols; jj < nr; jj++) dk[jj] = 0.0f;
       }
     } else {
-      // B stored [N, K]: each of the nr rows is read contiguously and scattered with stride nr;
-      // 4 rows at a time so each k writes 16 adjacent bytes.
+      // B stored [N, K]: rows are read contiguously; 16 at a time transposed in registers with
+      // AVX-512, else 4 at a time scattered with stride nr (each k writes 16 adjacent bytes).
       int jj = 0;
+      if (nr % 16 == 0 && transpose16_allowed()) {
+        for (; jj + 16 <= cols; jj += 16) transpose16_avx512(B + (j0 + p + jj) * ldb + k0, ldb, kc, d + jj, nr);
+      }
       for (; jj + 4 <= cols; jj += 4) {
         const float* s0 = B + (j0 + p + jj) * ldb + k0;
         const float* s1 = s0 + ldb;
@@ -125,6 +128,8 @@ const Kernel& kernel_portable() {
   static const Kernel k{PMR, PNR, micro_portable, "ditty portable"};
   return k;
 }
+
+bool transpose16_allowed() { return std::strcmp(simd_level(), "avx512") == 0; }
 
 const Kernel& kernel_for_simd() {
   const char* level = simd_level();

@@ -1,10 +1,9 @@
 // AVX-512 micro-kernel: an MR x (16 NV) tile of C held in MR * NV zmm accumulators; per k, NV
 // 16-wide rows of packed B and MR broadcasts of packed A feed MR * NV FMAs. Only this file is
 // built for AVX-512; the dispatcher calls it after checking the CPU.
-#include <immintrin.h>
-
 #include <cstdint>
 
+#include "gemm_intrinsics.h"
 #include "gemm_kernel.h"
 
 namespace ditty::cpu::gemm_detail {
@@ -61,6 +60,45 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void micro(int64_t kc, 
 }
 
 }  // namespace
+
+// 16 source rows (row stride lds, kc values each) into dst[k * nr + r]: 16 x 16 blocks are
+// transposed in registers (unpack, then 128-bit lane shuffles), so each k writes one vector.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void transpose16_avx512(const float* src, int64_t lds, int64_t kc,
+                                                                              float* dst, int nr) {
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds + k);
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {
+      r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+      r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+      r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+      r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    // r[4q + c] now holds, per 128-bit lane L, column 4L + c of rows 4q..4q+3
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+      const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);       // lanes 0,2 of r[c] | 0,2 of r[4+c]
+      const __m512 b = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+      const __m512 e = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);       // lanes 1,3
+      const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+      _mm512_storeu_ps(dst + (k + c) * nr, _mm512_shuffle_f32x4(a, b, 0x88));
+      _mm512_storeu_ps(dst + (k + 8 + c) * nr, _mm512_shuffle_f32x4(a, b, 0xDD));
+      _mm512_storeu_ps(dst + (k + 4 + c) * nr, _mm512_shuffle_f32x4(e, f, 0x88));
+      _mm512_storeu_ps(dst + (k + 12 + c) * nr, _mm512_shuffle_f32x4(e, f, 0xDD));
+    }
+  }
+  for (; k < kc; k++)
+    for (int i = 0; i < 16; i++) dst[k * nr + i] = src[i * lds + k];
+}
 
 const Kernel& kernel_avx512() {
   // 12 x 32 (24 accumulators + 2 B rows + 1 broadcast of the 32 zmm registers); 6 x 64 and

@@ -22,6 +22,12 @@ struct Kernel {
 const Kernel& kernel_avx512();
 const Kernel& kernel_avx2();
 const Kernel& kernel_portable();
+// AVX-512 only (check simd_level() first): dst[k * nr + i] = src[i * lds + k] for 16 rows i and
+// k < kc, the transposing copy that packing op(B) = B^T needs, 16 x 16 values per register block.
+void transpose16_avx512(const float* src, int64_t lds, int64_t kc, float* dst, int nr);
+// Whether transpose16_avx512 may run now.
+bool transpose16_allowed();
+
 // The one simd_level() allows (read on each call, so DITTY_SIMD set at run time takes effect).
 const Kernel& kernel_for_simd();
 

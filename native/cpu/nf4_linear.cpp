@@ -28,11 +28,19 @@ void pack_transposed(const void* ctx, int64_t j0, int64_t n, int64_t k0, int64_t
   const auto* s = static_cast<const Nf4Source*>(ctx);
   const int64_t in = s->w->cols;
   thread_local std::vector<float> row;
-  if (row.size() < static_cast<size_t>(4 * kc)) row.resize(static_cast<size_t>(4 * kc));
+  if (row.size() < static_cast<size_t>(16 * kc)) row.resize(static_cast<size_t>(16 * kc));
+  const bool t16 = nr % 16 == 0 && s->simd512;
   for (int64_t p = 0; p < n; p += nr) {
     const int cols = static_cast<int>(std::min<int64_t>(nr, n - p));
     float* d = dst + (p / nr) * kc * nr;
     int jj = 0;
+    for (; t16 && jj + 16 <= cols; jj += 16) {
+      for (int q = 0; q < 16; q++) {
+        const int64_t start = (j0 + p + jj + q) * in + k0;
+        nf4_detail::dequantize_range(*s->w, start, start + kc, row.data() + q * kc, true);
+      }
+      gemm_detail::transpose16_avx512(row.data(), kc, kc, d + jj, nr);
+    }
     for (; jj + 4 <= cols; jj += 4) {
       for (int q = 0; q < 4; q++) {
         const int64_t start = (j0 + p + jj + q) * in + k0;
