@@ -1,9 +1,10 @@
 // The neox kernels on 16-float AVX-512 vectors; everything after the target pragma is compiled for
 // AVX-512 and has internal linkage, so the rest of the addon stays baseline x86-64.
 // GCC 12 reports its own _mm512_undefined_*() (`__m512i __Y = __Y;`) inside max, min, shifts etc.
-// as "may be used uninitialized" wherever they are inlined: a known false positive.
+// as "(may be) used uninitialized" wherever they are inlined: a known false positive.
 #if defined(__x86_64__) || defined(__i386__)  // elsewhere simd_level() is always "portable"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cmath>
