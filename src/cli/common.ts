@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { BackendName } from '../engine/backend.js';
+import { resolveBackend, type Backend } from '../engine/choice.js';
 import { InputError } from '../io/errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { DEFAULT_QUANTIZATION } from '../quant/options.js';
@@ -10,7 +11,7 @@ import { backendOption } from './options.js';
 /** Options shared by commands that load a model. */
 export interface ModelCommandOptions {
   revision?: string;
-  backend: BackendName;
+  backend: Backend;
   tokenizer?: string;
   quantize?: '4' | '16';
 }
@@ -18,16 +19,26 @@ export interface ModelCommandOptions {
 export function addModelOptions(cmd: Command): Command {
   return cmd
     .option('--revision <rev>', 'hub branch, tag or commit')
-    .addOption(new Option('--backend <name>', 'tfjs backend: wasm, cpu or tensorflow').default('wasm').argParser(backendOption))
+    .addOption(new Option('--backend <name>', 'engine: auto, cpu (native), wasm, js (tfjs pure JavaScript), tensorflow or cuda').default('auto').argParser(backendOption))
     .option('--tokenizer <path>', "tokenizer.json (or a folder with one) to use instead of the model's")
     .addOption(new Option('--quantize <bits>', 'hold the linears as training does: 4 (NF4, double quant) or 16 (float); default: as stored')
       .choices(['4', '16']));
 }
 
+/**
+ * The tfjs backend for commands that still run on the tfjs engine only: auto and cpu take wasm
+ * there (the native engine has no decoding yet), and say so for cpu.
+ */
+export function tfjsBackendOf(backend: Backend): BackendName {
+  const { resolved } = resolveBackend(backend === 'auto' || backend === 'cpu' ? 'wasm' : backend);
+  if (backend === 'cpu') process.stderr.write('ditty: note: this command runs on the tfjs engine (wasm); the native engine trains, evaluates and benchmarks\n');
+  return resolved.engine === 'tfjs' ? resolved.backend : 'wasm';
+}
+
 /** openModel options from the shared command options. */
 export function openOptions(opts: ModelCommandOptions): OpenModelOptions {
   return {
-    backend: opts.backend,
+    backend: tfjsBackendOf(opts.backend),
     ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
     ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
     ...(opts.quantize !== undefined ? { quantization: { ...DEFAULT_QUANTIZATION, bits: opts.quantize === '4' ? 4 : 16 } } : {}),

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../io/errors.js';
 import { registerBench } from './bench.js';
+import { registerEnv } from './env.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerExport(program);
   registerBench(program);
+  registerEnv(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

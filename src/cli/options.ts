@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
-import { BACKEND_NAMES, type BackendName } from '../engine/backend.js';
+import { BACKENDS, type Backend } from '../engine/choice.js';
+import { CHECKPOINTING, type Checkpointing } from '../engine/engine.js';
 
 /** commander argument parsers that name the option and what is allowed. */
 export function intOption(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
@@ -22,9 +23,14 @@ export function floatOption(name: string, min: number, max: number, { minExclusi
   };
 }
 
-export function backendOption(v: string): BackendName {
-  if (!(BACKEND_NAMES as readonly string[]).includes(v)) {
-    throw new InvalidArgumentError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${v}"`);
+export function backendOption(v: string): Backend {
+  if (!(BACKENDS as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`--backend must be one of ${BACKENDS.join(', ')}, got "${v}"`);
   }
-  return v as BackendName;
+  return v as Backend;
+}
+
+export function checkpointingOption(v: string): Checkpointing {
+  if (!(CHECKPOINTING as readonly string[]).includes(v)) throw new InvalidArgumentError(`--checkpointing must be one of ${CHECKPOINTING.join(', ')}, got "${v}"`);
+  return v as Checkpointing;
 }

@@ -5,9 +5,9 @@
  */
 import * as z from 'zod';
 import { BACKENDS } from '../engine/choice.js';
+import { CHECKPOINTING } from '../engine/engine.js';
 import { DEFAULT_TARGET_MODULES } from '../lora/config.js';
 
-export const CHECKPOINTING = ['none', 'selective', 'full'] as const;
 export const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
 export const COMPUTE_DTYPES = ['auto', 'fp32', 'bf16', 'fp16'] as const;
 export const DATA_FORMATS = ['dolly', 'text'] as const;

@@ -35,8 +35,9 @@ export interface AdamWSettings {
   readonly weightDecay: number;
 }
 
-/** What to keep between forward and backward. */
-export type Checkpointing = 'none' | 'selective' | 'full';
+/** What backward recomputes: nothing, the element-wise work between products, or whole blocks. */
+export const CHECKPOINTING = ['none', 'selective', 'full'] as const;
+export type Checkpointing = (typeof CHECKPOINTING)[number];
 
 /** Scores batches without gradients or dropout. */
 export interface LossEngine {

@@ -7,7 +7,7 @@
  *   full       blocks keep only their input; backward recomputes the block.
  */
 import type { AdamWSettings, AdapterWeight, Checkpointing, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
-import { loadAddon } from '../engine/native/addon.js';
+import { loadAddon, type NativeAddon, type Nf4Handles } from '../engine/native/addon.js';
 import { NativeAdapters, type AdapterSpec } from '../engine/native/adapters.js';
 import { NativeDevice, type Buf } from '../engine/native/device.js';
 import { InputError } from '../io/errors.js';
@@ -33,6 +33,8 @@ export interface NativeEngineOptions {
   readonly checkpointing?: Checkpointing;
   /** rows of logits made at a time by the head's loss */
   readonly headChunk?: number;
+  /** the addon to use (e.g. a profiled one); default: the loaded addon */
+  readonly addon?: NativeAddon;
 }
 
 const DEFAULT_ADAMW: AdamWSettings = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
@@ -97,9 +99,13 @@ export class NativeEngine implements TrainEngine {
 
   /** Loads the model into a new native engine; throws InputError naming what is missing when the addon is not there. */
   static open(options: NativeEngineOptions): NativeEngine {
-    const load = loadAddon();
-    if (!load.addon) throw new InputError(load.reason);
-    const device = new NativeDevice(load.addon);
+    let addon = options.addon;
+    if (!addon) {
+      const load = loadAddon();
+      if (!load.addon) throw new InputError(load.reason);
+      addon = load.addon;
+    }
+    const device = new NativeDevice(addon);
     const weights = loadNativeWeights(device, options.config, options.source, options.weights);
     try {
       return new NativeEngine(device, options.config, weights, options);
@@ -107,6 +113,11 @@ export class NativeEngine implements TrainEngine {
       weights.dispose();
       throw err;
     }
+  }
+
+  /** the NF4 weights of the linears (for benchmarks that time their dequantization) */
+  nf4Weights(): Nf4Handles[] {
+    return [...this.weights.linears.values()].flatMap((l) => (l.base.kind === 'nf4' ? [l.base.handles] : []));
   }
 
   /** peak bytes held by the engine's buffers since the last reset */

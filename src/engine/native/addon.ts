@@ -128,6 +128,10 @@ export function loadAddon(): AddonLoad {
   const file = process.env.DITTY_NATIVE_ADDON ?? path.join(root, 'build', 'Release', 'ditty_native.node');
   const reasonFile = path.join(root, 'build', 'native-unavailable.txt');
   if (!fs.existsSync(file)) {
+    if (process.env.DITTY_NATIVE_ADDON !== undefined) {
+      loaded = { reason: `the native engine is not available: DITTY_NATIVE_ADDON=${file} does not exist` };
+      return loaded;
+    }
     const why = fs.existsSync(reasonFile) ? fs.readFileSync(reasonFile, 'utf8').trim() : 'it was not built (run `npm ci` or `npm run build:native`)';
     loaded = { reason: `the native engine is not available: ${why}` };
     return loaded;

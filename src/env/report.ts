@@ -1,0 +1,99 @@
+/**
+ * What `ditty env` reports: versions, which engines can run here and why not, the CPU's features and
+ * threads, and the GPU and driver if there is one. Plain data, so tests and `--json` see the same.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { createRequire } from 'node:module';
+import { loadAddon } from '../engine/native/addon.js';
+
+export interface EngineStatus {
+  readonly name: string;
+  readonly available: boolean;
+  /** what it is when available, why not otherwise */
+  readonly detail: string;
+}
+
+export interface EnvReport {
+  readonly ditty: string;
+  readonly node: string;
+  readonly platform: string;
+  readonly cpu: { readonly model: string; readonly cores: number; readonly features: readonly string[]; readonly simd: string };
+  readonly threads: { readonly native: number | undefined; readonly override: string | undefined };
+  readonly engines: readonly EngineStatus[];
+  readonly gpu: { readonly driver: string | undefined; readonly devices: readonly string[] };
+  /** the engine `backend: auto` picks here */
+  readonly auto: string;
+}
+
+function packageVersion(name: string): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    return (require(`${name}/package.json`) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The NVIDIA driver version and GPU names the kernel driver publishes (no library is loaded). */
+function nvidiaInfo(): { driver: string | undefined; devices: string[] } {
+  let driver: string | undefined;
+  try {
+    const text = fs.readFileSync('/proc/driver/nvidia/version', 'utf8');
+    driver = /Kernel Module\s+([\d.]+)/.exec(text)?.[1] ?? text.split('\n')[0];
+  } catch {
+    driver = undefined;
+  }
+  const devices: string[] = [];
+  try {
+    for (const d of fs.readdirSync('/proc/driver/nvidia/gpus')) {
+      const info = fs.readFileSync(`/proc/driver/nvidia/gpus/${d}/information`, 'utf8');
+      devices.push(/Model:\s+(.+)/.exec(info)?.[1]?.trim() ?? d);
+    }
+  } catch {
+    // no GPU published
+  }
+  return { driver, devices };
+}
+
+export function envReport(dittyVersion: string): EnvReport {
+  const load = loadAddon();
+  const info = load.addon?.buildInfo();
+  const gpu = nvidiaInfo();
+  const tfjs = packageVersion('@tensorflow/tfjs-core');
+  const tfjsNode = packageVersion('@tensorflow/tfjs-node-gpu') ?? packageVersion('@tensorflow/tfjs-node');
+  const engines: EngineStatus[] = [
+    {
+      name: 'cuda (native)', available: false,
+      detail: gpu.devices.length > 0 ? 'this build of ditty has no CUDA device yet' : 'no NVIDIA GPU or driver found, and this build of ditty has no CUDA device yet',
+    },
+    load.addon
+      ? { name: 'cpu (native)', available: true, detail: `${info!.simd} kernels, ${info!.threads} threads, GEMM ${info!.gemm}, built with g++ ${info!.compiler}` }
+      : { name: 'cpu (native)', available: false, detail: load.reason },
+    { name: 'wasm (tfjs)', available: packageVersion('@tensorflow/tfjs-backend-wasm') !== undefined, detail: `tfjs-core ${tfjs ?? '?'}, single-threaded WebAssembly (XNNPACK)` },
+    { name: 'js (tfjs)', available: packageVersion('@tensorflow/tfjs-backend-cpu') !== undefined, detail: 'tfjs pure JavaScript' },
+    tfjsNode
+      ? { name: 'tensorflow (tfjs)', available: true, detail: `tfjs-node ${tfjsNode}` }
+      : { name: 'tensorflow (tfjs)', available: false, detail: 'install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu to use it' },
+  ];
+  const cpus = os.cpus();
+  return {
+    ditty: dittyVersion, node: process.version, platform: `${process.platform} ${process.arch} (${os.release()})`,
+    cpu: { model: info?.cpu ?? cpus[0]?.model ?? 'unknown', cores: os.availableParallelism(), features: info?.features ?? [], simd: info?.simd ?? 'unknown (no native engine)' },
+    threads: { native: info?.threads, override: process.env.DITTY_THREADS },
+    engines, gpu, auto: load.addon ? 'cpu (native)' : 'wasm (tfjs)',
+  };
+}
+
+export function formatEnv(r: EnvReport): string {
+  const lines = [
+    `ditty ${r.ditty}, node ${r.node}, ${r.platform}`,
+    `cpu: ${r.cpu.model}, ${r.cpu.cores} cores available; SIMD ${r.cpu.simd}${r.cpu.features.length ? ` (${r.cpu.features.join(' ')})` : ''}`,
+    `threads: ${r.threads.native ?? '-'} for the native engine${r.threads.override !== undefined ? ` (DITTY_THREADS=${r.threads.override})` : ' (all cores; DITTY_THREADS overrides)'}`,
+    `gpu: ${r.gpu.devices.length ? r.gpu.devices.join(', ') : 'none found'}${r.gpu.driver ? `, NVIDIA driver ${r.gpu.driver}` : ''}`,
+    'engines:',
+    ...r.engines.map((e) => `  ${e.available ? 'yes' : 'no '}  ${e.name.padEnd(18)} ${e.detail}`),
+    `backend auto uses: ${r.auto}`,
+  ];
+  return lines.join('\n');
+}
