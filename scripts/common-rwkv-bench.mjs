@@ -43,6 +43,8 @@ console.log(`simd ${info.simd}, threads ${info.threads}, ${info.cpu}`);
 for (const [rows, C] of [[512, 768], [512, 3072]]) {
   const n = rows * C;
   const [x, y, z, dy, m, v, out, out2, out3] = Array.from({ length: 9 }, (_, i) => buffer(n, i + 1));
+  a.layernormForward(v, buffer(C, 29), buffer(C, 30), rows, C, 1e-5, v, out, out); // any values ...
+  a.reluSquareForward(v, v, n); // ... made non-negative: AdamW's second moment
   const w = buffer(C, 20), b = buffer(C, 21), mix = [buffer(C, 22), buffer(C, 23), buffer(C, 24)];
   const mean = buffer(rows, 25), rstd = buffer(rows, 26), state = buffer(3 * C, 27);
   const ids = a.alloc(3, rows);

@@ -101,7 +101,28 @@ struct Scalar {
   static T abs(T a) { return std::fabs(a); }
   static T neg(T a) { return -a; }
   static T sqrt(T a) { return std::sqrt(a); }
-  static T exp(T a) { return std::exp(a); }
+  // the same polynomial as the vector paths, inline (a libm call per element costs more than the
+  // arithmetic around it in WKV); truncating conversions only, so baseline x86-64 has all it needs
+  static T exp(T x) {
+    if (!(x >= kExpLo)) return 0.0f;  // (NaN -> 0 too)
+    x = x < kExpHi ? x : kExpHi;
+    const float t = x * kLog2e;
+    const int n = static_cast<int>(t + (t >= 0.0f ? 0.5f : -0.5f));  // round half away from zero
+    const float nf = static_cast<float>(n);
+    float r = x - nf * kLn2Hi;
+    r = r - nf * kLn2Lo;
+    float y = kExpP0;
+    y = y * r + kExpP1;
+    y = y * r + kExpP2;
+    y = y * r + kExpP3;
+    y = y * r + kExpP4;
+    y = y * r + kExpP5;
+    y = y * (r * r) + (r + 1.0f);
+    const uint32_t bits = static_cast<uint32_t>(n + 127) << 23;  // n in [-126, 127]
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+  }
   static T relu(T a) { return a > 0.0f ? a : 0.0f; }
   // a >= 0 ? x : y
   static T select_nonneg(T a, T x, T y) { return a >= 0.0f ? x : y; }
