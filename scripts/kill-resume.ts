@@ -2,7 +2,9 @@
  * Kill -9 at random moments during `ditty train` with a checkpoint every step, resume each time, and
  * check that every checkpoint folder under its final name is complete and that the finished run has
  * the losses of an uninterrupted one.
- *   npm run build && node dist/scripts/kill-resume.js [--trials 20] [--steps 16] [--seed 1]
+ *   npm run build && node dist/scripts/kill-resume.js [--trials 20] [--steps 16] [--seed 1] [--backend cpu] [--after-steps 3]
+ * Without --backend the runs use configs/tiny.yaml's backend (wasm, the tfjs engine). With --after-steps n
+ * each kill comes 0-400 ms after the child's k-th logged step (k drawn in 1..n) instead of 0.8-3.5 s after its start.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -29,6 +31,14 @@ export interface KillResumeOptions {
   /** kill after a delay drawn in [minMs, maxMs] */
   minMs: number;
   maxMs: number;
+  /** `backend` for every run (e.g. cpu: the native engine); absent: the config's */
+  backend?: string;
+  /**
+   * Count the delay from the child's n-th logged step (n drawn in 1..afterSteps) instead of from its
+   * start, so that every kill lands in training or in a checkpoint write however long the start
+   * takes (a loaded machine, a fast engine); absent: from the start.
+   */
+  afterSteps?: number;
 }
 
 export interface KillResumeReport {
@@ -38,9 +48,9 @@ export interface KillResumeReport {
   lossesMatch: boolean;
 }
 
-function trainArgs(config: string, dir: string, steps: number): string[] {
+function trainArgs(config: string, dir: string, steps: number, backend: string | undefined): string[] {
   return [path.join(repoRoot, 'bin/ditty.js'), 'train', config, '--set', `output.dir=${dir}`, '--set', 'output.checkpoint_every=1',
-    '--set', `training.max_steps=${steps}`, '--set', 'output.keep_last=2'];
+    '--set', `training.max_steps=${steps}`, '--set', 'output.keep_last=2', ...(backend === undefined ? [] : ['--set', `backend=${backend}`])];
 }
 
 /** Problems with the checkpoint folders of a run folder (empty when all is well). */
@@ -69,10 +79,20 @@ function losses(dir: string): number[] {
     .map((l) => (JSON.parse(l) as { loss: number }).loss);
 }
 
-function killAfter(args: string[], ms: number): Promise<void> {
+/** Runs the child and kills it `ms` after its start, or after its `afterStepLines`-th logged step line. */
+function killAfter(args: string[], ms: number, afterStepLines?: number): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', afterStepLines === undefined ? 'ignore' : 'pipe', 'ignore'] });
+    let timer: NodeJS.Timeout | undefined;
+    if (afterStepLines === undefined) {
+      timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    } else {
+      let seen = 0;
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+        seen += d.match(/^step \d+\/\d+/gm)?.length ?? 0;
+        if (seen >= afterStepLines && timer === undefined) timer = setTimeout(() => child.kill('SIGKILL'), ms);
+      });
+    }
     child.on('exit', () => { clearTimeout(timer); resolve(); });
   });
 }
@@ -85,14 +105,16 @@ export async function killResumeTrials(o: KillResumeOptions): Promise<KillResume
   const problems: string[] = [];
   let checkpointsSeen = 0;
   for (let trial = 0; trial < o.trials; trial++) {
-    await killAfter(trainArgs(config, killed, o.steps), o.minMs + rng.next() * (o.maxMs - o.minMs));
+    const ms = o.minMs + rng.next() * (o.maxMs - o.minMs);
+    const afterStepLines = o.afterSteps === undefined ? undefined : 1 + Math.floor(rng.next() * o.afterSteps);
+    await killAfter(trainArgs(config, killed, o.steps, o.backend), ms, afterStepLines);
     const audit = auditRunFolder(killed);
     problems.push(...audit.problems.map((p) => `after kill ${trial + 1}: ${p}`));
     checkpointsSeen += audit.complete;
   }
-  const finish = spawnSync(process.execPath, trainArgs(config, killed, o.steps), { encoding: 'utf8' });
+  const finish = spawnSync(process.execPath, trainArgs(config, killed, o.steps, o.backend), { encoding: 'utf8' });
   if (finish.status !== 0) problems.push(`final resume failed: ${finish.stderr}`);
-  const ref = spawnSync(process.execPath, trainArgs(config, straight, o.steps), { encoding: 'utf8' });
+  const ref = spawnSync(process.execPath, trainArgs(config, straight, o.steps, o.backend), { encoding: 'utf8' });
   if (ref.status !== 0) problems.push(`uninterrupted run failed: ${ref.stderr}`);
   problems.push(...auditRunFolder(killed).problems);
   const a = losses(killed);
@@ -107,10 +129,13 @@ async function main(): Promise<void> {
   const trials = Number(args.get('trials') ?? 20);
   const steps = Number(args.get('steps') ?? 16);
   const seed = Number(args.get('seed') ?? 1);
+  const backend = args.get('backend');
+  const afterSteps = args.has('after-steps') ? Number(args.get('after-steps')) : undefined;
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-kill-'));
-  console.log(`command: node dist/scripts/kill-resume.js --trials ${trials} --steps ${steps} --seed ${seed}`);
+  console.log(`command: node dist/scripts/kill-resume.js --trials ${trials} --steps ${steps} --seed ${seed}${backend === undefined ? '' : ` --backend ${backend}`}${afterSteps === undefined ? '' : ` --after-steps ${afterSteps}`}`);
   const started = performance.now();
-  const report = await killResumeTrials({ trials, steps, seed, workDir, minMs: 800, maxMs: 3500 });
+  const timing = afterSteps === undefined ? { minMs: 800, maxMs: 3500 } : { minMs: 0, maxMs: 400, afterSteps };
+  const report = await killResumeTrials({ trials, steps, seed, workDir, ...timing, ...(backend === undefined ? {} : { backend }) });
   console.log(`${report.kills} kill -9s, ${report.checkpointsSeen} complete checkpoint folders audited after kills, `
     + `${report.problems.length} problems, final losses ${report.lossesMatch ? 'equal' : 'DIFFER from'} an uninterrupted run `
     + `(${((performance.now() - started) / 1000).toFixed(0)} s)`);
