@@ -6,7 +6,8 @@ namespace ditty::cpu {
 
 // C[M,N] = alpha * op(A) op(B) + beta * C. Row-major with row strides lda, ldb, ldc; op(A) is [M,K]
 // (A stored [K,M] when transA), op(B) is [K,N] (B stored [N,K] when transB). beta = 0 ignores C's
-// old contents (NaN included).
+// old contents (NaN included). It may run OpenBLAS with its own threads (gemm_implementation()),
+// so kernels call it from the calling thread, never from inside parallel_for.
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
