@@ -24,6 +24,8 @@ export interface ParitySetup {
   readonly bits: 4 | 16;
   readonly lora?: { readonly config: LoraConfig; readonly seed: number; readonly initial?: InitialWeights };
   readonly adamw?: AdamWSettings;
+  /** rows of logits the native head makes at a time (default: the engine's) */
+  readonly headChunk?: number;
 }
 
 export const ADAMW: AdamWSettings = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
@@ -42,7 +44,7 @@ export function openNative(s: ParitySetup, checkpointing: Checkpointing = 'none'
   try {
     const engine = NativeEngine.open({
       config: s.config, source, weights: weightLoaderOptions(s.config, source, quantization(s.bits)),
-      ...(s.lora ? { lora: s.lora } : {}), adamw: s.adamw ?? ADAMW, checkpointing,
+      ...(s.lora ? { lora: s.lora } : {}), adamw: s.adamw ?? ADAMW, checkpointing, ...(s.headChunk !== undefined ? { headChunk: s.headChunk } : {}),
     });
     return { engine, dispose: () => engine.dispose() };
   } finally {
