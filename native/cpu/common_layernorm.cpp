@@ -1,7 +1,6 @@
 // Layer norm forward and input gradient (weight and bias frozen), parallel over rows: each row's
 // statistics are summed by one thread in a fixed order, so results do not depend on the thread count.
 #include <algorithm>
-#include <vector>
 
 #include "common_simd.h"
 #include "ditty/common.h"
@@ -29,9 +28,8 @@ void layernorm_backward(const float* dy, const float* x, const float* w, const f
                         int64_t N, int64_t C, float* dx, bool accumulate) {
   simd::Level lvl = simd::level();
   parallel_for(static_cast<size_t>(N), row_grain(C), [&](size_t r0, size_t r1) {
-    std::vector<float> scratch(static_cast<size_t>(2 * C));
     DITTY_SIMD_DISPATCH(lvl, layernorm_backward_rows, dy, x, w, mean, rstd, static_cast<int64_t>(r0),
-                        static_cast<int64_t>(r1), C, dx, accumulate, scratch.data());
+                        static_cast<int64_t>(r1), C, dx, accumulate);
   });
 }
 

@@ -75,6 +75,10 @@ describe.skipIf(nativeMissing)('native shared kernels', () => {
           const refDx64 = Float32Array.from(layerNormBackwardReference(dy, x, w, N, C, Math.fround(eps)));
           expect(relErr(readF32(out, N * C), ref64, 1e-2)).toBeLessThan(1e-5);
           expect(relErr(readF32(dx2, N * C), refDx64, 1e-3)).toBeLessThan(1e-4);
+          // in place: dx may be dy's own buffer
+          const inPlace = upload(dy);
+          a.layernormBackward(inPlace, xi, wi, mean, rstd, N, C, inPlace, false);
+          expect(readF32(inPlace, N * C)).toEqual(readF32(dx2, N * C));
           const accumulated = Float32Array.from(refDx64, (g, i) => g + init[i]!);
           expect(relErr(readF32(dx, N * C), accumulated, 1e-3)).toBeLessThan(1e-4);
           // the tfjs op (frozenLayerNorm) computes the same function, with its moments summed in
