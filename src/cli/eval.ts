@@ -1,8 +1,12 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Option, type Command } from 'commander';
+import type { TrainConfig } from '../config/index.js';
 import type { DataFormat } from '../data/templates.js';
 import { beforeAfterJson, beforeAfterRows, formatBeforeAfter } from '../eval/before-after.js';
 import { loadEvalExamples, lossByCategory, type EvalDataOptions } from '../eval/category-loss.js';
-import { configOfAdapter, validationSplitOf } from '../eval/held-out.js';
+import { BEFORE_AFTER_FILE, configOfAdapter, validationSplitOf, writeBeforeAfter } from '../eval/held-out.js';
+import { METRICS_FILE, REPORT_FILE, writeReport } from '../report/run-report.js';
 import { InputError } from '../io/errors.js';
 import { scoreTokens } from '../eval/score.js';
 import { applyAdapter, readAdapterAt } from '../runtime/adapter.js';
@@ -35,7 +39,7 @@ export function registerEval(program: Command): void {
         + 'response tokens only, for the base and the adapted model (needs --adapter)')
       .addOption(new Option('--format <format>', 'row format of --dataset').choices(['dolly', 'text']).default('dolly'))
       .option('--max-rows <n>', 'score only the first n rows of --dataset', intOption('--max-rows', 1))
-      .option('--validation-split', "instead of --dataset: the rows the adapter's run held out for validation (from its config.yaml)")
+      .option('--validation-split', "instead of --dataset: the rows the adapter's run held out for validation, with the run's quantization (from its config.yaml)")
       .option('--window <n>', 'score in windows of at most n tokens (default: the model context length)', intOption('--window', 2))
       .option('--json', 'print one JSON object'),
   ).action(async (model: string, opts: EvalOptions) => {
@@ -73,11 +77,20 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
   if (opts.dataset !== undefined && opts.validationSplit) throw new InputError('give either --dataset or --validation-split, not both');
   if (opts.adapter === undefined) throw new InputError('--dataset and --validation-split compare the base model with an adapter: give --adapter RUN_OR_CHECKPOINT too');
   const adapterFiles = await readAdapterAt(opts.adapter);
-  const data: EvalDataOptions = opts.dataset !== undefined
-    ? { dataset: opts.dataset, format: opts.format, ...(opts.maxRows !== undefined ? { maxRows: opts.maxRows } : {}) }
-    : validationSplitOf(configOfAdapter(adapterFiles.dir));
+  let data: EvalDataOptions;
+  let config: TrainConfig | undefined;
+  if (opts.dataset !== undefined) {
+    data = { dataset: opts.dataset, format: opts.format, ...(opts.maxRows !== undefined ? { maxRows: opts.maxRows } : {}) };
+  } else {
+    config = configOfAdapter(adapterFiles.dir);
+    data = validationSplitOf(config);
+  }
   const what = opts.dataset ?? `the validation split of ${data.dataset}`;
-  const opened = await openModel(model, { ...openOptions(opts), progress: !opts.json });
+  // the run's rows are scored with the linears held as the run held them, unless --quantize says otherwise
+  const q = config?.quantization;
+  const quantization = opts.quantize === undefined && q !== undefined
+    ? { quantization: { bits: q.bits, doubleQuant: q.double_quant, blocksize: q.blocksize, skipModules: q.skip_modules } } : {};
+  const opened = await openModel(model, { ...openOptions(opts), ...quantization, progress: !opts.json });
   try {
     const examples = await loadEvalExamples(data, opened.tokenizer);
     const window = opts.window ?? contextWindow(opened.config);
@@ -87,6 +100,12 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
     const adapter = applyAdapter(opened, adapterFiles);
     const rows = beforeAfterRows(base, lossByCategory(opened.model, examples, window));
     const seconds = (performance.now() - started) / 1000;
+    // the run's own held-out rows: keep the table with the run, for its report and summary
+    const runDir = opts.validationSplit && fs.existsSync(path.join(opts.adapter, METRICS_FILE)) ? opts.adapter : undefined;
+    if (runDir !== undefined) {
+      await writeBeforeAfter(runDir, rows);
+      await writeReport(runDir);
+    }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({
         model, adapter: adapter.folder, dataset: what, rows: examples.length, window, seconds, backend: opened.backend, categories: beforeAfterJson(rows),
@@ -95,6 +114,7 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
     }
     process.stdout.write(`${formatBeforeAfter(rows)}\n`);
     process.stderr.write(`loss of the response tokens in the ${data.format ?? 'dolly'} template; adapter ${adapter.folder}; ${seconds.toFixed(1)} s on ${opened.backend}\n`);
+    if (runDir !== undefined) process.stderr.write(`wrote ${path.join(runDir, BEFORE_AFTER_FILE)} and updated ${path.join(runDir, REPORT_FILE)}\n`);
   } finally {
     opened.model.dispose();
   }

@@ -107,13 +107,14 @@ const STAT_LABELS: Readonly<Record<string, string>> = {
   trainOn: 'loss on',
 };
 
-function statValue(v: unknown): string {
+function statValue(key: string, v: unknown): string {
+  if (key === 'paddingFraction' && typeof v === 'number') return `${(100 * v).toFixed(2)}%`;
   if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en-US') : String(Number(v.toPrecision(4)));
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
 function dataStatsTable(stats: Readonly<Record<string, unknown>>): string {
-  const rows = Object.entries(stats).map(([k, v]) => `<tr><th>${esc(STAT_LABELS[k] ?? k)}</th><td>${esc(statValue(v))}</td></tr>`);
+  const rows = Object.entries(stats).map(([k, v]) => `<tr><th>${esc(STAT_LABELS[k] ?? k)}</th><td>${esc(statValue(k, v))}</td></tr>`);
   return `<table class="kv">${rows.join('')}</table>`;
 }
 
@@ -128,7 +129,8 @@ function samplesSection(samples: readonly Sample[]): string {
 function cellsTable(cells: readonly (readonly string[])[]): string {
   const [head, ...rows] = cells;
   return `<table class="metrics"><tr>${(head ?? []).map((h) => `<th>${esc(h)}</th>`).join('')}</tr>`
-    + rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${esc(c)}</th>` : `<td>${esc(c)}</td>`)).join('')}</tr>`).join('') + '</table>';
+    + rows.map((r, i) => `<tr${i === rows.length - 1 ? ' class="total"' : ''}>${r.map((c, j) => (j === 0 ? `<th>${esc(c)}</th>` : `<td>${esc(c)}</td>`)).join('')}</tr>`).join('')
+    + '</table>';
 }
 
 function metricsTable(e: readonly StepMetrics[]): string {
@@ -155,6 +157,7 @@ table{border-collapse:collapse;background:#fff;font-size:12px}
 td,th{border:1px solid #e2e2e2;padding:3px 8px;text-align:left;vertical-align:top}
 table.kv th{font-weight:500;color:#555}
 table.metrics td{text-align:right;font-variant-numeric:tabular-nums}
+tr.total td,tr.total th{border-top:2px solid #999;font-weight:700}
 .sample{margin:0 0 14px}.prompt{font-weight:600;white-space:pre-wrap;margin-bottom:4px}
 table.gen td{white-space:pre-wrap;font-family:ui-monospace,Menlo,monospace}
 .none{color:#888}

@@ -27,7 +27,7 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty eval MODEL --adapter 
   });
 
   it('--validation-split scores the rows the run held out: the same loss tokens as training counted', async () => {
-    const r = await runCli(['eval', fixture.path, '--adapter', run, '--validation-split', '--quantize', '4', '--json']);
+    const r = await runCli(['eval', fixture.path, '--adapter', run, '--validation-split', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as EvalJson;
     const all = out.categories.at(-1)!;
@@ -38,6 +38,10 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty eval MODEL --adapter 
     expect(out.categories.slice(0, -1).reduce((s, c) => s + c.examples, 0)).toBe(8);
     expect(all.adapted_loss).not.toBe(all.base_loss);
     expect(all.perplexity_change).toBeCloseTo(Math.expm1(all.adapted_loss - all.base_loss), 10);
+    // kept with the run: the report shows the table
+    const kept = JSON.parse(fs.readFileSync(path.join(run, 'before-after.json'), 'utf8')) as EvalJson['categories'];
+    expect(kept).toEqual(out.categories);
+    expect(fs.readFileSync(path.join(run, 'report.html'), 'utf8')).toMatch(/Held-out loss, base vs adapter<\/h2><table/);
   });
 
   it('--dataset prints the table, one row per category and "all"', async () => {
