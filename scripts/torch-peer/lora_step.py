@@ -410,20 +410,22 @@ def main():
         return loss.item()
 
     step()  # warm-up
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     loss = float('nan')
     for _ in range(args.steps):
         loss = step()
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started  # all threads; far below threads x wall on a busy machine
     tokens_per_s = args.steps * n / seconds
     blas = blas_info()
     print('torch %s %s: %d threads, %d LoRA linears (%s), %d trainable, %.1f tokens/s, %.2f s per step of %d x %d, '
-          'loss %.3f; BLAS %s' % (torch.__version__, args.model, args.threads, len(wrapped), ','.join(targets),
+          '%.2f CPU s per step, loss %.3f; BLAS %s' % (torch.__version__, args.model, args.threads, len(wrapped), ','.join(targets),
                                   sum(p.numel() for p in trainable), tokens_per_s, seconds / args.steps,
-                                  args.batch_size, args.block_size, loss, blas), file=sys.stderr)
+                                  args.batch_size, args.block_size, cpu_seconds / args.steps, loss, blas), file=sys.stderr)
     if args.json:
         print(json.dumps({'model': args.model, 'threads': args.threads, 'tokens_per_s': tokens_per_s,
-                          'step_seconds': seconds / args.steps, 'torch': torch.__version__, 'blas': blas,
+                          'step_seconds': seconds / args.steps,
+                          'cpu_seconds_per_step': cpu_seconds / args.steps, 'torch': torch.__version__, 'blas': blas,
                           'lora_targets': targets, 'lora_linears': len(wrapped), 'loss': loss}))
     else:
         print('%.1f tokens/s' % tokens_per_s)
