@@ -51,6 +51,16 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) double exp_sum_avx512(f
   return sum;
 }
 
+// max over z[0..V) with `z > m ? z : m` (a NaN never wins; vmaxps returns its second operand then)
+__attribute__((target("avx512f,avx512bw,avx512vl"))) float max_avx512(const float* z, int64_t V) {
+  __m512 vm = _mm512_set1_ps(z[0]);
+  int64_t j = 0;
+  for (; j + 16 <= V; j += 16) vm = _mm512_max_ps(_mm512_loadu_ps(z + j), vm);
+  float m = _mm512_reduce_max_ps(vm);
+  for (; j < V; j++) m = z[j] > m ? z[j] : m;
+  return m;
+}
+
 double exp_sum(float* z, int64_t V, float m) {
   double sum = 0.0;
   for (int64_t j = 0; j < V; j++) {
@@ -82,6 +92,7 @@ double head_cross_entropy(const float* hidden, int64_t N, int64_t C, const float
   std::unique_ptr<float[]> z(new float[chunk * V]);
   std::unique_ptr<float[]> dh(dhidden ? new float[chunk * C] : nullptr);
   std::vector<double> row_loss(static_cast<size_t>(n_active));
+  std::vector<float> row_scale(static_cast<size_t>(chunk));
   const bool simd512 = std::strcmp(simd_level(), "avx512") == 0;
 
   for (int64_t c0 = 0; c0 < n_active; c0 += chunk) {
@@ -96,31 +107,37 @@ double head_cross_entropy(const float* hidden, int64_t N, int64_t C, const float
         const int32_t t = targets[row];
         const float picked = zr[t];
         float m = zr[0];
-        for (int64_t j = 1; j < V; j++) m = zr[j] > m ? zr[j] : m;
+        if (simd512) {
+          m = max_avx512(zr, V);
+        } else {
+          for (int64_t j = 1; j < V; j++) m = zr[j] > m ? zr[j] : m;
+        }
         // exp(z - max) in place: every term <= 1, the sum in double
         const double sum = simd512 ? exp_sum_avx512(zr, V, m) : exp_sum(zr, V, m);
         const double lse = static_cast<double>(m) + std::log(sum);
         const double w = weights[row];
         row_loss[c0 + i] = w * (lse - static_cast<double>(picked));
         if (dhidden) {
-          // (softmax - onehot) * w * grad_scale
-          const float inv = static_cast<float>(1.0 / sum);
-          const float g = static_cast<float>(w * static_cast<double>(grad_scale));
-          const float pt = zr[t] * inv;
-          for (int64_t j = 0; j < V; j++) zr[j] = zr[j] * inv * g;
-          zr[t] = (pt - 1.0f) * g;  // not p*g - g, which cancels badly when p is near 1
+          // The gradient row is (e / sum - onehot) * w * grad_scale. The GEMM takes e as it is,
+          // with e_t - sum at the target (so p_t - 1 never cancels in float), and the row is
+          // scaled by w * grad_scale / sum afterwards: no extra pass over the [n, V] chunk.
+          zr[t] = static_cast<float>(static_cast<double>(zr[t]) - sum);
+          row_scale[i] = static_cast<float>(w * static_cast<double>(grad_scale) / sum);
         }
       }
     });
     if (!dhidden) continue;
-    gemm(false, false, n, C, V, 1.0f, zp, V, head, C, 0.0f, dh.get(), C);
+    // dh^T [C, n] = head^T e^T: packs the head as contiguous A panels, and e^T with the register
+    // transpose (measured ~12% faster than e head, which packs the head twice per chunk)
+    float* dt = dh.get();
+    gemm(true, true, C, n, V, 1.0f, head, C, zp, V, 0.0f, dt, n);
     for (int64_t i = 0; i < n; i++) {
       float* dst = dhidden + active[c0 + i] * C;
-      const float* src = dh.get() + i * C;
+      const float sc = row_scale[i];
       if (accumulate) {
-        for (int64_t k = 0; k < C; k++) dst[k] += src[k];
+        for (int64_t k = 0; k < C; k++) dst[k] += dt[k * n + i] * sc;
       } else {
-        std::memcpy(dst, src, sizeof(float) * C);
+        for (int64_t k = 0; k < C; k++) dst[k] = dt[k * n + i] * sc;
       }
     }
   }
