@@ -5,6 +5,7 @@ import { resolveBackend, type Backend } from '../engine/choice.js';
 import { InputError } from '../io/errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { DEFAULT_QUANTIZATION } from '../quant/options.js';
+import type { OpenEngineOptions } from '../runtime/open-engine.js';
 import type { OpenModelOptions } from '../runtime/open-model.js';
 import { backendOption } from './options.js';
 
@@ -33,6 +34,16 @@ export function tfjsBackendOf(backend: Backend): BackendName {
   const { resolved } = resolveBackend(backend === 'auto' || backend === 'cpu' ? 'wasm' : backend);
   if (backend === 'cpu') process.stderr.write('ditty: note: this command runs on the tfjs engine (wasm); the native engine trains, evaluates and benchmarks\n');
   return resolved.engine === 'tfjs' ? resolved.backend : 'wasm';
+}
+
+/** openEngine options from the shared command options. */
+export function engineOptions(opts: ModelCommandOptions): OpenEngineOptions {
+  return {
+    backend: opts.backend,
+    ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+    ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
+    ...(opts.quantize !== undefined ? { quantization: { ...DEFAULT_QUANTIZATION, bits: opts.quantize === '4' ? 4 : 16 } } : {}),
+  };
 }
 
 /** openModel options from the shared command options. */

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { generateTokens, TextStreamer } from '../generate/generate.js';
-import { applyAdapter, readAdapterAt } from '../runtime/adapter.js';
-import { openModel } from '../runtime/open-model.js';
-import { addModelOptions, openOptions, textFrom, type ModelCommandOptions } from './common.js';
+import { readAdapterAt } from '../runtime/adapter.js';
+import { openEngine } from '../runtime/open-engine.js';
+import { addModelOptions, engineOptions, textFrom, type ModelCommandOptions } from './common.js';
 import { floatOption, intOption } from './options.js';
 
 interface GenerateCliOptions extends ModelCommandOptions {
@@ -32,18 +32,15 @@ export function registerGenerate(program: Command): void {
   ).action(async (model: string, opts: GenerateCliOptions) => {
     const prompt = textFrom({ text: opts.prompt, file: opts.file }, 'prompt');
     const adapterFiles = opts.adapter === undefined ? undefined : await readAdapterAt(opts.adapter);
-    const opened = await openModel(model, openOptions(opts));
-    if (adapterFiles !== undefined) {
-      const adapter = applyAdapter(opened, adapterFiles);
-      process.stderr.write(`adapter ${adapter.folder}: ${adapter.layers.length} LoRA layers\n`);
-    }
+    const opened = await openEngine(model, { ...engineOptions(opts), ...(adapterFiles !== undefined ? { adapter: adapterFiles } : {}) });
+    if (adapterFiles !== undefined) process.stderr.write(`adapter ${adapterFiles.dir}: ${opened.adaptedModules.length} LoRA layers\n`);
     const promptIds = opened.tokenizer.encode(prompt);
     if (promptIds.length === 0) throw new InputError('the prompt is empty after tokenization');
     const streamer = new TextStreamer((ids) => opened.tokenizer.decode(ids));
     const started = performance.now();
     let produced = 0;
     process.stdout.write(prompt);
-    for await (const id of generateTokens(opened.model, promptIds, {
+    for await (const id of generateTokens(opened.engine, promptIds, {
       maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topP: opts.topP, seed: opts.seed,
       stopIds: [opened.tokenizer.eosId],
     })) {
@@ -52,7 +49,7 @@ export function registerGenerate(program: Command): void {
     }
     process.stdout.write(`${streamer.flush()}\n`);
     const seconds = (performance.now() - started) / 1000;
-    process.stderr.write(`${produced} tokens in ${seconds.toFixed(2)} s (${(produced / seconds).toFixed(1)} tokens/s, ${opened.backend})\n`);
-    opened.model.dispose();
+    process.stderr.write(`${produced} tokens in ${seconds.toFixed(2)} s (${(produced / seconds).toFixed(1)} tokens/s, ${opened.engine.description})\n`);
+    opened.dispose();
   });
 }

@@ -39,12 +39,21 @@ export interface AdamWSettings {
 export const CHECKPOINTING = ['none', 'selective', 'full'] as const;
 export type Checkpointing = (typeof CHECKPOINTING)[number];
 
-/** Scores batches without gradients or dropout. */
+/** Incremental decoding of one sequence (RWKV recurrent state or GPT-NeoX KV cache). */
+export interface Decoder {
+  /** feeds ids after the tokens fed so far; returns the logits [vocab] of the last of them */
+  feed(ids: readonly number[]): Float32Array;
+  dispose(): void;
+}
+
+/** Scores batches without gradients or dropout, and decodes. */
 export interface LossEngine {
   /** e.g. "native cpu (avx512, 2 threads)" or "tfjs wasm" */
   readonly description: string;
   /** sum over positions of weight * nll(target | input); no gradients, no dropout */
   lossSum(batch: MicroBatch): number;
+  /** a decoder starting from an empty state */
+  decoder(): Decoder;
   dispose(): void;
 }
 

@@ -1,5 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
-import type { CausalLM } from '../models/types.js';
+import type { LossEngine } from '../engine/engine.js';
 import { Rng } from './rng.js';
 import { sampleToken, type SamplingOptions } from './sampling.js';
 
@@ -14,32 +13,21 @@ export interface GenerateOptions extends SamplingOptions {
  * Yield new token ids one at a time. The prompt is consumed once; every later step feeds only the
  * new token (RWKV carries its recurrent state, GPT-NeoX its KV cache).
  */
-export async function* generateTokens(model: CausalLM, promptIds: readonly number[], opts: GenerateOptions): AsyncGenerator<number> {
+export async function* generateTokens(engine: LossEngine, promptIds: readonly number[], opts: GenerateOptions): AsyncGenerator<number> {
   if (promptIds.length === 0) throw new Error('generate needs at least one prompt token');
   const rng = new Rng(opts.seed);
-  let state = model.initState(1);
+  const decoder = engine.decoder();
   try {
-    let next = runStep(model, promptIds, state);
-    state = next.state;
+    let logits = decoder.feed(promptIds);
     for (let i = 0; i < opts.maxNewTokens; i++) {
-      const id = sampleToken(next.logits, opts, rng);
+      const id = sampleToken(logits, opts, rng);
       if (opts.stopIds.includes(id)) return;
       yield id;
-      next = runStep(model, [id], state);
-      state = next.state;
+      logits = decoder.feed([id]);
     }
   } finally {
-    state.dispose();
+    decoder.dispose();
   }
-}
-
-function runStep(model: CausalLM, ids: readonly number[], state: ReturnType<CausalLM['initState']>) {
-  const input = tf.tensor2d([...ids], [1, ids.length], 'int32');
-  const out = model.step(input, state);
-  input.dispose();
-  const logits = out.logits.dataSync() as Float32Array;
-  out.logits.dispose();
-  return { logits: Float32Array.from(logits), state: out.state };
 }
 
 /**

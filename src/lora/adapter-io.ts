@@ -318,7 +318,7 @@ const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.len
  * Checks that every adapter key names a linear of the model with the right shapes, that each module
  * has both A and B, and that target_modules selects exactly the modules the file holds.
  */
-export function checkAdapter(adapter: AdapterFiles, linears: ReadonlyMap<string, LinearLayer>): CheckedModule[] {
+export function checkAdapter(adapter: AdapterFiles, linears: ReadonlyMap<string, Pick<LinearLayer, 'inFeatures' | 'outFeatures'>>): CheckedModule[] {
   const file = adapter.weightsFile;
   const paths = [...adapter.modules.keys()];
   const unknown = paths.filter((p) => !linears.has(p));

@@ -106,15 +106,34 @@ export class GptNeoXNativeProgram implements NativeBlockProgram {
     };
     const h1 = get('h1', () => this.norm(x, `${l}.input_layernorm`, s, 'ln1', N));
     const qkv = this.product(s, 'qkv', `${l}.attention.query_key_value`, h1, N, 3 * C, ctx);
+    const offset = ctx.decode?.offset ?? 0;
     if (!s.has('q') || !s.has('k') || !s.has('v')) {
       for (const n of ['q', 'k', 'v']) this.device.release(s.get(n));
       const q = this.device.f32(N * C), k = this.device.f32(N * C), v = this.device.f32(N * C);
-      a.qkvRotaryForward(qkv.id, B, T, H, d, this.rotaryDims, this.config.rotary_emb_base, 0, q.id, k.id, v.id);
+      a.qkvRotaryForward(qkv.id, B, T, H, d, this.rotaryDims, this.config.rotary_emb_base, offset, q.id, k.id, v.id);
       s.set('q', q).set('k', k).set('v', v);
     }
     if (!s.has('ctx')) {
       const out = this.device.f32(N * C), lse = this.device.f32(B * H * T);
-      a.attentionForward(need(s, 'q').id, need(s, 'k').id, need(s, 'v').id, B, H, T, T, d, out.id, lse.id);
+      const cache = ctx.decode?.layer(i);
+      if (cache) {
+        // keys and values [B, H, offset + T, d]: the cache followed by this call's
+        const S = offset + T;
+        const grow = (name: 'k' | 'v'): Buf => {
+          const old = cache.get(name), fresh = need(s, name), all = this.device.f32(B * H * S * d);
+          for (let bh = 0; bh < B * H; bh++) {
+            if (old && offset > 0) a.copy(all.id, bh * S * d, old.id, bh * offset * d, offset * d);
+            a.copy(all.id, (bh * S + offset) * d, fresh.id, bh * T * d, T * d);
+          }
+          this.device.free(old);
+          cache.set(name, all);
+          return all;
+        };
+        const kc = grow('k'), vc = grow('v');
+        a.attentionForward(need(s, 'q').id, kc.id, vc.id, B, H, T, S, d, out.id, lse.id);
+      } else {
+        a.attentionForward(need(s, 'q').id, need(s, 'k').id, need(s, 'v').id, B, H, T, T, d, out.id, lse.id);
+      }
       s.set('ctx', out).set('lse', lse);
     }
     const att = this.product(s, 'att', `${l}.attention.dense`, need(s, 'ctx'), N, C, ctx);
@@ -138,6 +157,11 @@ export class GptNeoXNativeProgram implements NativeBlockProgram {
     a.addInplace(out.id, y.id, N * C);
     if (parallel) a.addInplace(out.id, att.id, N * C);
     return out;
+  }
+
+  /** k, v: the cache, made by the first decoding call */
+  initLayerState(): Saved {
+    return new Map();
   }
 
   dropElementwise(saved: Saved): void {

@@ -12,6 +12,11 @@ export type Saved = Map<string, Buf>;
 export interface PassContext {
   readonly B: number;
   readonly T: number;
+  /**
+   * Decoding: the recurrent state (RWKV) or KV cache (GPT-NeoX) of layer i, read and advanced by
+   * materialize; `offset` tokens are already in it. Absent in training and scoring.
+   */
+  readonly decode?: { readonly offset: number; layer(i: number): Saved };
   /** the dropout seed of the adapter at `path` in this pass; undefined: no dropout (evaluation) */
   dropoutSeed(path: string): number | undefined;
 }
@@ -24,6 +29,8 @@ export interface NativeBlockProgram {
    * the element-wise ones after `dropElementwise`) and, with `output`, returns the block's output.
    */
   materialize(i: number, x: Buf, saved: Saved, ctx: PassContext, output: boolean): Buf | undefined;
+  /** A new empty decoding state for one layer (batch B). */
+  initLayerState(B: number): Saved;
   /** Frees the buffers that selective checkpointing recomputes (everything but products' outputs and small statistics). */
   dropElementwise(saved: Saved): void;
   /**

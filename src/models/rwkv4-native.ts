@@ -84,18 +84,20 @@ export class RwkvNativeProgram implements NativeBlockProgram {
     };
     const xn = i === 0 ? get('xn', () => this.norm(x, `${b}.pre_ln`, s, 'ln0', N)) : x;
     const z = get('z', () => this.norm(xn, `${b}.ln1`, s, 'ln1', N));
+    const st = ctx.decode?.layer(i);
     if (!s.has('xk') || !s.has('xv') || !s.has('xr')) {
       for (const n of ['xk', 'xv', 'xr']) this.device.release(s.get(n));
       const outs = [this.device.f32(N * C), this.device.f32(N * C), this.device.f32(N * C)];
-      a.timeMixForward(z.id, -1, B, T, C, ['key', 'value', 'receptance'].map((m) => this.p(`${b}.attention.time_mix_${m}`).id), outs.map((o) => o.id));
+      a.timeMixForward(z.id, st?.get('att')?.id ?? -1, B, T, C, ['key', 'value', 'receptance'].map((m) => this.p(`${b}.attention.time_mix_${m}`).id), outs.map((o) => o.id));
       s.set('xk', outs[0]!).set('xv', outs[1]!).set('xr', outs[2]!);
+      if (st) this.keepLastToken(z, st.get('att')!, B, T);
     }
     const k = this.product(s, 'k', `${b}.attention.key`, need(s, 'xk'), N, A, ctx);
     const v = this.product(s, 'v', `${b}.attention.value`, need(s, 'xv'), N, A, ctx);
     const rp = this.product(s, 'rp', `${b}.attention.receptance`, need(s, 'xr'), N, A, ctx);
     const y = get('y', () => {
       const out = this.device.f32(N * A);
-      a.wkvForward(this.p(`${b}.attention.time_decay`).id, this.p(`${b}.attention.time_first`).id, k.id, v.id, B, T, A, out.id, -1);
+      a.wkvForward(this.p(`${b}.attention.time_decay`).id, this.p(`${b}.attention.time_first`).id, k.id, v.id, B, T, A, out.id, st?.get('wkv')?.id ?? -1);
       return out;
     });
     const ry = get('ry', () => {
@@ -113,8 +115,9 @@ export class RwkvNativeProgram implements NativeBlockProgram {
     if (!s.has('fk') || !s.has('fr')) {
       for (const n of ['fk', 'fr']) this.device.release(s.get(n));
       const outs = [this.device.f32(N * C), this.device.f32(N * C)];
-      a.timeMixForward(z2.id, -1, B, T, C, ['key', 'receptance'].map((m) => this.p(`${b}.feed_forward.time_mix_${m}`).id), outs.map((o) => o.id));
+      a.timeMixForward(z2.id, st?.get('ffn')?.id ?? -1, B, T, C, ['key', 'receptance'].map((m) => this.p(`${b}.feed_forward.time_mix_${m}`).id), outs.map((o) => o.id));
       s.set('fk', outs[0]!).set('fr', outs[1]!);
+      if (st) this.keepLastToken(z2, st.get('ffn')!, B, T);
     }
     const kk = this.product(s, 'kk', `${b}.feed_forward.key`, need(s, 'fk'), N, F, ctx);
     const kr = get('kr', () => {
@@ -129,6 +132,23 @@ export class RwkvNativeProgram implements NativeBlockProgram {
     a.sigmoidGateForward(rr.id, vv.id, out.id, N * C);
     a.addInplace(out.id, x2.id, N * C);
     return out;
+  }
+
+  /** att, ffn: the ln outputs of the last token [B, C]; wkv: aa, bb, pp [3, B, A] with pp from -1e38 (empty). */
+  initLayerState(B: number): Saved {
+    const a = this.device.addon;
+    const att = this.device.f32(B * this.hiddenSize), ffn = this.device.f32(B * this.hiddenSize), wkv = this.device.f32(3 * B * this.A);
+    for (const b of [att, ffn, wkv]) a.fill(b.id, 0);
+    const pp = a.view(wkv.id, 2 * B * this.A, B * this.A);
+    a.fill(pp, -1e38);
+    a.free(pp);
+    return new Map([['att', att], ['ffn', ffn], ['wkv', wkv]]);
+  }
+
+  /** state[b] = x[b, T-1] for x [B, T, C] */
+  private keepLastToken(x: Buf, state: Buf, B: number, T: number): void {
+    const C = this.hiddenSize;
+    for (let r = 0; r < B; r++) this.device.addon.copy(state.id, r * C, x.id, (r * T + T - 1) * C, C);
   }
 
   dropElementwise(saved: Saved): void {

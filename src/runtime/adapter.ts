@@ -49,11 +49,16 @@ export function readAdapterAt(adapterPath: string): Promise<AdapterFiles> {
  * the adapted linears of the model in LoraLinear layers holding the adapter's weights.
  */
 export function applyAdapter(opened: Pick<OpenedModel, 'name' | 'folder' | 'model'>, adapter: AdapterFiles): AppliedAdapter {
-  const folder = adapter.dir;
-  const baseModel = adapter.baseModelNameOrPath ?? undefined;
-  if (baseModel !== undefined && !isSameBaseModel(baseModel, opened)) {
-    process.stderr.write(`ditty: warning: the adapter in ${folder} was trained on ${baseModel}, not on ${opened.name}\n`);
-  }
+  warnIfOtherBase(adapter, opened);
   const { layers } = injectAdapter(adapter, opened.model.linears);
-  return { folder, ...(baseModel !== undefined ? { baseModel } : {}), layers };
+  const baseModel = adapter.baseModelNameOrPath ?? undefined;
+  return { folder: adapter.dir, ...(baseModel !== undefined ? { baseModel } : {}), layers };
+}
+
+/** Warns on stderr when `adapter` was trained on another base model than `model`. */
+export function warnIfOtherBase(adapter: AdapterFiles, model: { readonly name: string; readonly folder: string }): void {
+  const baseModel = adapter.baseModelNameOrPath ?? undefined;
+  if (baseModel !== undefined && !isSameBaseModel(baseModel, model)) {
+    process.stderr.write(`ditty: warning: the adapter in ${adapter.dir} was trained on ${baseModel}, not on ${model.name}\n`);
+  }
 }

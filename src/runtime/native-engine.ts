@@ -6,13 +6,13 @@
  *   selective  blocks keep their products' outputs; backward recomputes the element-wise rest;
  *   full       blocks keep only their input; backward recomputes the block.
  */
-import type { AdamWSettings, AdapterWeight, Checkpointing, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
+import type { AdamWSettings, AdapterWeight, Checkpointing, Decoder, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
 import { loadAddon, type NativeAddon, type Nf4Handles } from '../engine/native/addon.js';
 import { NativeAdapters, type AdapterSpec } from '../engine/native/adapters.js';
 import { NativeDevice, type Buf } from '../engine/native/device.js';
 import { InputError } from '../io/errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
-import { adapterKey } from '../lora/adapter-io.js';
+import { adapterKey, checkAdapter, type AdapterFiles } from '../lora/adapter-io.js';
 import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from '../lora/config.js';
 import { dropoutSeed, initialLoraA, loraLayerSeed, type InitialWeights } from '../lora/lora-linear.js';
 import { matchTargets } from '../lora/match.js';
@@ -37,6 +37,9 @@ export interface NativeEngineOptions {
   readonly addon?: NativeAddon;
 }
 
+/** An adapter to put on the linear at `path`. */
+type AdapterPlacement = Omit<AdapterSpec, 'keyA' | 'keyB'> & { readonly path: string };
+
 const DEFAULT_ADAMW: AdamWSettings = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
 const FINAL_NORM: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.ln_out', gpt_neox: 'gpt_neox.final_layer_norm' };
 const EMBEDDING: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.embeddings.weight', gpt_neox: 'gpt_neox.embed_in.weight' };
@@ -44,16 +47,18 @@ const BLOCK_INDEX = /^(?:rwkv\.blocks|gpt_neox\.layers)\.(\d+)\./;
 
 export class NativeEngine implements TrainEngine {
   readonly description: string;
-  readonly adapterNames: readonly string[];
+  adapterNames: readonly string[] = [];
   /** module paths of the adapted linears, in adapter order */
-  readonly adaptedModules: readonly string[];
+  adaptedModules: readonly string[] = [];
   readonly warnings: readonly string[];
   private readonly program: NativeBlockProgram;
-  private readonly adapters: NativeAdapters;
+  private adapters: NativeAdapters;
+  private readonly adamw: AdamWSettings;
+  private readonly seed: number;
   /** per adapted path: the adapter's seed */
   private readonly layerSeeds = new Map<string, number>();
   /** the lowest block holding an adapter: backward stops there */
-  private readonly lowestAdapted: number;
+  private lowestAdapted = 0;
   private readonly checkpointing: Checkpointing;
   private readonly headChunk: number;
   private readonly eps: number;
@@ -66,8 +71,7 @@ export class NativeEngine implements TrainEngine {
     this.program = config.model_type === 'rwkv'
       ? new RwkvNativeProgram(device, config, weights.params, weights.linears)
       : new GptNeoXNativeProgram(device, config, weights.params, weights.linears);
-    const specs: AdapterSpec[] = [];
-    const paths: string[] = [];
+    const specs: AdapterPlacement[] = [];
     const lora = options.lora;
     if (lora) {
       validateLoraConfig(lora.config);
@@ -75,26 +79,50 @@ export class NativeEngine implements TrainEngine {
         layersToTransform: lora.config.layersToTransform, layersPattern: lora.config.layersPattern, otherNames: weights.params.keys(),
       });
       for (const path of matched) {
-        if (!BLOCK_INDEX.test(path)) throw new InputError(`lora.target_modules: "${path}" is outside the blocks; the native engine adapts linears inside blocks only (use backend wasm for this)`);
         const linear = weights.linears.get(path)!;
         const { r, scaling } = moduleRankAndScaling(lora.config, path);
-        const seed = loraLayerSeed(lora.seed, path);
-        this.layerSeeds.set(path, seed);
         const init = lora.initial?.get(path);
         specs.push({
-          keyA: adapterKey(path, 'A'), keyB: adapterKey(path, 'B'), inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
-          r, scaling, dropout: lora.config.dropout, a: init?.a ?? initialLoraA(seed, r, linear.inFeatures), b: init?.b ?? new Float32Array(linear.outFeatures * r),
+          path, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, r, scaling, dropout: lora.config.dropout,
+          a: init?.a ?? initialLoraA(loraLayerSeed(lora.seed, path), r, linear.inFeatures), b: init?.b ?? new Float32Array(linear.outFeatures * r),
         });
-        paths.push(path);
       }
     }
-    this.adaptedModules = paths;
-    this.adapters = new NativeAdapters(device, specs, options.adamw ?? DEFAULT_ADAMW);
-    paths.forEach((p, k) => { weights.linears.get(p)!.lora = this.adapters.slots[k]; });
-    this.adapterNames = this.adapters.names;
-    this.lowestAdapted = paths.length === 0 ? this.program.numLayers : Math.min(...paths.map((p) => Number(BLOCK_INDEX.exec(p)![1])));
+    this.adamw = options.adamw ?? DEFAULT_ADAMW;
+    this.seed = lora?.seed ?? 0;
+    this.adapters = this.install(specs);
     const info = device.addon.buildInfo();
     this.description = `native cpu (${info.simd}, ${device.addon.threads()} threads, gemm ${info.gemm})`;
+  }
+
+  /** Puts adapters with `specs` on their linears (replacing any there were). */
+  private install(specs: readonly AdapterPlacement[]): NativeAdapters {
+    for (const s of specs) {
+      if (!BLOCK_INDEX.test(s.path)) throw new InputError(`lora.target_modules: "${s.path}" is outside the blocks; the native engine adapts linears inside blocks only (use backend wasm for this)`);
+    }
+    for (const l of this.weights.linears.values()) l.lora = undefined;
+    this.layerSeeds.clear();
+    const adapters = new NativeAdapters(this.device, specs.map((s) => ({ ...s, keyA: adapterKey(s.path, 'A'), keyB: adapterKey(s.path, 'B') })), this.adamw);
+    specs.forEach((s, k) => {
+      this.weights.linears.get(s.path)!.lora = adapters.slots[k];
+      this.layerSeeds.set(s.path, loraLayerSeed(this.seed, s.path));
+    });
+    this.adaptedModules = specs.map((s) => s.path);
+    this.adapterNames = adapters.names;
+    this.lowestAdapted = specs.length === 0 ? this.program.numLayers : Math.min(...specs.map((s) => Number(BLOCK_INDEX.exec(s.path)![1])));
+    return adapters;
+  }
+
+  /** Applies a saved adapter (checked against this model's linears), replacing the current adapters. */
+  attachAdapter(adapter: AdapterFiles): number {
+    const checked = checkAdapter(adapter, this.weights.linears);
+    const specs = checked.map((m) => {
+      const l = this.weights.linears.get(m.path)!;
+      return { path: m.path, inFeatures: l.inFeatures, outFeatures: l.outFeatures, r: m.r, scaling: m.scaling, dropout: adapter.config.dropout, a: m.a, b: m.b };
+    });
+    this.adapters.dispose();
+    this.adapters = this.install(specs);
+    return checked.length;
   }
 
   /** Loads the model into a new native engine; throws InputError naming what is missing when the addon is not there. */
@@ -225,6 +253,50 @@ export class NativeEngine implements TrainEngine {
 
   step(lr: number, maxGradNorm: number): number {
     return this.adapters.step(lr, maxGradNorm);
+  }
+
+  decoder(): Decoder {
+    const layers = Array.from({ length: this.program.numLayers }, () => this.program.initLayerState(1));
+    let offset = 0;
+    const a = this.device.addon;
+    const C = this.config.hidden_size, V = this.config.vocab_size;
+    return {
+      feed: (ids: readonly number[]): Float32Array => {
+        const T = ids.length;
+        const batch: MicroBatch = { rows: 1, length: T, input: Int32Array.from(ids), target: new Int32Array(T), weight: new Uint8Array(T) };
+        const ctx: PassContext = { B: 1, T, dropoutSeed: () => undefined, decode: { offset, layer: (i) => layers[i]! } };
+        let x = this.embed(batch);
+        try {
+          for (let i = 0; i < this.program.numLayers; i++) {
+            const s: Saved = new Map();
+            const out = this.program.materialize(i, x, s, ctx, true)!;
+            releaseSaved(this.device, s);
+            this.device.release(x);
+            x = out;
+          }
+          // the final norm and the head on the last position only
+          const norm = FINAL_NORM[this.config.model_type];
+          const last = this.device.f32(C), hf = this.device.f32(C), mean = this.device.f32(1), rstd = this.device.f32(1), logits = this.device.f32(V);
+          try {
+            a.copy(last.id, 0, x.id, (T - 1) * C, C);
+            a.layernormForward(last.id, this.weights.params.get(`${norm}.weight`)!.id, this.weights.params.get(`${norm}.bias`)!.id, 1, C, this.eps, hf.id, mean.id, rstd.id);
+            a.gemm(false, true, 1, V, C, 1, hf.id, C, this.weights.head.id, C, 0, logits.id, V);
+            offset += T;
+            return this.device.read(logits);
+          } finally {
+            this.device.release(last, hf, mean, rstd, logits);
+          }
+        } finally {
+          this.device.release(x);
+        }
+      },
+      dispose: (): void => {
+        for (const l of layers) {
+          this.device.free(...l.values());
+          l.clear();
+        }
+      },
+    };
   }
 
   adapterTensors(): AdapterWeight[] {

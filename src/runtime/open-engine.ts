@@ -5,12 +5,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveBackend, type Backend } from '../engine/choice.js';
 import type { AdamWSettings, Checkpointing, TrainEngine } from '../engine/engine.js';
+import type { AdapterFiles } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import { injectLora, type InitialWeights } from '../lora/lora-linear.js';
 import { weightLoaderOptions } from '../models/load.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
 import type { QuantizationOptions } from '../quant/options.js';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer.js';
+import { applyAdapter, warnIfOtherBase } from './adapter.js';
 import { NativeEngine } from './native-engine.js';
 import { locateModel, openModel, openWeights, type ModelLocation } from './open-model.js';
 import { TfjsEngine } from './tfjs-engine.js';
@@ -21,8 +23,10 @@ export interface OpenEngineOptions {
   readonly tokenizer?: string;
   readonly progress?: boolean;
   readonly quantization?: QuantizationOptions;
-  /** adapters to train (fresh or from `initial`) or to score with */
+  /** adapters to train (fresh or from `initial`) */
   readonly lora?: { readonly config: LoraConfig; readonly seed: number; readonly initial?: InitialWeights };
+  /** a saved adapter to score or generate with (checked against the model's linears) */
+  readonly adapter?: AdapterFiles;
   readonly adamw?: AdamWSettings;
   readonly checkpointing?: Checkpointing;
   /** the model already located (skips resolving `name` again) */
@@ -66,6 +70,15 @@ export async function openEngine(name: string, opts: OpenEngineOptions): Promise
       source.close();
     }
     for (const w of engine.warnings) log(`warning: ${w}`);
+    if (opts.adapter) {
+      try {
+        warnIfOtherBase(opts.adapter, location);
+        engine.attachAdapter(opts.adapter);
+      } catch (err) {
+        engine.dispose();
+        throw err;
+      }
+    }
     return {
       ...location, engine, engineKind: 'native', tokenizer, adaptedModules: engine.adaptedModules,
       loadSeconds: (performance.now() - started) / 1000, dispose: () => engine.dispose(),
@@ -80,9 +93,10 @@ export async function openEngine(name: string, opts: OpenEngineOptions): Promise
   });
   const { model } = opened;
   try {
-    const layers = opts.lora
-      ? injectLora(model.linears, opts.lora.config, opts.lora.seed, { otherNames: model.otherParams.keys(), ...(opts.lora.initial ? { initial: opts.lora.initial } : {}) })
-      : [];
+    const layers = opts.adapter ? applyAdapter(opened, opts.adapter).layers
+      : opts.lora
+        ? injectLora(model.linears, opts.lora.config, opts.lora.seed, { otherNames: model.otherParams.keys(), ...(opts.lora.initial ? { initial: opts.lora.initial } : {}) })
+        : [];
     const engine = new TfjsEngine(model, layers, adamw, checkpointing, `tfjs ${opened.backend}`);
     return {
       name: opened.name, folder: opened.folder, config: opened.config, engine, engineKind: 'tfjs', tokenizer: opened.tokenizer,

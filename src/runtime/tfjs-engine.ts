@@ -3,7 +3,7 @@
  * readable reference every faster engine is held to.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { AdamWSettings, AdapterWeight, Checkpointing, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
+import type { AdamWSettings, AdapterWeight, Checkpointing, Decoder, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
 import { adapterTensorsOf, adapterVariables } from '../lora/adapter-io.js';
 import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
@@ -72,6 +72,25 @@ export class TfjsEngine implements TrainEngine {
     const value = s.dataSync()[0]!;
     s.dispose();
     return value;
+  }
+
+  decoder(): Decoder {
+    const model = this.model;
+    let state = model.initState(1);
+    return {
+      feed(ids: readonly number[]): Float32Array {
+        const input = tf.tensor2d([...ids], [1, ids.length], 'int32');
+        const out = model.step(input, state);
+        input.dispose();
+        state = out.state;
+        const logits = Float32Array.from(out.logits.dataSync() as Float32Array);
+        out.logits.dispose();
+        return logits;
+      },
+      dispose(): void {
+        state.dispose();
+      },
+    };
   }
 
   adapterTensors(): AdapterWeight[] {
