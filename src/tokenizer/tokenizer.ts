@@ -4,6 +4,39 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../io/errors.js';
 import { readJsonFile } from '../io/json.js';
 
+/**
+ * Byte-level BPE time grows faster than linearly with the length of one pre-token (a run without
+ * whitespace): 200k such characters took 10 s, a 10 MB one exhausted the heap. Runs longer than this
+ * are encoded in pieces of this many characters; text without such runs is encoded exactly as the
+ * Python tokenizer does, and a run this long is not a word (base64, a hash, a minified line).
+ */
+export const MAX_RUN_CHARS = 256;
+const LONG_RUN = new RegExp(`\\S{${MAX_RUN_CHARS + 1},}`);
+
+/** `text` cut before every MAX_RUN_CHARS characters of a long run (never inside a surrogate pair). */
+function* boundedPieces(text: string): Generator<string> {
+  const runs = new RegExp(`\\S{${MAX_RUN_CHARS + 1},}`, 'g');
+  let start = 0;
+  for (let m = runs.exec(text); m !== null; m = runs.exec(text)) {
+    // The space before a run belongs to its first pre-token (" word"), so it goes with the first piece.
+    let at = m.index > start && /\s/.test(text[m.index - 1]!) ? m.index - 1 : m.index;
+    if (at > start) yield text.slice(start, at);
+    const end = m.index + m[0].length;
+    while (at < end) {
+      let cut = Math.min(at + MAX_RUN_CHARS, end);
+      if (cut < end && isHighSurrogate(text.charCodeAt(cut - 1))) cut--;
+      yield text.slice(at, cut);
+      at = cut;
+    }
+    start = end;
+  }
+  if (start < text.length) yield text.slice(start);
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+
 /** A Hugging Face tokenizer.json (byte-level BPE for GPT-NeoX-20B / RWKV-4) with the special ids ditty needs. */
 export class TextTokenizer {
   constructor(
@@ -14,7 +47,12 @@ export class TextTokenizer {
   ) {}
 
   encode(text: string): number[] {
-    return this.inner.encode(text, { add_special_tokens: false }).ids;
+    if (!LONG_RUN.test(text)) return this.inner.encode(text, { add_special_tokens: false }).ids;
+    const ids: number[] = [];
+    for (const piece of boundedPieces(text)) {
+      for (const id of this.inner.encode(piece, { add_special_tokens: false }).ids) ids.push(id);
+    }
+    return ids;
   }
 
   decode(ids: readonly number[], skipSpecialTokens = false): string {
