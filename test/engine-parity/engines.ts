@@ -167,3 +167,45 @@ export function onlyPosition(batch: MicroBatch, p: number): MicroBatch {
 export function relErr(a: number, b: number): number {
   return Math.abs(a - b) / Math.abs(b);
 }
+
+export interface StepResult {
+  readonly evalLoss: number;
+  readonly loss: number;
+  readonly norm: number;
+  readonly delta: Map<string, Float32Array>;
+  /** the largest |weight| per tensor, for the float32 floor of (new - old) */
+  readonly magnitude: Map<string, number>;
+}
+
+/** lossSum, one accumulate and one step(lr, no clipping); the update of each adapter tensor. */
+export function trainStep(opened: Opened, batch: MicroBatch, normalizer: number, microStep: number, lr: number): StepResult {
+  const e = opened.engine;
+  const evalLoss = e.lossSum(batch);
+  const before = new Map(e.adapterTensors().map((t) => [t.name, t.values]));
+  const loss = e.accumulate(batch, normalizer, microStep);
+  const norm = e.step(lr, 0);
+  const delta = new Map<string, Float32Array>();
+  const magnitude = new Map<string, number>();
+  for (const t of e.adapterTensors()) {
+    const old = before.get(t.name)!;
+    delta.set(t.name, t.values.map((v, i) => v - old[i]!));
+    magnitude.set(t.name, old.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+  }
+  return { evalLoss, loss, norm, delta, magnitude };
+}
+
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** max |a - b| / max |b| over one tensor. */
+export function updateError(a: Float32Array, b: Float32Array): { err: number; scale: number } {
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return { err: diff / scale, scale };
+}

@@ -13,7 +13,7 @@ import { readModelConfig } from '../../src/models/config.js';
 import { useBackend } from '../helpers/backend.js';
 import { nativeMissing } from '../helpers/native.js';
 import { MODEL_FIXTURES, fixtureDir, fixturePresent, readReference, type ReferenceText } from '../models/fixtures.js';
-import { onlyPosition, openNative, openTfjs, randomInitial, relErr, type Opened, type ParitySetup } from './engines.js';
+import { onlyPosition, openNative, openTfjs, randomInitial, relErr, trainStep, updateError, type Opened, type ParitySetup } from './engines.js';
 
 const LOSS_REL = 1e-5;
 
@@ -60,13 +60,17 @@ for (const name of MODEL_FIXTURES) {
     const source = () => SafetensorsFile.open(path.join(dir, 'model.safetensors'));
     beforeAll(async () => { await useBackend('wasm'); });
 
-    const cases: { label: string; setup: () => ParitySetup; reference: boolean; positions: boolean }[] = [
+    const cases: { label: string; setup: () => ParitySetup; reference: boolean; positions: boolean; train?: boolean }[] = [
       { label: 'float base', reference: true, positions: true, setup: () => ({ config: config!, source, bits: 16 }) },
       { label: 'NF4 base', reference: false, positions: false, setup: () => ({ config: config!, source, bits: 4 }) },
       {
-        label: 'NF4 base with LoRA on every linear', reference: false, positions: true, setup: () => {
+        label: 'NF4 base with LoRA on every linear', reference: false, positions: true, train: true, setup: () => {
           const lora: LoraConfig = { r: 4, alpha: 8, dropout: 0.1, targetModules: ALL_LINEARS[config!.model_type]!, useRslora: false, bias: 'none', fanInFanOut: false };
-          return { config: config!, source, bits: 4, lora: { config: lora, seed: 11, initial: randomInitial(config!, lora, 5) } };
+          // AdamW eps 1: the first update is -g / (|g| + 1), a monotone function of the gradient (random-shapes.test.ts)
+          return {
+            config: config!, source, bits: 4, lora: { config: lora, seed: 11, initial: randomInitial(config!, lora, 5) },
+            adamw: { beta1: 0.9, beta2: 0.999, epsilon: 1, weightDecay: 0 },
+          };
         },
       },
     ];
@@ -124,6 +128,26 @@ for (const name of MODEL_FIXTURES) {
           const selected: MicroBatch = { ...batch, weight: Uint8Array.from({ length: batch.rows * T }, (_, p) => (positions.includes(p % T) ? 1 : 0)) };
           expect(relErr(native.engine.lossSum(selected), total)).toBeLessThan(LOSS_REL);
           expect(relErr(all, tfjs.engine.lossSum(batch))).toBeLessThan(LOSS_REL);
+        });
+
+        // last: it moves the adapters
+        if (c.train) it('one LoRA training step with dropout: loss, gradient norm and every adapter update', () => {
+          const batch = textsBatch(texts);
+          const n = batch.rows * batch.length;
+          const r = trainStep(native, batch, n, 3, 1), t = trainStep(tfjs, batch, n, 3, 1);
+          // dropout 0.1 is on (the same masks on both engines)
+          expect(Math.abs(r.loss - r.evalLoss / n)).toBeGreaterThan(1e-4 * r.loss);
+          record('training loss vs tfjs', relErr(r.loss, t.loss));
+          expect(relErr(r.loss, t.loss), `accumulate native ${r.loss} tfjs ${t.loss}`).toBeLessThan(LOSS_REL);
+          record('grad norm vs tfjs', relErr(r.norm, t.norm));
+          expect(relErr(r.norm, t.norm), `grad norm native ${r.norm} tfjs ${t.norm}`).toBeLessThan(1e-4);
+          for (const [key, want] of t.delta) {
+            const { err, scale } = updateError(r.delta.get(key)!, want);
+            expect(scale, `${key} moves`).toBeGreaterThan(0);
+            const floor = 2 * 2 ** -23 * t.magnitude.get(key)! / scale;
+            record('adapter update vs tfjs (per tensor)', err);
+            expect(err, `${key} (float32 floor ${floor.toExponential(1)})`).toBeLessThan(1e-4 + floor);
+          }
         });
       });
     }

@@ -12,11 +12,13 @@
  * The native engine runs with checkpointing none, selective and full; all three must agree.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AdamWSettings, Checkpointing, MicroBatch } from '../../src/engine/engine.js';
+import type { AdamWSettings, Checkpointing } from '../../src/engine/engine.js';
 import type { LoraConfig } from '../../src/lora/config.js';
 import { useBackend } from '../helpers/backend.js';
 import { nativeMissing } from '../helpers/native.js';
-import { ScaledRandomSource, configOf, openNative, openTfjs, randomBatch, randomInitial, relErr, type Opened, type ParitySetup } from './engines.js';
+import {
+  ScaledRandomSource, configOf, openNative, openTfjs, randomBatch, randomInitial, maxAbsDiff, relErr, trainStep, updateError, type ParitySetup, type StepResult,
+} from './engines.js';
 
 const LOSS_REL = 1e-5;
 const GRAD_REL = 1e-4;
@@ -66,47 +68,6 @@ const CASES: Case[] = [
 
 const DEFAULT_TARGETS: Record<string, string[]> = { rwkv: ['key', 'value', 'receptance'], gpt_neox: ['query_key_value'] };
 
-interface StepResult {
-  readonly evalLoss: number;
-  readonly loss: number;
-  readonly norm: number;
-  readonly delta: Map<string, Float32Array>;
-  /** the largest |weight| per tensor, for the float32 floor of (new - old) */
-  readonly magnitude: Map<string, number>;
-}
-
-function trainStep(opened: Opened, batch: MicroBatch, normalizer: number, microStep: number): StepResult {
-  const e = opened.engine;
-  const evalLoss = e.lossSum(batch);
-  const before = new Map(e.adapterTensors().map((t) => [t.name, t.values]));
-  const loss = e.accumulate(batch, normalizer, microStep);
-  const norm = e.step(LR, 0);
-  const delta = new Map<string, Float32Array>();
-  const magnitude = new Map<string, number>();
-  for (const t of e.adapterTensors()) {
-    const old = before.get(t.name)!;
-    delta.set(t.name, t.values.map((v, i) => v - old[i]!));
-    magnitude.set(t.name, old.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
-  }
-  return { evalLoss, loss, norm, delta, magnitude };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-/** max |a - b| / max |b| over one tensor. */
-function updateError(a: Float32Array, b: Float32Array): { err: number; scale: number } {
-  let diff = 0, scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return { err: diff / scale, scale };
-}
-
 const worst = new Map<string, number>();
 function record(what: string, err: number): void {
   worst.set(what, Math.max(worst.get(what) ?? 0, err));
@@ -134,7 +95,7 @@ describe.skipIf(nativeMissing)('native vs tfjs engine: one LoRA training step on
     const tfjs = openTfjs(setup);
     let ref: StepResult;
     try {
-      ref = trainStep(tfjs, batch, targets, microStep);
+      ref = trainStep(tfjs, batch, targets, microStep, LR);
     } finally {
       tfjs.dispose();
     }
@@ -142,7 +103,7 @@ describe.skipIf(nativeMissing)('native vs tfjs engine: one LoRA training step on
     const runs = policies.map((p) => {
       const native = openNative(setup, p);
       try {
-        return trainStep(native, batch, targets, microStep);
+        return trainStep(native, batch, targets, microStep, LR);
       } finally {
         native.dispose();
       }
