@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headCrossEntropy } from '../../src/engine/cross-entropy.js';
+import { headCrossEntropyReference } from '../../src/engine/reference/products.js';
 import { uniformValues } from '../../src/lora/random.js';
 import { useBackend } from '../helpers/backend.js';
 import { addon, f32Buffer, nativeMissing, readF32 } from '../helpers/native.js';
@@ -67,6 +68,33 @@ describe.skipIf(nativeMissing)('native headCrossEntropy', () => {
       expect(bitEqual(seen[0]!, seen[1]!)).toBe(true);
       expect(losses[0]).toBe(losses[1]);
     }
+  });
+
+  it('keeps the gradient of confident rows (p_t near 1) accurate: float64 reference at 1e-4', () => {
+    const a = addon();
+    const [N, C, V] = [9, 16, 257];
+    const hidden = uniformValues(N * C, -1, 1, 21);
+    const head = uniformValues(V * C, -1, 1, 22);
+    // each target is its row's largest logit, made dominant by scaling the row: 1 - p_t ~ 1e-3 .. 1e-6
+    const targets = new Int32Array(N);
+    for (let i = 0; i < N; i++) {
+      let best = 0;
+      let bestZ = -Infinity;
+      for (let v = 0; v < V; v++) {
+        let z = 0;
+        for (let c = 0; c < C; c++) z += hidden[i * C + c]! * head[v * C + c]!;
+        if (z > bestZ) [best, bestZ] = [v, z];
+      }
+      targets[i] = best;
+      for (let c = 0; c < C; c++) hidden[i * C + c] *= 4 + i;
+    }
+    const weights = new Float32Array(N).fill(1);
+    const ref = headCrossEntropyReference(hidden, N, C, head, V, targets, weights, 0.5);
+    const dh = zeros(N * C);
+    eachSimd((simd) => {
+      a.headCrossEntropy(buf(hidden), N, C, buf(head), V, i32(targets), buf(weights), 0.5, dh, false, 4);
+      expect(relativeError(readF32(dh, N * C), ref.dhidden), simd).toBeLessThan(1e-4);
+    });
   });
 
   it('is 0 with every row masked, zeroing dhidden unless accumulating', () => {
