@@ -41,11 +41,11 @@ describe('defaults and resolution', () => {
     expect(c.training).toMatchObject({
       batch_size: 1, grad_accum: 32, epochs: 1, learning_rate: 2e-4, lr_scheduler: 'constant', warmup_steps: 0,
       weight_decay: 0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, max_grad_norm: 1, seed: 42,
-      gradient_checkpointing: false, compute_dtype: 'bf16', log_every: 1,
+      gradient_checkpointing: false, compute_dtype: 'auto', log_every: 1,
     });
     expect(c.training.max_steps).toBeUndefined();
     expect(c.output).toEqual({ dir: path.resolve('/runs/checkpoints/rwkv-4-169m-pile'), checkpoint_every: 50, keep_last: 3, resume: true });
-    expect(c.backend).toBe('wasm');
+    expect(c.backend).toBe('auto');
   });
 
   it('trains on everything by default for the text format', () => {
@@ -265,7 +265,7 @@ describe('errors name file:line:col, the key, the value and what is allowed', ()
     expect(all.map((p) => p.split(': ')[0])).toEqual([
       'configs/x.yaml:4:6', 'configs/x.yaml:5:12', 'configs/x.yaml:7:17', 'configs/x.yaml:8:15', 'configs/x.yaml:9:10',
     ]);
-    expect(all[4]).toBe('configs/x.yaml:9:10: backend: "gpu" is not allowed; expected one of wasm, cpu, tensorflow, cuda (did you mean "cuda"?)');
+    expect(all[4]).toBe('configs/x.yaml:9:10: backend: "gpu" is not allowed; expected one of auto, cuda, cpu, wasm, js, tensorflow (did you mean "cuda"?)');
   });
 
   it('a config file that cannot be read', () => {

@@ -48,6 +48,6 @@ describe('shipped configs', () => {
     expect(c.training).toMatchObject({ batch_size: 2, grad_accum: 2, max_steps: 30, learning_rate: 3e-3 });
     expect(c.quantization.bits).toBe(4);
     expect(c.output.checkpoint_every).toBe(10);
-    expect(c.backend).toBe('wasm');
+    expect(c.backend).toBe('auto');
   });
 });
