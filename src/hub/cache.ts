@@ -7,6 +7,7 @@
  *     blobs/<etag>.incomplete            a download in progress (resumable)
  *     refs/<revision>                    text file holding the commit hash of a branch or tag
  *     snapshots/<commit>/<path>          -> ../../blobs/<etag> (relative symlink)
+ *   <cacheDir>/.locks/models--org--name/<etag>.lock   held while blobs/<etag> is downloaded
  *
  * Datasets live in `datasets--org--name`.
  */
@@ -34,6 +35,11 @@ export function snapshotFolder(storage: string, commit: string): string {
 export function checkEtag(etag: string, where: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(etag)) throw new InputError(`${where}: unexpected etag ${JSON.stringify(etag)}`);
   return etag;
+}
+
+/** `.locks/models--org--name`: where huggingface_hub keeps one `<etag>.lock` per blob of the repo. */
+export function blobLockFolder(cacheDir: string, repo: RepoRef): string {
+  return path.join(cacheDir, '.locks', repoFolderName(repo));
 }
 
 export function blobPath(storage: string, etag: string): string {

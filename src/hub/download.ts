@@ -12,6 +12,7 @@ import { datasetInfo, listFiles, modelInfo, type ListFileEntry } from '@huggingf
 import { InputError } from '../io/errors.js';
 import { parseWeightIndex, WEIGHT_LAYOUTS } from '../io/weight-index.js';
 import {
+  blobLockFolder,
   blobPath,
   cachedSnapshot,
   checkEtag,
@@ -24,7 +25,7 @@ import {
 } from './cache.js';
 import { hubSettings, type HubSettings } from './env.js';
 import { fetchBlob, fileSize, type BlobCheck } from './fetch-blob.js';
-import { HubError, HubHttpError, HubNetworkError, hubFetch, isNetworkError } from './http.js';
+import { Deadline, HubError, HubHttpError, HubNetworkError, hubFetch, isNetworkError } from './http.js';
 import { consoleProgress, silentProgress, type ProgressReporter } from './progress.js';
 import {
   checkRepo,
@@ -59,7 +60,14 @@ export interface DownloadOptions {
   retryDelayMs?: number;
   /** environment to read HF_* settings from (default process.env) */
   env?: NodeJS.ProcessEnv;
+  /** overall deadline in ms (default: $DITTY_HUB_DEADLINE, plus time for the bytes to download) */
+  deadlineMs?: number;
 }
+
+/** Bytes a download is allowed per second of deadline beyond the base (a very slow link still finishes). */
+const DEADLINE_BYTES_PER_S = 256 * 1024;
+/** Retries of one metadata request (a transient 5xx or 429); then the cache, if complete, is used. */
+const METADATA_RETRIES = 2;
 
 export interface SnapshotResult {
   /** snapshots/<commit> in the cache: the files lie here under their repo paths */
@@ -123,6 +131,9 @@ interface Context {
   progress: ProgressReporter;
   retries: number;
   retryDelayMs: number;
+  deadline: Deadline;
+  /** whether deadlineMs was given (then downloads do not extend it) */
+  fixedDeadline: boolean;
 }
 
 function tokenNote(s: HubSettings): string {
@@ -220,8 +231,6 @@ async function fetchSnapshot(repo: RepoRef, plan: FilePlan, opts: DownloadOption
   checkRepo(repo);
   const revision = checkRevision(opts.revision ?? DEFAULT_REVISION);
   const settings = hubSettings(opts.env ?? process.env);
-  // @huggingface/hub only takes tokens that start with "hf_"; others go in our own header.
-  const libToken = settings.token?.startsWith('hf_') ? settings.token : undefined;
   const ctx: Context = {
     repo,
     label: repoLabel(repo),
@@ -232,7 +241,20 @@ async function fetchSnapshot(repo: RepoRef, plan: FilePlan, opts: DownloadOption
     progress: opts.progress === false ? silentProgress : opts.progress === true || opts.progress === undefined ? consoleProgress() : opts.progress,
     retries: opts.retries ?? 5,
     retryDelayMs: opts.retryDelayMs ?? 1000,
+    deadline: new Deadline(opts.deadlineMs ?? settings.deadlineS * 1000, `fetching ${repoLabel(repo)} from ${settings.endpoint}`),
+    fixedDeadline: opts.deadlineMs !== undefined,
   };
+  try {
+    return await fetchSnapshotWithin(ctx, plan, cacheFirst);
+  } finally {
+    ctx.deadline.clear();
+  }
+}
+
+async function fetchSnapshotWithin(ctx: Context, plan: FilePlan, cacheFirst: boolean): Promise<SnapshotResult> {
+  const { repo, revision, settings } = ctx;
+  // @huggingface/hub only takes tokens that start with "hf_"; others go in our own header.
+  const libToken = settings.token?.startsWith('hf_') ? settings.token : undefined;
   if (settings.offline) return fromCache(ctx, plan, 'HF_HUB_OFFLINE is set');
   if (cacheFirst && isCommitHash(revision)) {
     // A commit never changes: when everything is cached there is nothing to ask the hub.
@@ -243,6 +265,9 @@ async function fetchSnapshot(repo: RepoRef, plan: FilePlan, opts: DownloadOption
     base: ctx.fetch,
     ...(settings.token !== undefined && libToken === undefined ? { token: settings.token } : {}),
     timeoutMs: settings.metadataTimeoutS * 1000,
+    retries: Math.min(ctx.retries, METADATA_RETRIES),
+    retryDelayMs: ctx.retryDelayMs,
+    signal: ctx.deadline.signal,
   });
   const common = { hubUrl: settings.endpoint, fetch: apiFetch, ...(libToken !== undefined ? { accessToken: libToken } : {}) };
 
@@ -257,6 +282,10 @@ async function fetchSnapshot(repo: RepoRef, plan: FilePlan, opts: DownloadOption
       if (entry.type === 'file') listing.set(entry.path, entry);
     }
   } catch (err) {
+    // As huggingface_hub: when the hub fails (5xx, or 429 after the retries) a complete cache still serves.
+    if (err instanceof HubHttpError && (err.status >= 500 || err.status === 429)) {
+      return fromCache(ctx, plan, `${settings.endpoint} answered HTTP ${err.status}${err.serverMessage ? ` (${err.serverMessage})` : ''}`);
+    }
     if (err instanceof HubHttpError) throw explainHttp(err, ctx);
     if (isNetworkError(err)) {
       const why = err instanceof HubNetworkError ? err.reason : String((err as Error).message);
@@ -288,6 +317,8 @@ async function fetchSnapshot(repo: RepoRef, plan: FilePlan, opts: DownloadOption
           idleTimeoutMs: settings.downloadTimeoutS * 1000,
           retries: ctx.retries,
           retryDelayMs: ctx.retryDelayMs,
+          signal: ctx.deadline.signal,
+          lockDir: blobLockFolder(settings.cacheDir, repo),
         });
       } catch (err) {
         if (err instanceof HubHttpError) throw explainHttp(err, ctx, file);
@@ -316,13 +347,14 @@ async function fetchSnapshot(repo: RepoRef, plan: FilePlan, opts: DownloadOption
     throw new HubError(`${ctx.label} at revision "${revision}" has no ${missing.join(', ')}`);
   }
 
-  await checkDiskSpace(ctx, files.map((f) => listing.get(f)!), folder);
+  const need = await checkDiskSpace(ctx, files.map((f) => listing.get(f)!), folder);
+  if (!ctx.fixedDeadline) ctx.deadline.extend(Math.ceil(need / DEADLINE_BYTES_PER_S) * 1000);
   for (const f of files) await ensure(f);
   return { folder, commit, files, fromCache: false };
 }
 
-/** Fail early, with sizes, when the blobs still to fetch do not fit on the disk. */
-async function checkDiskSpace(ctx: Context, entries: ListFileEntry[], folder: string): Promise<void> {
+/** Fail early, with sizes, when the blobs still to fetch do not fit on the disk; returns the bytes to fetch. */
+async function checkDiskSpace(ctx: Context, entries: ListFileEntry[], folder: string): Promise<number> {
   let need = 0;
   for (const e of entries) {
     if (await hasCachedFile(folder, e.path)) continue;
@@ -330,7 +362,7 @@ async function checkDiskSpace(ctx: Context, entries: ListFileEntry[], folder: st
     if (etag === undefined || (await exists(blobPath(ctx.storage, etag)))) continue;
     need += (e.lfs?.size ?? e.size) - (await fileSize(incompletePath(ctx.storage, etag)));
   }
-  if (need <= 0) return;
+  if (need <= 0) return 0;
   const blobs = path.join(ctx.storage, 'blobs');
   await fsp.mkdir(blobs, { recursive: true });
   let free: number;
@@ -338,12 +370,13 @@ async function checkDiskSpace(ctx: Context, entries: ListFileEntry[], folder: st
     const s = await fsp.statfs(blobs);
     free = s.bavail * s.bsize;
   } catch {
-    return;
+    return need;
   }
   if (free < need) {
     const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
     throw new HubError(`not enough disk space for ${ctx.label}: ${gib(need)} to download into ${blobs}, ${gib(free)} free (set HF_HOME or HF_HUB_CACHE to another disk)`);
   }
+  return need;
 }
 
 /**

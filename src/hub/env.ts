@@ -20,6 +20,11 @@ export interface HubSettings {
   readonly downloadTimeoutS: number;
   /** $HF_HUB_ETAG_TIMEOUT seconds for metadata requests (default 10) */
   readonly metadataTimeoutS: number;
+  /**
+   * $DITTY_HUB_DEADLINE seconds one hub command may take in all (default 900), plus one second per
+   * 256 KiB it downloads: retries, slow servers and looping listings all end by then.
+   */
+  readonly deadlineS: number;
 }
 
 const DEFAULT_ENDPOINT = 'https://huggingface.co';
@@ -75,5 +80,6 @@ export function hubSettings(env: NodeJS.ProcessEnv = process.env): HubSettings {
     endpoint,
     downloadTimeoutS: seconds(env['HF_HUB_DOWNLOAD_TIMEOUT'], 10),
     metadataTimeoutS: seconds(env['HF_HUB_ETAG_TIMEOUT'], 10),
+    deadlineS: seconds(env['DITTY_HUB_DEADLINE'], 900),
   };
 }

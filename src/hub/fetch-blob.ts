@@ -1,7 +1,8 @@
 /**
  * Download one file into the cache's blobs/ folder, the way Python huggingface_hub does:
- * bytes go to `blobs/<etag>.incomplete`, which is fsynced, checked (size and hash) and only then
- * renamed to `blobs/<etag>`. An interrupted download leaves the `.incomplete` file, and the next
+ * under the blob's lock (`.locks/<repo folder>/<etag>.lock`, see lock.ts), bytes go to
+ * `blobs/<etag>.incomplete`, which is fsynced, checked on disk (size and hash, read back from the
+ * file that will be renamed) and only then renamed to `blobs/<etag>`. An interrupted download leaves the `.incomplete` file, and the next
  * attempt resumes it with `Range: bytes=<its size>-` (or starts over when the server ignores the
  * range). The final name never holds a partial file.
  *
@@ -13,7 +14,8 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir } from '../io/atomic.js';
 import { blobPath, incompletePath } from './cache.js';
-import { describeFetchFailure, httpErrorFrom, HubHttpError, HubNetworkError, isNetworkError } from './http.js';
+import { describeFetchFailure, httpErrorFrom, HubNetworkError, isNetworkError, isTransient, retryDelay, sleep } from './http.js';
+import { withFileLock } from './lock.js';
 import type { ProgressReporter } from './progress.js';
 
 /** How the finished bytes are checked. */
@@ -41,8 +43,14 @@ export interface BlobRequest {
   idleTimeoutMs: number;
   /** further attempts after a network failure, each resuming (default 5) */
   retries: number;
-  /** delay before the first retry, doubled each time (ms) */
+  /** delay before the first retry, doubled each time (ms); a Retry-After from the server wins, up to maxRetryAfterMs */
   retryDelayMs: number;
+  /** the longest Retry-After honoured (ms, default 60 s); asking for more ends the retries */
+  maxRetryAfterMs?: number;
+  /** aborts the download and any wait (the command's overall deadline) */
+  signal?: AbortSignal;
+  /** the folder of the per-blob lock files (`.locks/<repo folder>`); no lock when absent */
+  lockDir?: string;
 }
 
 /** The bytes received do not match the size or hash the hub listed. */
@@ -68,28 +76,48 @@ async function hashPrefix(file: string, hasher: Hash): Promise<void> {
 }
 
 function isRetryable(err: unknown): boolean {
-  if (err instanceof BlobMismatchError) return true;
-  if (err instanceof HubHttpError) return err.status >= 500 || err.status === 429;
-  return isNetworkError(err);
+  return err instanceof BlobMismatchError || isTransient(err);
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+async function exists(p: string): Promise<boolean> {
+  try { await fsp.stat(p); return true; } catch { return false; }
+}
 
 /** Download (or resume) one blob; returns the path of the complete blob. */
 export async function fetchBlob(req: BlobRequest): Promise<string> {
   await fsp.mkdir(path.join(req.storage, 'blobs'), { recursive: true });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fetchBlobOnce(req);
-    } catch (err) {
-      if (attempt >= req.retries || !isRetryable(err)) throw err;
-      await sleep(req.retryDelayMs * 2 ** attempt);
+  const final = blobPath(req.storage, req.etag);
+  const download = async (): Promise<string> => {
+    // Another process may have finished it while this one waited for the lock.
+    if (await exists(final)) return final;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fetchBlobOnce(req);
+      } catch (err) {
+        if (req.signal?.aborted) throw req.signal.reason as Error;
+        const delay = retryDelay(err, attempt, req.retryDelayMs);
+        if (attempt >= req.retries || !isRetryable(err) || delay > (req.maxRetryAfterMs ?? 60_000)) throw err;
+        await sleep(delay, req.signal);
+      }
     }
-  }
+  };
+  if (req.lockDir === undefined) return download();
+  return withFileLock(path.join(req.lockDir, `${req.etag}.lock`), download, {
+    ...(req.signal !== undefined ? { signal: req.signal } : {}),
+    onWait: () => req.progress.note?.(`${req.displayName}: another process is downloading it; waiting for it to finish`),
+  });
 }
 
-async function finalize(req: BlobRequest, incomplete: string, hasher: Hash | undefined): Promise<string> {
+/** Checks the file about to become the blob, as it is on disk: its size, and its hash when the hub listed one. */
+async function finalize(req: BlobRequest, incomplete: string): Promise<string> {
+  const size = await fileSize(incomplete);
+  if (size !== req.size) {
+    await fsp.rm(incomplete, { force: true });
+    throw new BlobMismatchError(`${req.displayName}: the downloaded file has ${size} bytes, the hub lists ${req.size}`);
+  }
+  const hasher = newHasher(req.check, req.size);
   if (hasher !== undefined && req.check.kind !== 'none') {
+    await hashPrefix(incomplete, hasher);
     const got = hasher.digest('hex');
     if (got !== req.check.hex) {
       await fsp.rm(incomplete, { force: true });
@@ -109,11 +137,20 @@ async function fetchBlobOnce(req: BlobRequest): Promise<string> {
     await fsp.rm(incomplete, { force: true });
     start = 0;
   }
-  let hasher = newHasher(req.check, req.size);
-  if (start > 0 && hasher !== undefined) await hashPrefix(incomplete, hasher);
-  if (start === req.size && req.size > 0) return finalize(req, incomplete, hasher);
+  if (start === req.size && req.size > 0) return finalize(req, incomplete);
 
   const ac = new AbortController();
+  const onAbort = () => ac.abort(req.signal!.reason);
+  req.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await transfer(req, incomplete, start, ac);
+  } finally {
+    req.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function transfer(req: BlobRequest, incomplete: string, from: number, ac: AbortController): Promise<string> {
+  let start = from;
   let idle: NodeJS.Timeout | undefined;
   const arm = () => {
     clearTimeout(idle);
@@ -130,7 +167,7 @@ async function fetchBlobOnce(req: BlobRequest): Promise<string> {
     res = await req.fetch(req.url, { headers, redirect: 'follow', signal: ac.signal });
   } catch (err) {
     clearTimeout(idle);
-    if (ac.signal.aborted && ac.signal.reason instanceof HubNetworkError) throw ac.signal.reason;
+    if (ac.signal.aborted && ac.signal.reason instanceof Error) throw ac.signal.reason;
     if (isNetworkError(err)) throw new HubNetworkError(req.url, describeFetchFailure(err), { cause: err });
     throw err;
   }
@@ -149,7 +186,6 @@ async function fetchBlobOnce(req: BlobRequest): Promise<string> {
   if (start > 0 && res.status !== 206) {
     // Range ignored (200): the body is the whole file.
     start = 0;
-    hasher = newHasher(req.check, req.size);
   } else if (start > 0) {
     const cr = res.headers.get('Content-Range') ?? '';
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
@@ -173,12 +209,11 @@ async function fetchBlobOnce(req: BlobRequest): Promise<string> {
           throw new BlobMismatchError(`${req.displayName}: the server sent more than the ${req.size} bytes the hub lists`);
         }
         await fh.write(chunk);
-        hasher?.update(chunk);
         done += chunk.byteLength;
         progress.update(done);
       }
     } catch (err) {
-      if (ac.signal.aborted && ac.signal.reason instanceof HubNetworkError) throw ac.signal.reason;
+      if (ac.signal.aborted && ac.signal.reason instanceof Error) throw ac.signal.reason;
       if (isNetworkError(err)) {
         throw new HubNetworkError(req.url, `connection lost after ${done} of ${req.size} bytes: ${describeFetchFailure(err)}`, { cause: err });
       }
@@ -199,7 +234,7 @@ async function fetchBlobOnce(req: BlobRequest): Promise<string> {
   }
   let final: string;
   try {
-    final = await finalize(req, incomplete, hasher);
+    final = await finalize(req, incomplete);
   } catch (err) {
     progress.abort();
     throw err;

@@ -14,6 +14,8 @@ export interface FileProgress {
 export interface ProgressReporter {
   /** `startAt`: bytes already there from an earlier, interrupted attempt. */
   file(name: string, total: number, startAt: number): FileProgress;
+  /** a one-line notice (waiting for another process's download) */
+  note?(message: string): void;
 }
 
 const SILENT_FILE: FileProgress = { update() {}, finish() {}, abort() {} };
@@ -59,6 +61,7 @@ export function consoleProgress(opts: ConsoleProgressOptions = {}): ProgressRepo
   const now = opts.now ?? Date.now;
 
   return {
+    note(message) { stream.write(`${message}\n`); },
     file(name, total, startAt) {
       if (total < minBytes) return SILENT_FILE;
       const t0 = now();

@@ -67,6 +67,14 @@ export class FakeHub {
   ranges = true;
   /** tree listing page size */
   pageSize = 3;
+  /** answer requests whose path contains `match` with `status` (and Retry-After), `times` times */
+  failures: { match: string; status: number; retryAfter?: string; times: number }[] = [];
+  /** tree pages whose Link: rel="next" points back at the first page */
+  loopTree = false;
+  /** wait this long before answering /api/ requests (ms) */
+  apiDelayMs = 0;
+  /** wait this long before sending file bytes (ms) */
+  bytesDelayMs = 0;
   private server?: http.Server;
   private repos = new Map<string, FakeRepo>();
   endpoint = '';
@@ -81,7 +89,16 @@ export class FakeHub {
       this.log.push(entry);
       res.on('finish', () => { entry.status = res.statusCode; });
       try {
-        this.handle(req, res);
+        const failure = this.failures.find((f) => f.times > 0 && decodeURIComponent(req.url ?? '').includes(f.match));
+        if (failure !== undefined) {
+          failure.times--;
+          res.writeHead(failure.status, { 'Content-Type': 'text/plain', ...(failure.retryAfter !== undefined ? { 'Retry-After': failure.retryAfter } : {}) });
+          res.end(`fake hub: failing with ${failure.status}`);
+          return;
+        }
+        const delay = (req.url ?? '').startsWith('/api/') ? this.apiDelayMs : this.bytesDelayMs;
+        if (delay > 0) setTimeout(() => { if (!res.destroyed) this.handle(req, res); }, delay);
+        else this.handle(req, res);
       } catch (err) {
         res.writeHead(500, { 'Content-Type': 'text/plain' });
         res.end(String(err));
@@ -189,7 +206,7 @@ export class FakeHub {
       const headers: Record<string, string> = { 'Content-Type': 'application/json' };
       if (cursor + this.pageSize < entries.length) {
         const next = new URL(url);
-        next.searchParams.set('cursor', String(cursor + this.pageSize));
+        next.searchParams.set('cursor', String(this.loopTree ? 0 : cursor + this.pageSize));
         headers['Link'] = `<${next.href}>; rel="next"`;
       }
       res.writeHead(200, headers);
