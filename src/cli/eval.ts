@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import type { TrainConfig } from '../config/index.js';
 import type { DataFormat } from '../data/templates.js';
 import { beforeAfterJson, beforeAfterRows, formatBeforeAfter } from '../eval/before-after.js';
-import { loadEvalExamples, lossByCategory, type EvalDataOptions } from '../eval/category-loss.js';
+import { causalLMScorer, loadEvalExamples, lossByCategory, type EvalDataOptions } from '../eval/category-loss.js';
 import { BEFORE_AFTER_FILE, configOfAdapter, validationSplitOf, writeBeforeAfter } from '../eval/held-out.js';
 import { METRICS_FILE, REPORT_FILE, writeReport } from '../report/run-report.js';
 import { InputError } from '../io/errors.js';
@@ -96,9 +96,10 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
     const window = opts.window ?? contextWindow(opened.config);
     const started = performance.now();
     if (!opts.json) process.stderr.write(`scoring ${examples.length} rows of ${what} with the base model, then with the adapter\n`);
-    const base = lossByCategory(opened.model, examples, window);
+    const score = causalLMScorer(opened.model);
+    const base = lossByCategory(score, examples, window);
     const adapter = applyAdapter(opened, adapterFiles);
-    const rows = beforeAfterRows(base, lossByCategory(opened.model, examples, window));
+    const rows = beforeAfterRows(base, lossByCategory(score, examples, window));
     const seconds = (performance.now() - started) / 1000;
     // the run's own held-out rows: keep the table with the run, for its report and summary
     const runDir = opts.validationSplit && fs.existsSync(path.join(opts.adapter, METRICS_FILE)) ? opts.adapter : undefined;

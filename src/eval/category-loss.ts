@@ -10,8 +10,8 @@ import { resolveDatasetFile } from '../data/source.js';
 import { templateFor, type DataFormat } from '../data/templates.js';
 import { Rng } from '../generate/rng.js';
 import { InputError } from '../io/errors.js';
-import { LoraLinear } from '../lora/lora-linear.js';
 import { sequenceLoss } from '../models/loss.js';
+import type { LossEngine, TrainEngine } from '../engine/engine.js';
 import type { CausalLM } from '../models/types.js';
 
 export const NO_CATEGORY = '(none)';
@@ -74,36 +74,58 @@ export function meanLoss(p: PooledLoss): number {
 }
 
 /**
+ * Summed loss of one window: `ids` are the tokens, weight[j] = 1 when the prediction of ids[j + 1]
+ * at position j counts (the last position never does).
+ */
+export type WindowScorer = (ids: readonly number[], weight: Uint8Array) => number;
+
+/** Scores windows with a tfjs model (the adapters in its linears, if any). */
+export function causalLMScorer(model: CausalLM): WindowScorer {
+  return (ids, weight) => {
+    const t = Int32Array.from({ length: ids.length }, (_, j) => ids[j + 1] ?? 0);
+    const loss = tf.tidy(() => {
+      const hidden = tf.reshape(model.hidden(tf.tensor2d([...ids], [1, ids.length], 'int32')), [ids.length, model.hiddenSize]);
+      return sequenceLoss(model, hidden as tf.Tensor2D, t, Float32Array.from(weight), 1);
+    });
+    const v = loss.dataSync()[0] ?? NaN;
+    loss.dispose();
+    return v;
+  };
+}
+
+/** Scores windows with a training engine (native or tfjs): no gradients, no dropout. */
+export function engineScorer(engine: LossEngine): WindowScorer {
+  return (ids, weight) => engine.lossSum({
+    rows: 1, length: ids.length, input: Int32Array.from(ids),
+    target: Int32Array.from({ length: ids.length }, (_, j) => ids[j + 1] ?? 0), weight,
+  });
+}
+
+/**
  * Summed loss of one example's targets. An example longer than `window` is scored in windows of
  * `window` tokens that overlap by one, so every target is predicted once (each window without the
  * context before it, as a packed block is in training).
  */
-function exampleLoss(model: CausalLM, ex: EvalExample, window: number): { nll: number; targets: number } {
+function exampleLoss(score: WindowScorer, ex: EvalExample, window: number): { nll: number; targets: number } {
   let nll = 0;
   let targets = 0;
   for (let start = 0; start < ex.ids.length - 1; start += window - 1) {
     const chunk = ex.ids.slice(start, start + window);
-    const t = Int32Array.from({ length: chunk.length }, (_, j) => chunk[j + 1] ?? 0);
-    const w = Float32Array.from({ length: chunk.length }, (_, j) => (j + 1 < chunk.length ? ex.mask[start + j + 1]! : 0));
+    const w = Uint8Array.from({ length: chunk.length }, (_, j) => (j + 1 < chunk.length ? ex.mask[start + j + 1]! : 0));
     const count = w.reduce((s, x) => s + x, 0);
     if (count === 0) continue;
-    const loss = tf.tidy(() => {
-      const hidden = tf.reshape(model.hidden(tf.tensor2d([...chunk], [1, chunk.length], 'int32')), [chunk.length, model.hiddenSize]);
-      return sequenceLoss(model, hidden as tf.Tensor2D, t, w, 1);
-    });
-    nll += loss.dataSync()[0] ?? NaN;
-    loss.dispose();
+    nll += score(chunk, w);
     targets += count;
   }
   return { nll, targets };
 }
 
 /** Loss pooled per category, sorted by category name. */
-export function lossByCategory(model: CausalLM, examples: readonly EvalExample[], window: number): Map<string, PooledLoss> {
+export function lossByCategory(score: WindowScorer, examples: readonly EvalExample[], window: number): Map<string, PooledLoss> {
   if (!Number.isInteger(window) || window < 2) throw new InputError(`the scoring window must be at least 2 tokens, got ${window}`);
   const acc = new Map<string, { examples: number; targets: number; nll: number }>();
   for (const ex of examples) {
-    const { nll, targets } = exampleLoss(model, ex, window);
+    const { nll, targets } = exampleLoss(score, ex, window);
     const a = acc.get(ex.category) ?? { examples: 0, targets: 0, nll: 0 };
     acc.set(ex.category, { examples: a.examples + 1, targets: a.targets + targets, nll: a.nll + nll });
   }
@@ -111,15 +133,16 @@ export function lossByCategory(model: CausalLM, examples: readonly EvalExample[]
 }
 
 /**
- * Runs `fn` on the base model: each LoRA-wrapped linear is put back to its base layer for the
- * duration, then the adapters are restored. The adapter weights are not touched.
+ * Runs `fn` with the engine's adapters contributing nothing (every LoRA B zeroed, so each adapted
+ * linear computes its base output exactly), then puts the trained weights back.
  */
-export function withoutAdapters<T>(model: CausalLM, fn: () => T): T {
-  const wrapped = [...model.linears].filter((e): e is [string, LoraLinear] => e[1] instanceof LoraLinear);
-  for (const [name, layer] of wrapped) model.linears.set(name, layer.base);
+export function withZeroedAdapters<T>(engine: TrainEngine, fn: () => T): T {
+  const saved = engine.adapterTensors();
+  const isB = (name: string): boolean => name.endsWith('.lora_B.weight');
+  engine.loadAdapter(new Map(saved.map((w) => [w.name, isB(w.name) ? new Float32Array(w.values.length) : w.values])), 'the base model (LoRA B zeroed)');
   try {
     return fn();
   } finally {
-    for (const [name, layer] of wrapped) model.linears.set(name, layer);
+    engine.loadAdapter(new Map(saved.map((w) => [w.name, w.values])), 'the trained adapter');
   }
 }

@@ -4,9 +4,9 @@ import { loadTrainConfig, type TrainConfig } from '../config/index.js';
 import type { Encoder } from '../data/examples.js';
 import { writeBytesAtomic } from '../io/atomic.js';
 import { InputError } from '../io/errors.js';
-import type { CausalLM } from '../models/types.js';
+import type { TrainEngine } from '../engine/engine.js';
 import { beforeAfterJson, beforeAfterRows, type BeforeAfterRow } from './before-after.js';
-import { loadEvalExamples, lossByCategory, withoutAdapters, type EvalDataOptions, type EvalExample } from './category-loss.js';
+import { engineScorer, loadEvalExamples, lossByCategory, withZeroedAdapters, type EvalDataOptions, type EvalExample } from './category-loss.js';
 
 export const BEFORE_AFTER_FILE = 'before-after.json';
 
@@ -32,10 +32,14 @@ export function validationExamples(config: TrainConfig, tokenizer: Encoder): Pro
   return loadEvalExamples(validationSplitOf(config), tokenizer);
 }
 
-/** Scores `examples` with the base model (adapters set aside) and with the adapters in `model`. */
-export function evaluateBeforeAfter(model: CausalLM, examples: readonly EvalExample[], window: number): BeforeAfterRow[] {
-  const base = withoutAdapters(model, () => lossByCategory(model, examples, window));
-  return beforeAfterRows(base, lossByCategory(model, examples, window));
+/**
+ * Scores `examples` with the engine's adapters zeroed (the base model) and as trained: what the
+ * trainer runs on the validation split at the end of a run.
+ */
+export function evaluateBeforeAfter(engine: TrainEngine, examples: readonly EvalExample[], window: number): BeforeAfterRow[] {
+  const score = engineScorer(engine);
+  const base = withZeroedAdapters(engine, () => lossByCategory(score, examples, window));
+  return beforeAfterRows(base, lossByCategory(score, examples, window));
 }
 
 /** Records the table in the run folder, for the report and the end-of-run summary. */

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadEvalExamples, lossByCategory, withoutAdapters } from '../../src/eval/category-loss.js';
-import { applyAdapter, readAdapterAt } from '../../src/runtime/adapter.js';
-import { openModel } from '../../src/runtime/open-model.js';
+import { causalLMScorer, engineScorer, loadEvalExamples, lossByCategory, meanLoss } from '../../src/eval/category-loss.js';
+import { evaluateBeforeAfter } from '../../src/eval/held-out.js';
+import { openEngine } from '../../src/runtime/open-engine.js';
 import { runCliAsync as runCli } from '../helpers/cli.js';
 import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
 
@@ -53,22 +53,29 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty eval MODEL --adapter 
     expect(r.stderr).toMatch(/scoring 6 rows of .* with the base model, then with the adapter/);
   });
 
-  it('setting the adapters aside gives the base model exactly', async () => {
-    const files = await readAdapterAt(run);
-    const opened = await openModel(fixture.path, { backend: 'wasm', progress: false });
+  it('on a training engine, zeroed adapters score as the base model and the trained weights come back', async () => {
+    const opened = await openEngine(fixture.path, {
+      backend: 'wasm', progress: false, log: () => undefined,
+      lora: { seed: 1, config: { r: 4, alpha: 8, dropout: 0, targetModules: ['key', 'value'], useRslora: false, bias: 'none', fanInFanOut: false } },
+    });
     try {
+      const { engine } = opened;
       const examples = await loadEvalExamples({ dataset: dolly.path, maxRows: 2 }, opened.tokenizer);
-      const base = lossByCategory(opened.model, examples, 64);
-      applyAdapter(opened, files);
-      const aside = withoutAdapters(opened.model, () => lossByCategory(opened.model, examples, 64));
-      expect([...aside]).toEqual([...base]);
-      const adapted = lossByCategory(opened.model, examples, 64);
-      expect([...adapted.values()].map((p) => p.nll)).not.toEqual([...base.values()].map((p) => p.nll));
-      // windows overlap by one token: every target is counted once whatever the window
-      const wide = lossByCategory(opened.model, examples, 4096);
-      expect([...wide.values()].map((p) => p.targets)).toEqual([...adapted.values()].map((p) => p.targets));
+      const score = engineScorer(engine);
+      // fresh LoRA has B = 0: the engine computes the base model
+      const fresh = lossByCategory(score, examples, 64);
+      const trained = new Map(engine.adapterTensors().map((w) => [w.name, w.values.map((_, i) => 0.05 * Math.sin(i + w.values.length))]));
+      engine.loadAdapter(trained, 'test weights');
+      const rows = evaluateBeforeAfter(engine, examples, 64);
+      const all = rows.at(-1)!;
+      expect(all.baseLoss).toBeCloseTo(meanLoss([...fresh.values()].reduce((a, b) => ({ examples: a.examples + b.examples, targets: a.targets + b.targets, nll: a.nll + b.nll }))), 5);
+      expect(all.adaptedLoss).not.toBeCloseTo(all.baseLoss, 3);
+      for (const w of engine.adapterTensors()) expect(w.values).toEqual(trained.get(w.name));
+      // the tfjs model scores the same windows alike; windows overlap by one so every target counts once
+      const wide = lossByCategory(causalLMScorer(opened.tfjsModel!), examples, 4096);
+      expect([...wide.values()].map((p) => p.targets)).toEqual([...fresh.values()].map((p) => p.targets));
     } finally {
-      opened.model.dispose();
+      opened.dispose();
     }
   });
 
