@@ -44,7 +44,9 @@ void pack_a(bool transA, const float* A, int64_t lda, int64_t i0, int64_t m, int
   for (int64_t p = 0; p < m; p += mr) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, m - p));
     float* d = dst + (p / mr) * kc * mr;
-    if (!transA) {
+    if (!transA && mr <= 16 && transpose16_allowed()) {
+      transpose_pack_avx512(A + (i0 + p) * lda + k0, lda, rows, mr, kc, d, mr);
+    } else if (!transA) {
       for (int ii = 0; ii < rows; ii++) {
         const float* src = A + (i0 + p + ii) * lda + k0;
         for (int64_t k = 0; k < kc; k++) d[k * mr + ii] = src[k];

@@ -61,15 +61,18 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void micro(int64_t kc, 
 
 }  // namespace
 
-// 16 source rows (row stride lds, kc values each) into dst[k * nr + r]: 16 x 16 blocks are
-// transposed in registers (unpack, then 128-bit lane shuffles), so each k writes one vector.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void transpose16_avx512(const float* src, int64_t lds, int64_t kc,
-                                                                              float* dst, int nr) {
+// dst[k * stride + i] = src[i * lds + k] for k < kc and i < lanes (<= 16), reading only the first
+// `rows` source rows (the others count as zeros): the transposing copy that packing needs, 16 x 16
+// values per register block (unpack, then 128-bit lane shuffles), one (masked) store per k.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void transpose_pack_avx512(const float* src, int64_t lds, int rows,
+                                                                                 int lanes, int64_t kc, float* dst,
+                                                                                 int stride) {
+  const __mmask16 store = static_cast<__mmask16>((1u << lanes) - 1u);
   int64_t k = 0;
   for (; k + 16 <= kc; k += 16) {
     __m512 r[16];
 #pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds + k);
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(src + i * lds + k) : _mm512_setzero_ps();
     __m512 t[16];
 #pragma GCC unroll 8
     for (int i = 0; i < 16; i += 2) {
@@ -86,18 +89,22 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void transpose16_avx512(con
     // r[4q + c] now holds, per 128-bit lane L, column 4L + c of rows 4q..4q+3
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
-      const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);       // lanes 0,2 of r[c] | 0,2 of r[4+c]
+      const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);  // lanes 0, 2 of each
       const __m512 b = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-      const __m512 e = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);       // lanes 1,3
+      const __m512 e = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);  // lanes 1, 3 of each
       const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-      _mm512_storeu_ps(dst + (k + c) * nr, _mm512_shuffle_f32x4(a, b, 0x88));
-      _mm512_storeu_ps(dst + (k + 8 + c) * nr, _mm512_shuffle_f32x4(a, b, 0xDD));
-      _mm512_storeu_ps(dst + (k + 4 + c) * nr, _mm512_shuffle_f32x4(e, f, 0x88));
-      _mm512_storeu_ps(dst + (k + 12 + c) * nr, _mm512_shuffle_f32x4(e, f, 0xDD));
+      _mm512_mask_storeu_ps(dst + (k + c) * stride, store, _mm512_shuffle_f32x4(a, b, 0x88));
+      _mm512_mask_storeu_ps(dst + (k + 8 + c) * stride, store, _mm512_shuffle_f32x4(a, b, 0xDD));
+      _mm512_mask_storeu_ps(dst + (k + 4 + c) * stride, store, _mm512_shuffle_f32x4(e, f, 0x88));
+      _mm512_mask_storeu_ps(dst + (k + 12 + c) * stride, store, _mm512_shuffle_f32x4(e, f, 0xDD));
     }
   }
   for (; k < kc; k++)
-    for (int i = 0; i < 16; i++) dst[k * nr + i] = src[i * lds + k];
+    for (int i = 0; i < lanes; i++) dst[k * stride + i] = i < rows ? src[i * lds + k] : 0.0f;
+}
+
+void transpose16_avx512(const float* src, int64_t lds, int64_t kc, float* dst, int nr) {
+  transpose_pack_avx512(src, lds, 16, 16, kc, dst, nr);
 }
 
 const Kernel& kernel_avx512() {

@@ -25,7 +25,10 @@ const Kernel& kernel_portable();
 // AVX-512 only (check simd_level() first): dst[k * nr + i] = src[i * lds + k] for 16 rows i and
 // k < kc, the transposing copy that packing op(B) = B^T needs, 16 x 16 values per register block.
 void transpose16_avx512(const float* src, int64_t lds, int64_t kc, float* dst, int nr);
-// Whether transpose16_avx512 may run now.
+// The general form: lanes (<= 16) destination columns at row stride `stride`, reading `rows`
+// source rows (the rest are zeros), for packing A's micro-panels of mr rows.
+void transpose_pack_avx512(const float* src, int64_t lds, int rows, int lanes, int64_t kc, float* dst, int stride);
+// Whether the transposes may run now.
 bool transpose16_allowed();
 
 // The one simd_level() allows (read on each call, so DITTY_SIMD set at run time takes effect).
