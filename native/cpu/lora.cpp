@@ -78,7 +78,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void apply_mask_avx512(cons
 // numbers it); dst may be src.
 void apply_mask(const Dropout& d, const float* src, float* dst, bool add, int64_t rows, int64_t in) {
   const bool simd512 = std::strcmp(simd_level(), "avx512") == 0;
-  parallel_for(static_cast<size_t>(rows), std::max<int64_t>(1, 4096 / std::max<int64_t>(in, 1)), [&](size_t r0, size_t r1) {
+  // chunks of >= 2^18 elements (~0.1 ms): each parallel_for wakes every pool thread, which costs
+  // far more than this loop's share on a busy machine
+  const size_t grain = static_cast<size_t>(std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(in, 1)));
+  parallel_for(static_cast<size_t>(rows), grain, [&](size_t r0, size_t r1) {
     const int64_t i0 = static_cast<int64_t>(r0) * in;
     const int64_t i1 = static_cast<int64_t>(r1) * in;
     if (simd512) {
@@ -90,11 +93,10 @@ void apply_mask(const Dropout& d, const float* src, float* dst, bool add, int64_
 }
 
 // out[c, r] = in[r, c] for an [R, Cn] matrix
+// (small: rank x rows, on the calling thread)
 void transpose(const float* src, int64_t R, int64_t Cn, float* dst) {
-  parallel_for(static_cast<size_t>(Cn), 16, [&](size_t c0, size_t c1) {
-    for (size_t c = c0; c < c1; c++)
-      for (int64_t r = 0; r < R; r++) dst[c * R + r] = src[r * Cn + c];
-  });
+  for (int64_t c = 0; c < Cn; c++)
+    for (int64_t r = 0; r < R; r++) dst[c * R + r] = src[r * Cn + c];
 }
 
 // whether an [M, r] product output is better computed as its transpose [r, M]: padding r up to
@@ -148,10 +150,8 @@ void lora_backward(const float* x, const float* h, const float* dy, int64_t rows
     Scratch t(r * out);
     gemm(true, false, r, out, rows, scaling, h, r, dy, out, 0.0f, t.get(), out);
     const float* tp = t.get();
-    parallel_for(static_cast<size_t>(out), 64, [&](size_t o0, size_t o1) {
-      for (size_t o = o0; o < o1; o++)
-        for (int64_t j = 0; j < r; j++) dB[o * r + j] += tp[j * out + o];
-    });
+    for (int64_t o = 0; o < out; o++)
+      for (int64_t j = 0; j < r; j++) dB[o * r + j] += tp[j * out + o];
   } else {
     gemm(true, false, out, r, rows, scaling, dy, out, h, r, 1.0f, dB, r);
   }
