@@ -56,6 +56,7 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
       throw new InputError(`--resume ${opts.resume}: not a complete ditty checkpoint folder (no ${TRAINER_STATE})`);
     }
   }
+  resolveBackend(config.backend); // an engine that cannot run here is refused before anything loads
   const release = lockRunFolder(config.output.dir);
   try {
     return await trainLocked(config, opts, log, progress);

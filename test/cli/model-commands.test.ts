@@ -106,7 +106,7 @@ describe('CLI errors', () => {
     expect(r.stderr).toMatch(/--top-p must be a number in \(0, 1\], got "2"/);
     const b = runCli(['eval', 'x/y', '--text', 'a', '--backend', 'metal']);
     expect(b.status).not.toBe(0);
-    expect(b.stderr).toMatch(/--backend must be one of wasm, cpu, tensorflow/);
+    expect(b.stderr).toMatch(/--backend must be one of auto, cuda, cpu, wasm, js, tensorflow, got "metal"/);
   });
 
   it('names an unsupported model type and lists the supported ones', () => {

@@ -1,0 +1,50 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { nativeMissing } from '../helpers/native.js';
+import { sharedPath } from '../helpers/shared.js';
+
+const NO_ADDON = { DITTY_NATIVE_ADDON: path.join(os.tmpdir(), 'ditty-no-such-addon.node') };
+
+describe('ditty env', () => {
+  it.skipIf(nativeMissing)('names the native engine, its SIMD level, threads and GEMM, and what auto picks', () => {
+    const r = runCli(['env', '--json'], { DITTY_THREADS: '1' });
+    expect(r.status).toBe(0);
+    const env = JSON.parse(r.stdout) as { engines: { name: string; available: boolean; detail: string }[]; auto: string; threads: { native: number; override: string } };
+    const cpu = env.engines.find((e) => e.name === 'cpu (native)')!;
+    expect(cpu.available).toBe(true);
+    expect(cpu.detail).toMatch(/^(avx512|avx2|portable) kernels, 1 threads, GEMM /);
+    expect(env.threads).toEqual({ native: 1, override: '1' });
+    expect(env.auto).toBe('cpu (native)');
+    expect(env.engines.find((e) => e.name === 'cuda (native)')!.available).toBe(false);
+  });
+
+  it('says why the native engine is missing and that auto falls back to wasm', () => {
+    const r = runCli(['env'], NO_ADDON);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`no   cpu (native)       the native engine is not available: DITTY_NATIVE_ADDON=${NO_ADDON.DITTY_NATIVE_ADDON} does not exist`);
+    expect(r.stdout).toContain('backend auto uses: wasm (tfjs)');
+  });
+});
+
+const tiny = sharedPath('fixtures', 'tiny-rwkv');
+
+describe.skipIf(!tiny.present)('a machine without the native engine', () => {
+  it('refuses backend cpu in one line and runs backend auto on wasm', () => {
+    const cpu = runCli(['generate', tiny.path, '--prompt', 'Hi', '--max-new-tokens', '2', '--backend', 'cpu'], NO_ADDON);
+    expect(cpu.status).toBe(1);
+    expect(cpu.stderr.trim().split('\n')).toHaveLength(1);
+    expect(cpu.stderr).toMatch(/^ditty: error: backend cpu: the native engine is not available: .*Use backend: wasm or js/);
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-env-'));
+    try {
+      const auto = runCli(['generate', tiny.path, '--prompt', 'Hi', '--max-new-tokens', '2', '--temperature', '0'], NO_ADDON);
+      expect(auto.status).toBe(0);
+      expect(auto.stderr).toContain('running on the tfjs engine (wasm)');
+      expect(auto.stderr).toMatch(/tokens\/s, tfjs wasm\)/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
