@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,7 +24,9 @@ int default_threads() {
 }
 
 // Workers sleep on a condition variable between jobs; a job hands out chunks through an atomic
-// counter, so uneven chunks balance themselves.
+// counter, so uneven chunks balance themselves. The caller returns as soon as every chunk is done,
+// not when every worker has woken: on a busy machine a worker may wake late, find the job's chunks
+// all taken and go back to sleep (it holds the job by shared_ptr, so that is safe).
 class Pool {
  public:
   explicit Pool(int n) { resize(n); }
@@ -38,43 +41,53 @@ class Pool {
   }
 
   void run(size_t chunks, const std::function<void(size_t)>& body) {
+    auto job = std::make_shared<Job>();
+    job->body = &body;
+    job->chunks = chunks;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      body_ = &body;
-      chunks_ = chunks;
-      next_.store(0);
-      pending_ = workers_.size();
+      job_ = job;
       generation_++;
     }
     wake_.notify_all();
-    work();
+    work(*job);
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    body_ = nullptr;
+    done_.wait(lock, [&] { return job->done.load() == job->chunks; });
+    job_.reset();
   }
 
  private:
-  void work() {
+  struct Job {
+    const std::function<void(size_t)>* body = nullptr;
+    size_t chunks = 0;
+    std::atomic<size_t> next{0};
+    std::atomic<size_t> done{0};
+  };
+
+  void work(Job& job) {
     inside_pool = true;
-    for (size_t c; (c = next_.fetch_add(1)) < chunks_;) (*body_)(c);
+    for (size_t c; (c = job.next.fetch_add(1)) < job.chunks;) {
+      (*job.body)(c);
+      if (job.done.fetch_add(1) + 1 == job.chunks) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_all();
+      }
+    }
     inside_pool = false;
   }
 
   void loop() {
     uint64_t seen = 0;
     for (;;) {
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
         if (stopping_) return;
         seen = generation_;
+        job = job_;
       }
-      work();
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        pending_--;
-      }
-      done_.notify_one();
+      if (job) work(*job);
     }
   }
 
@@ -91,10 +104,7 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(size_t)>* body_ = nullptr;
-  size_t chunks_ = 0;
-  std::atomic<size_t> next_{0};
-  size_t pending_ = 0;
+  std::shared_ptr<Job> job_;
   uint64_t generation_ = 0;
   bool stopping_ = false;
 };

@@ -28,6 +28,8 @@ export interface BenchOptions {
   readonly batchSize: number;
   readonly backend: Backend;
   readonly steps: number;
+  /** untimed steps before the timed ones (default 1) */
+  readonly warmup?: number;
   readonly bits: 4 | 16;
   readonly checkpointing: Checkpointing;
   readonly loraR: number;
@@ -199,7 +201,7 @@ async function benchNative(o: BenchOptions, config: ModelConfig, configJson: Rec
       engine.accumulate(batch, n, i);
       engine.step(1e-4, 1);
     };
-    step(0); // warm-up: first allocations fill the buffer pool
+    for (let i = 0; i < (o.warmup ?? 1); i++) step(-1 - i); // warm-up: first allocations fill the buffer pool
     profile.enabled = true;
     const started = performance.now();
     for (let i = 1; i <= o.steps; i++) step(i);
@@ -244,7 +246,7 @@ async function benchTfjs(o: BenchOptions, config: ModelConfig, configJson: Recor
       peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
       engine.step(1e-4, 1);
     };
-    step(0); // warm-up: kernel set-up and first allocations
+    for (let i = 0; i < (o.warmup ?? 1); i++) step(-1 - i); // warm-up: kernel set-up and first allocations
     enableTimers(true);
     const started = performance.now();
     for (let i = 1; i <= o.steps; i++) step(i);

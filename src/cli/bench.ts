@@ -11,6 +11,7 @@ interface BenchCliOptions {
   batchSize: number;
   backend: Backend;
   steps: number;
+  warmup: number;
   bits: string;
   checkpointing: Checkpointing;
   gradientCheckpointing?: boolean;
@@ -26,7 +27,8 @@ export function registerBench(program: Command): void {
     .option('--block-size <n>', 'tokens per sequence', intOption('--block-size', 2), 512)
     .option('--batch-size <n>', 'sequences per step', intOption('--batch-size', 1), 1)
     .addOption(new Option('--backend <name>', 'engine: auto, cpu (native), wasm, js, tensorflow or cuda').default('auto').argParser(backendOption))
-    .option('--steps <n>', 'timed steps after one warm-up step', intOption('--steps', 1), 3)
+    .option('--steps <n>', 'timed steps', intOption('--steps', 1), 3)
+    .option('--warmup <n>', 'untimed steps before them', intOption('--warmup', 0), 1)
     .addOption(new Option('--bits <n>', '4 (NF4 base) or 16 (float base)').choices(['4', '16']).default('4'))
     .addOption(new Option('--checkpointing <policy>', 'what backward recomputes: none, selective or full').default('none').argParser(checkpointingOption))
     .option('--gradient-checkpointing', 'the same as --checkpointing full')
@@ -34,7 +36,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'print the figures as one JSON object')
     .action(async (opts: BenchCliOptions) => {
       const o: BenchOptions = {
-        model: opts.model, blockSize: opts.blockSize, batchSize: opts.batchSize, backend: opts.backend, steps: opts.steps,
+        model: opts.model, blockSize: opts.blockSize, batchSize: opts.batchSize, backend: opts.backend, steps: opts.steps, warmup: opts.warmup,
         bits: opts.bits === '16' ? 16 : 4, checkpointing: opts.gradientCheckpointing === true ? 'full' : opts.checkpointing, loraR: opts.loraR,
       };
       const r = await benchTraining(o);
