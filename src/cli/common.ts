@@ -3,7 +3,6 @@ import { Option, type Command } from 'commander';
 import type { BackendName } from '../engine/backend.js';
 import { resolveBackend, type Backend } from '../engine/choice.js';
 import { InputError } from '../io/errors.js';
-import type { ModelConfig } from '../models/config.js';
 import { DEFAULT_QUANTIZATION } from '../quant/options.js';
 import type { OpenEngineOptions } from '../runtime/open-engine.js';
 import type { OpenModelOptions } from '../runtime/open-model.js';
@@ -70,7 +69,4 @@ export function textFrom(opts: { text?: string | undefined; file?: string | unde
   return opts.text;
 }
 
-/** The longest sequence a model is meant to see at once. */
-export function contextWindow(config: ModelConfig): number {
-  return config.model_type === 'rwkv' ? config.context_length : config.max_position_embeddings;
-}
+export { contextWindow } from '../models/config.js';

@@ -165,3 +165,8 @@ class Keys {
     return v;
   }
 }
+
+/** The longest sequence a model is meant to see at once. */
+export function contextWindow(config: ModelConfig): number {
+  return config.model_type === 'rwkv' ? config.context_length : config.max_position_embeddings;
+}

@@ -13,7 +13,9 @@ import { loadTokenizer } from '../tokenizer/tokenizer.js';
 import { latestCheckpoint, TRAINER_STATE } from '../runtime/run-folder.js';
 import { lockRunFolder } from './run-lock.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
-import type { ModelConfig } from '../models/config.js';
+import { contextWindow, type ModelConfig } from '../models/config.js';
+import { evaluateBeforeAfter, validationExamples, writeBeforeAfter } from '../eval/held-out.js';
+import { writeDataStats } from '../report/run-report.js';
 import { ProgressLine } from './progress.js';
 import { runTraining, totalSteps, type TrainSummary } from './trainer.js';
 
@@ -80,6 +82,7 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, log: 
   }, tokenizer);
   for (const w of data.warnings) log(`warning: ${w}`);
   log(formatDataStats(data.stats));
+  await writeDataStats(config.output.dir, data.stats);
   const { resolved } = resolveBackend(config.backend);
   const effective = withCheckpointingIfNeeded(config, resolved.engine === 'tfjs' ? resolved.backend : 'native', log, location.config, data.train.length);
   const t = effective.training;
@@ -109,7 +112,7 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, log: 
     const resumeFrom = opts.resume === false ? undefined
       : opts.resume ?? (config.output.resume ? latestCheckpoint(config.output.dir) : undefined);
     fs.mkdirSync(config.output.dir, { recursive: true });
-    return await runTraining({
+    const summary = await runTraining({
       engine, adaptedModules: opened.adaptedModules, loraConfig, config: effective,
       adapterMeta: { baseModelNameOrPath: baseModelName(config), revision: config.model.revision },
       train: data.train, validation: data.validation, configYaml: resolvedConfigYaml(config),
@@ -117,6 +120,11 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, log: 
       ...(resumeFrom !== undefined ? { resumeFrom } : {}),
       ...(opts.stopAfterSteps !== undefined ? { stopAfterSteps: opts.stopAfterSteps } : {}),
     });
+    if (summary.losses.length > 0 && !summary.interrupted && config.data.validation_fraction > 0) {
+      const rows = evaluateBeforeAfter(engine, await validationExamples(config, opened.tokenizer), contextWindow(opened.config));
+      await writeBeforeAfter(config.output.dir, rows);
+    }
+    return summary;
   } finally {
     opened.dispose();
   }

@@ -12,6 +12,7 @@ import { evaluateLoss } from './evaluate.js';
 import { microBatchOf } from './micro-batch.js';
 import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
 import { learningRate } from './schedule.js';
+import { ReportUpdater } from '../report/report-updater.js';
 
 export interface TrainerSetup {
   readonly engine: TrainEngine;
@@ -119,6 +120,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   const total = totalSteps(config, setup.train.length);
   const batcher = new Batcher(setup.train, { batchSize: t.batch_size, seed: t.seed, shuffle: config.data.shuffle });
   const metrics = new MetricsFile(path.join(runDir, 'metrics.jsonl'));
+  const report = new ReportUpdater(runDir, (m) => progress.log(m));
 
   const removed = await cleanIncomplete(runDir);
   if (removed > 0) progress.log(`removed ${removed} incomplete checkpoint folder(s) left by an interrupted save`);
@@ -209,10 +211,12 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       metrics.append(entry);
       state.log_history = [...state.log_history, entry].slice(-100);
       const rate = (state.global_step - startStep) / ((performance.now() - processStart) / 1000);
-      if (state.global_step % t.log_every === 0 || isLast) {
-        progress.update(formatProgress(entry, total, (total - state.global_step) / rate));
-      } else if (entry.val_loss !== undefined) {
-        progress.log(`step ${entry.step}/${total}  val_loss ${entry.val_loss.toFixed(4)}`);
+      const line = formatProgress(entry, total, (total - state.global_step) / rate);
+      if (state.global_step % t.log_every === 0 || isLast || entry.val_loss !== undefined) {
+        progress.update(line);
+        await report.update(isLast || entry.val_loss !== undefined);
+      } else {
+        progress.status(line);
       }
       const stopHere = stopSignal !== undefined || (setup.stopAfterSteps !== undefined && state.global_step - startStep >= setup.stopAfterSteps);
       if (state.global_step % config.output.checkpoint_every === 0 || isLast || stopHere) await save();
