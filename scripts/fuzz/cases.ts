@@ -191,7 +191,8 @@ function mutateSafetensors(rng: Rng, base: Uint8Array): { bytes: Uint8Array; not
     case 8: {
       const dupKey = rng.pick([...names, '__metadata__']);
       const dupText = `${text.slice(0, -1)},${JSON.stringify(dupKey)}:${JSON.stringify(header[dupKey] ?? { a: 'b' })}}`;
-      return { bytes: withLength(dupText, data), note: `duplicate key ${dupKey}`, mustRefuse: true };
+      // Adding __metadata__ to a header that has none is no duplicate.
+      return { bytes: withLength(dupText, data), note: `duplicate key ${dupKey}`, mustRefuse: dupKey in header };
     }
     case 9: {
       const pre = rng.pick(['\uFEFF', ' ', '\n', '\t']);

@@ -78,6 +78,17 @@ export function isTransient(err: unknown): boolean {
   return isNetworkError(err);
 }
 
+/** AbortSignal.any (Node 20.3+), or the same made by hand on older Node 20 releases. */
+function anySignal(signals: AbortSignal[]): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals);
+  const ac = new AbortController();
+  for (const s of signals) {
+    if (s.aborted) { ac.abort(s.reason); break; }
+    s.addEventListener('abort', () => ac.abort(s.reason), { once: true });
+  }
+  return ac.signal;
+}
+
 /** Waits `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -167,7 +178,7 @@ export function hubFetch(opts: HubFetchOptions = {}): typeof fetch {
     if (opts.token !== undefined && !headers.has('authorization')) headers.set('Authorization', `Bearer ${opts.token}`);
     const signals = [opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined, opts.signal, init?.signal ?? undefined]
       .filter((x): x is AbortSignal => x !== undefined);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const signal = signals.length > 1 ? anySignal(signals) : signals[0];
     let res: Response;
     try {
       res = await base(input, { ...init, headers, ...(signal ? { signal } : {}) });
