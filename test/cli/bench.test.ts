@@ -25,7 +25,7 @@ describe('ditty bench', () => {
     expect(r.stdout).toMatch(/^ditty bench --model pythia-70m --block-size 8/);
     expect(r.stdout).toMatch(/tokens\/s/);
     expect(r.stdout).toMatch(/MFU/);
-    expect(r.stdout).toMatch(/time split: dequant .*GEMM .*WKV .*other/);
+    expect(r.stdout).toMatch(/time split: dequant .*GEMM .*WKV\/attention .*other/);
     const bad = runCli(['bench', '--model', 'llama-7b']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/not a known shape/);
