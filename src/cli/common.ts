@@ -1,11 +1,9 @@
 import * as fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import type { BackendName } from '../engine/backend.js';
-import { resolveBackend, type Backend } from '../engine/choice.js';
+import type { Backend } from '../engine/choice.js';
 import { InputError } from '../io/errors.js';
 import { DEFAULT_QUANTIZATION } from '../quant/options.js';
 import type { OpenEngineOptions } from '../runtime/open-engine.js';
-import type { OpenModelOptions } from '../runtime/open-model.js';
 import { backendOption } from './options.js';
 
 /** Options shared by commands that load a model. */
@@ -25,30 +23,10 @@ export function addModelOptions(cmd: Command): Command {
       .choices(['4', '16']));
 }
 
-/**
- * The tfjs backend for commands that still run on the tfjs engine only: auto and cpu take wasm
- * there (the native engine has no decoding yet), and say so for cpu.
- */
-export function tfjsBackendOf(backend: Backend): BackendName {
-  const { resolved } = resolveBackend(backend === 'auto' || backend === 'cpu' ? 'wasm' : backend);
-  if (backend === 'cpu') process.stderr.write('ditty: note: this command runs on the tfjs engine (wasm); the native engine trains, evaluates and benchmarks\n');
-  return resolved.engine === 'tfjs' ? resolved.backend : 'wasm';
-}
-
 /** openEngine options from the shared command options. */
 export function engineOptions(opts: ModelCommandOptions): OpenEngineOptions {
   return {
     backend: opts.backend,
-    ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
-    ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
-    ...(opts.quantize !== undefined ? { quantization: { ...DEFAULT_QUANTIZATION, bits: opts.quantize === '4' ? 4 : 16 } } : {}),
-  };
-}
-
-/** openModel options from the shared command options. */
-export function openOptions(opts: ModelCommandOptions): OpenModelOptions {
-  return {
-    backend: tfjsBackendOf(opts.backend),
     ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
     ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
     ...(opts.quantize !== undefined ? { quantization: { ...DEFAULT_QUANTIZATION, bits: opts.quantize === '4' ? 4 : 16 } } : {}),

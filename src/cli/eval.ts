@@ -3,15 +3,15 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { TrainConfig } from '../config/index.js';
 import type { DataFormat } from '../data/templates.js';
-import { beforeAfterJson, beforeAfterRows, formatBeforeAfter } from '../eval/before-after.js';
-import { causalLMScorer, loadEvalExamples, lossByCategory, type EvalDataOptions } from '../eval/category-loss.js';
-import { BEFORE_AFTER_FILE, configOfAdapter, validationSplitOf, writeBeforeAfter } from '../eval/held-out.js';
+import { beforeAfterJson, formatBeforeAfter } from '../eval/before-after.js';
+import { loadEvalExamples, type EvalDataOptions } from '../eval/category-loss.js';
+import { BEFORE_AFTER_FILE, configOfAdapter, evaluateBeforeAfter, validationSplitOf, writeBeforeAfter } from '../eval/held-out.js';
 import { METRICS_FILE, REPORT_FILE, writeReport } from '../report/run-report.js';
 import { InputError } from '../io/errors.js';
 import { scoreTokens } from '../eval/score.js';
-import { applyAdapter, readAdapterAt } from '../runtime/adapter.js';
-import { openModel } from '../runtime/open-model.js';
-import { addModelOptions, contextWindow, openOptions, textFrom, type ModelCommandOptions } from './common.js';
+import { readAdapterAt } from '../runtime/adapter.js';
+import { openEngine } from '../runtime/open-engine.js';
+import { addModelOptions, contextWindow, engineOptions, textFrom, type ModelCommandOptions } from './common.js';
 import { intOption } from './options.js';
 
 interface EvalOptions extends ModelCommandOptions {
@@ -49,25 +49,29 @@ export function registerEval(program: Command): void {
     }
     const text = textFrom(opts, 'text');
     const adapterFiles = opts.adapter === undefined ? undefined : await readAdapterAt(opts.adapter);
-    const opened = await openModel(model, { ...openOptions(opts), progress: !opts.json });
-    const adapter = adapterFiles === undefined ? undefined : applyAdapter(opened, adapterFiles);
-    const ids = opened.tokenizer.encode(text);
-    if (ids.length < 2) throw new InputError(`the text has ${ids.length} token(s); at least 2 are needed to score it`);
-    const score = scoreTokens(opened.model, ids, opts.window ?? contextWindow(opened.config));
-    opened.model.dispose();
+    const opened = await openEngine(model, { ...engineOptions(opts), progress: !opts.json, ...(adapterFiles ? { adapter: adapterFiles } : {}) });
+    const adapter = adapterFiles === undefined ? undefined : { folder: adapterFiles.dir, layers: opened.adaptedModules };
+    let score;
+    try {
+      const ids = opened.tokenizer.encode(text);
+      if (ids.length < 2) throw new InputError(`the text has ${ids.length} token(s); at least 2 are needed to score it`);
+      score = scoreTokens(opened.engine, ids, opts.window ?? contextWindow(opened.config));
+    } finally {
+      opened.dispose();
+    }
     const tokensPerSecond = score.tokens / score.seconds;
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({
         model, ...(adapter ? { adapter: adapter.folder } : {}), loss: score.loss, perplexity: score.perplexity, tokens: score.tokens,
         predicted_tokens: score.predicted, windows: score.windows, tokens_per_s: tokensPerSecond,
-        seconds: score.seconds, load_seconds: opened.loadSeconds, backend: opened.backend,
+        seconds: score.seconds, load_seconds: opened.loadSeconds, backend: opened.engine.description,
       })}\n`);
       return;
     }
     if (adapter) process.stderr.write(`adapter ${adapter.folder}: ${adapter.layers.length} LoRA layers\n`);
     process.stdout.write(`loss ${score.loss.toFixed(6)}  perplexity ${score.perplexity.toFixed(4)}  tokens ${score.tokens}\n`);
     process.stderr.write(`${score.predicted} predicted positions in ${score.windows} window(s), `
-      + `${tokensPerSecond.toFixed(1)} tokens/s on ${opened.backend}, weights loaded in ${opened.loadSeconds.toFixed(2)} s\n`);
+      + `${tokensPerSecond.toFixed(1)} tokens/s on ${opened.engine.description}, weights loaded in ${opened.loadSeconds.toFixed(2)} s\n`);
   });
 }
 
@@ -90,16 +94,14 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
   const q = config?.quantization;
   const quantization = opts.quantize === undefined && q !== undefined
     ? { quantization: { bits: q.bits, doubleQuant: q.double_quant, blocksize: q.blocksize, skipModules: q.skip_modules } } : {};
-  const opened = await openModel(model, { ...openOptions(opts), ...quantization, progress: !opts.json });
+  const opened = await openEngine(model, { ...engineOptions(opts), ...quantization, progress: !opts.json, adapter: adapterFiles });
   try {
     const examples = await loadEvalExamples(data, opened.tokenizer);
     const window = opts.window ?? contextWindow(opened.config);
     const started = performance.now();
     if (!opts.json) process.stderr.write(`scoring ${examples.length} rows of ${what} with the base model, then with the adapter\n`);
-    const score = causalLMScorer(opened.model);
-    const base = lossByCategory(score, examples, window);
-    const adapter = applyAdapter(opened, adapterFiles);
-    const rows = beforeAfterRows(base, lossByCategory(score, examples, window));
+    const rows = evaluateBeforeAfter(opened.engine, examples, window);
+    const adapter = { folder: adapterFiles.dir };
     const seconds = (performance.now() - started) / 1000;
     // the run's own held-out rows: keep the table with the run, for its report and summary
     const runDir = opts.validationSplit && fs.existsSync(path.join(opts.adapter, METRICS_FILE)) ? opts.adapter : undefined;
@@ -109,14 +111,14 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
     }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({
-        model, adapter: adapter.folder, dataset: what, rows: examples.length, window, seconds, backend: opened.backend, categories: beforeAfterJson(rows),
+        model, adapter: adapter.folder, dataset: what, rows: examples.length, window, seconds, backend: opened.engine.description, categories: beforeAfterJson(rows),
       })}\n`);
       return;
     }
     process.stdout.write(`${formatBeforeAfter(rows)}\n`);
-    process.stderr.write(`loss of the response tokens in the ${data.format ?? 'dolly'} template; adapter ${adapter.folder}; ${seconds.toFixed(1)} s on ${opened.backend}\n`);
+    process.stderr.write(`loss of the response tokens in the ${data.format ?? 'dolly'} template; adapter ${adapter.folder}; ${seconds.toFixed(1)} s on ${opened.engine.description}\n`);
     if (runDir !== undefined) process.stderr.write(`wrote ${path.join(runDir, BEFORE_AFTER_FILE)} and updated ${path.join(runDir, REPORT_FILE)}\n`);
   } finally {
-    opened.model.dispose();
+    opened.dispose();
   }
 }

@@ -1,6 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { sequenceLoss } from '../models/loss.js';
-import type { CausalLM } from '../models/types.js';
+import type { LossEngine } from '../engine/engine.js';
 
 export interface TextScore {
   /** mean next-token cross-entropy in nats */
@@ -18,7 +16,7 @@ export interface TextScore {
  * Score token ids: one forward pass when they fit in `window` tokens, else consecutive
  * non-overlapping windows (each starting without context) whose losses are pooled per token.
  */
-export function scoreTokens(model: CausalLM, ids: readonly number[], window: number): TextScore {
+export function scoreTokens(engine: LossEngine, ids: readonly number[], window: number): TextScore {
   if (ids.length < 2) throw new Error(`need at least 2 tokens to score a text, got ${ids.length}`);
   const started = performance.now();
   let nllSum = 0;
@@ -28,14 +26,9 @@ export function scoreTokens(model: CausalLM, ids: readonly number[], window: num
     const chunk = ids.slice(start, start + window);
     if (chunk.length < 2) break;
     const targets = Int32Array.from(chunk.slice(1).concat([0]));
-    const weights = new Float32Array(chunk.length).fill(1);
+    const weights = new Uint8Array(chunk.length).fill(1);
     weights[chunk.length - 1] = 0; // the last position has no next token
-    const loss = tf.tidy(() => {
-      const hidden = tf.reshape(model.hidden(tf.tensor2d([...chunk], [1, chunk.length], 'int32')), [chunk.length, model.hiddenSize]);
-      return sequenceLoss(model, hidden as tf.Tensor2D, targets, weights, 1);
-    });
-    nllSum += loss.dataSync()[0] ?? NaN;
-    loss.dispose();
+    nllSum += engine.lossSum({ rows: 1, length: chunk.length, input: Int32Array.from(chunk), target: targets, weight: weights });
     predicted += chunk.length - 1;
     windows++;
   }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scoreTokens } from '../../src/eval/score.js';
+import { TfjsEngine } from '../../src/runtime/tfjs-engine.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors-writer.js';
 import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, readAdapter, saveAdapter } from '../../src/lora/adapter-io.js';
@@ -40,11 +41,12 @@ async function makeRun(fixture: string, arch: Architecture): Promise<Run> {
   const opened = await openModel(fixture, { backend: 'wasm', progress: false });
   try {
     const ids = opened.tokenizer.encode(TEXT);
-    const baseLoss = scoreTokens(opened.model, ids, 256).loss;
+    const scorer = new TfjsEngine(opened.model, [], { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 }, 'none', 'tfjs');
+    const baseLoss = scoreTokens(scorer, ids, 256).loss;
     const config = { ...defaultLoraConfig(arch), r: 4 };
     const layers = injectLora(opened.model.linears, config, 3);
     layers.forEach((l, i) => l.loraB.assign(tf.tensor2d(uniform(l.outFeatures * l.r, -0.3, 0.3, 100 + i), [l.outFeatures, l.r])));
-    const adapterLoss = scoreTokens(opened.model, ids, 256).loss;
+    const adapterLoss = scoreTokens(scorer, ids, 256).loss;
     const dir = path.join(tmp, `run-${arch}`);
     const checkpoint = path.join(dir, 'checkpoint-7');
     await saveAdapter(checkpoint, layers, config, { baseModelNameOrPath: path.resolve(fixture) });
