@@ -14,7 +14,7 @@ import type { Buf, NativeDevice } from '../engine/native/device.js';
 import type { NativeLinear } from '../engine/native/linear.js';
 import { InputError } from '../io/errors.js';
 import type { GptNeoXConfig } from './config.js';
-import { need, type NativeBlockProgram, type PassContext, type Saved } from './native-program.js';
+import { need, NativeProgramBase, type NativeBlockProgram, type PassContext, type Saved } from './native-program.js';
 
 const ELEMENTWISE = ['h1', 'q', 'k', 'v', 'y', 'h2', 'g'];
 
@@ -34,64 +34,22 @@ function geluKind(config: GptNeoXConfig): number {
   }
 }
 
-export class GptNeoXNativeProgram implements NativeBlockProgram {
+export class GptNeoXNativeProgram extends NativeProgramBase implements NativeBlockProgram {
   readonly numLayers: number;
-  readonly hiddenSize: number;
   private readonly heads: number;
   private readonly headSize: number;
   private readonly rotaryDims: number;
   private readonly I: number;
-  private readonly eps: number;
   private readonly gelu: number;
 
-  constructor(
-    private readonly device: NativeDevice, private readonly config: GptNeoXConfig,
-    private readonly params: ReadonlyMap<string, Buf>, private readonly linears: ReadonlyMap<string, NativeLinear>,
-  ) {
+  constructor(device: NativeDevice, private readonly config: GptNeoXConfig, params: ReadonlyMap<string, Buf>, linears: ReadonlyMap<string, NativeLinear>) {
+    super(device, config.hidden_size, config.layer_norm_eps, params, linears);
     this.numLayers = config.num_hidden_layers;
-    this.hiddenSize = config.hidden_size;
     this.heads = config.num_attention_heads;
     this.headSize = config.hidden_size / config.num_attention_heads;
     this.rotaryDims = Math.floor(this.headSize * config.rotary_pct);
     this.I = config.intermediate_size;
-    this.eps = config.layer_norm_eps;
     this.gelu = geluKind(config);
-  }
-
-  private p(name: string): Buf {
-    const b = this.params.get(name);
-    if (!b) throw new Error(`GPT-NeoX native program: no parameter ${name}`);
-    return b;
-  }
-
-  private linear(path: string): NativeLinear {
-    const l = this.linears.get(path);
-    if (!l) throw new Error(`GPT-NeoX native program: no linear ${path}`);
-    return l;
-  }
-
-  private norm(x: Buf, path: string, saved: Saved, stats: string, rows: number): Buf {
-    const C = this.hiddenSize;
-    const out = this.device.f32(rows * C);
-    let mean = saved.get(`${stats}.mean`), rstd = saved.get(`${stats}.rstd`);
-    if (!mean || !rstd) {
-      mean = this.device.f32(rows);
-      rstd = this.device.f32(rows);
-      saved.set(`${stats}.mean`, mean);
-      saved.set(`${stats}.rstd`, rstd);
-    }
-    this.device.addon.layernormForward(x.id, this.p(`${path}.weight`).id, this.p(`${path}.bias`).id, rows, C, this.eps, out.id, mean.id, rstd.id);
-    return out;
-  }
-
-  private product(saved: Saved, name: string, path: string, x: Buf, rows: number, out: number, ctx: PassContext): Buf {
-    const have = saved.get(name);
-    if (have) return have;
-    const y = this.device.f32(rows * out);
-    const h = this.linear(path).forward(x, rows, y, ctx.dropoutSeed(path));
-    saved.set(name, y);
-    if (h) saved.set(`${name}.h`, h);
-    return y;
   }
 
   materialize(i: number, x: Buf, s: Saved, ctx: PassContext, output: boolean): Buf | undefined {
@@ -99,11 +57,7 @@ export class GptNeoXNativeProgram implements NativeBlockProgram {
     const { B, T } = ctx;
     const N = B * T, C = this.hiddenSize, H = this.heads, d = this.headSize;
     const l = `gpt_neox.layers.${i}`;
-    const get = (name: string, make: () => Buf): Buf => {
-      let v = s.get(name);
-      if (!v) s.set(name, (v = make()));
-      return v;
-    };
+    const get = (name: string, make: () => Buf): Buf => NativeProgramBase.get(s, name, make);
     const h1 = get('h1', () => this.norm(x, `${l}.input_layernorm`, s, 'ln1', N));
     const qkv = this.product(s, 'qkv', `${l}.attention.query_key_value`, h1, N, 3 * C, ctx);
     const offset = ctx.decode?.offset ?? 0;
@@ -165,10 +119,7 @@ export class GptNeoXNativeProgram implements NativeBlockProgram {
   }
 
   dropElementwise(saved: Saved): void {
-    for (const n of ELEMENTWISE) {
-      this.device.release(saved.get(n));
-      saved.delete(n);
-    }
+    this.drop(saved, ELEMENTWISE);
   }
 
   backward(i: number, x: Buf, s: Saved, dout: Buf, ctx: PassContext, inputGrad: boolean): Buf | undefined {
@@ -178,7 +129,7 @@ export class GptNeoXNativeProgram implements NativeBlockProgram {
     const N = B * T, C = this.hiddenSize, H = this.heads, d = this.headSize, I = this.I;
     const l = `gpt_neox.layers.${i}`;
     const lnBack = (dy: Buf, input: Buf, path: string, stats: string, dx: Buf, accumulate: boolean): void =>
-      a.layernormBackward(dy.id, input.id, this.p(`${path}.weight`).id, need(s, `${stats}.mean`).id, need(s, `${stats}.rstd`).id, N, C, dx.id, accumulate);
+      this.normBackward(s, dy, input, path, stats, N, dx, accumulate);
     const parallel = this.config.use_parallel_residual;
 
     // mlp: dout -> dg -> dm -> dh2

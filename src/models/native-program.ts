@@ -5,6 +5,7 @@
  * block under a checkpointing policy.
  */
 import type { Buf, NativeDevice } from '../engine/native/device.js';
+import type { NativeLinear } from '../engine/native/linear.js';
 
 /** A block's buffers by name; a missing name is computed again by `materialize`. */
 export type Saved = Map<string, Buf>;
@@ -51,4 +52,68 @@ export function need(saved: Saved, name: string): Buf {
   const b = saved.get(name);
   if (!b) throw new Error(`native program: buffer "${name}" was not materialized`);
   return b;
+}
+
+/** What both architectures' programs do the same way: parameter and linear lookups, layer norm, products. */
+export abstract class NativeProgramBase {
+  abstract readonly numLayers: number;
+
+  protected constructor(
+    protected readonly device: NativeDevice, readonly hiddenSize: number, private readonly eps: number,
+    private readonly params: ReadonlyMap<string, Buf>, private readonly linears: ReadonlyMap<string, NativeLinear>,
+  ) {}
+
+  protected p(name: string): Buf {
+    const b = this.params.get(name);
+    if (!b) throw new Error(`${this.constructor.name}: no parameter ${name}`);
+    return b;
+  }
+
+  protected linear(path: string): NativeLinear {
+    const l = this.linears.get(path);
+    if (!l) throw new Error(`${this.constructor.name}: no linear ${path}`);
+    return l;
+  }
+
+  /** `saved` holds `name`, or gets it from `make` */
+  protected static get(saved: Saved, name: string, make: () => Buf): Buf {
+    let v = saved.get(name);
+    if (!v) saved.set(name, (v = make()));
+    return v;
+  }
+
+  /** LN(x; path) [rows, C] into a new buffer; its statistics are kept in `saved` under `${stats}.mean` / `.rstd`. */
+  protected norm(x: Buf, path: string, saved: Saved, stats: string, rows: number): Buf {
+    const C = this.hiddenSize;
+    const out = this.device.f32(rows * C);
+    const mean = NativeProgramBase.get(saved, `${stats}.mean`, () => this.device.f32(rows));
+    const rstd = NativeProgramBase.get(saved, `${stats}.rstd`, () => this.device.f32(rows));
+    this.device.addon.layernormForward(x.id, this.p(`${path}.weight`).id, this.p(`${path}.bias`).id, rows, C, this.eps, out.id, mean.id, rstd.id);
+    return out;
+  }
+
+  /** dx (+)= LN(input; path)'(dy) with the statistics kept under `stats`. */
+  protected normBackward(saved: Saved, dy: Buf, input: Buf, path: string, stats: string, rows: number, dx: Buf, accumulate: boolean): void {
+    this.device.addon.layernormBackward(dy.id, input.id, this.p(`${path}.weight`).id, need(saved, `${stats}.mean`).id, need(saved, `${stats}.rstd`).id,
+      rows, this.hiddenSize, dx.id, accumulate);
+  }
+
+  /** y = linear(x) [rows, out] unless `saved` has it under `name`; the adapter's h is kept under `${name}.h`. */
+  protected product(saved: Saved, name: string, path: string, x: Buf, rows: number, out: number, ctx: PassContext): Buf {
+    const have = saved.get(name);
+    if (have) return have;
+    const y = this.device.f32(rows * out);
+    const h = this.linear(path).forward(x, rows, y, ctx.dropoutSeed(path));
+    saved.set(name, y);
+    if (h) saved.set(`${name}.h`, h);
+    return y;
+  }
+
+  /** Frees `names` from `saved` (what selective checkpointing recomputes). */
+  protected drop(saved: Saved, names: readonly string[]): void {
+    for (const n of names) {
+      this.device.release(saved.get(n));
+      saved.delete(n);
+    }
+  }
 }

@@ -12,64 +12,20 @@
 import type { Buf, NativeDevice } from '../engine/native/device.js';
 import type { NativeLinear } from '../engine/native/linear.js';
 import type { RwkvConfig } from './config.js';
-import { need, type NativeBlockProgram, type PassContext, type Saved } from './native-program.js';
+import { need, NativeProgramBase, type NativeBlockProgram, type PassContext, type Saved } from './native-program.js';
 
 const ELEMENTWISE = ['xn', 'z', 'xk', 'xv', 'xr', 'y', 'ry', 'x2', 'z2', 'fk', 'fr', 'kr'];
 
-export class RwkvNativeProgram implements NativeBlockProgram {
+export class RwkvNativeProgram extends NativeProgramBase implements NativeBlockProgram {
   readonly numLayers: number;
-  readonly hiddenSize: number;
   private readonly A: number;
   private readonly F: number;
-  private readonly eps: number;
 
-  constructor(
-    private readonly device: NativeDevice, config: RwkvConfig,
-    private readonly params: ReadonlyMap<string, Buf>, private readonly linears: ReadonlyMap<string, NativeLinear>,
-  ) {
+  constructor(device: NativeDevice, config: RwkvConfig, params: ReadonlyMap<string, Buf>, linears: ReadonlyMap<string, NativeLinear>) {
+    super(device, config.hidden_size, config.layer_norm_epsilon, params, linears);
     this.numLayers = config.num_hidden_layers;
-    this.hiddenSize = config.hidden_size;
     this.A = config.attention_hidden_size;
     this.F = config.intermediate_size;
-    this.eps = config.layer_norm_epsilon;
-  }
-
-  private p(name: string): Buf {
-    const b = this.params.get(name);
-    if (!b) throw new Error(`RWKV native program: no parameter ${name}`);
-    return b;
-  }
-
-  private linear(path: string): NativeLinear {
-    const l = this.linears.get(path);
-    if (!l) throw new Error(`RWKV native program: no linear ${path}`);
-    return l;
-  }
-
-  /** LN(x) into a new buffer, with its statistics saved under `stats`. */
-  private norm(x: Buf, path: string, saved: Saved, stats: string, rows: number): Buf {
-    const C = this.hiddenSize;
-    const out = this.device.f32(rows * C);
-    let mean = saved.get(`${stats}.mean`), rstd = saved.get(`${stats}.rstd`);
-    if (!mean || !rstd) {
-      mean = this.device.f32(rows);
-      rstd = this.device.f32(rows);
-      saved.set(`${stats}.mean`, mean);
-      saved.set(`${stats}.rstd`, rstd);
-    }
-    this.device.addon.layernormForward(x.id, this.p(`${path}.weight`).id, this.p(`${path}.bias`).id, rows, C, this.eps, out.id, mean.id, rstd.id);
-    return out;
-  }
-
-  /** y = linear(x) unless saved has it; the adapter's h is saved under `${name}.h`. */
-  private product(saved: Saved, name: string, path: string, x: Buf, rows: number, out: number, ctx: PassContext): Buf {
-    const have = saved.get(name);
-    if (have) return have;
-    const y = this.device.f32(rows * out);
-    const h = this.linear(path).forward(x, rows, y, ctx.dropoutSeed(path));
-    saved.set(name, y);
-    if (h) saved.set(`${name}.h`, h);
-    return y;
   }
 
   materialize(i: number, x: Buf, s: Saved, ctx: PassContext, output: boolean): Buf | undefined {
@@ -77,11 +33,7 @@ export class RwkvNativeProgram implements NativeBlockProgram {
     const { B, T } = ctx;
     const N = B * T, C = this.hiddenSize, A = this.A, F = this.F;
     const b = `rwkv.blocks.${i}`;
-    const get = (name: string, make: () => Buf): Buf => {
-      let v = s.get(name);
-      if (!v) s.set(name, (v = make()));
-      return v;
-    };
+    const get = (name: string, make: () => Buf): Buf => NativeProgramBase.get(s, name, make);
     const xn = i === 0 ? get('xn', () => this.norm(x, `${b}.pre_ln`, s, 'ln0', N)) : x;
     const z = get('z', () => this.norm(xn, `${b}.ln1`, s, 'ln1', N));
     const st = ctx.decode?.layer(i);
@@ -152,10 +104,7 @@ export class RwkvNativeProgram implements NativeBlockProgram {
   }
 
   dropElementwise(saved: Saved): void {
-    for (const n of ELEMENTWISE) {
-      this.device.release(saved.get(n));
-      saved.delete(n);
-    }
+    this.drop(saved, ELEMENTWISE);
   }
 
   backward(i: number, x: Buf, s: Saved, dout: Buf, ctx: PassContext, inputGrad: boolean): Buf | undefined {
@@ -167,7 +116,7 @@ export class RwkvNativeProgram implements NativeBlockProgram {
     const lin = (name: string, path: string, input: Buf, dy: Buf, dx: Buf | undefined): void =>
       this.linear(path).backward(input, s.get(`${name}.h`), dy, N, dx, ctx.dropoutSeed(path));
     const lnBack = (dy: Buf, input: Buf, path: string, stats: string, dx: Buf, accumulate: boolean): void =>
-      a.layernormBackward(dy.id, input.id, this.p(`${path}.weight`).id, need(s, `${stats}.mean`).id, need(s, `${stats}.rstd`).id, N, C, dx.id, accumulate);
+      this.normBackward(s, dy, input, path, stats, N, dx, accumulate);
 
     // feed-forward: out = x2 + sigmoid(rr) * vv
     const drr = dev.f32(N * C), dvv = dev.f32(N * C);

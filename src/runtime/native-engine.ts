@@ -234,8 +234,8 @@ export class NativeEngine implements TrainEngine {
     }
   }
 
-  lossSum(batch: MicroBatch): number {
-    const ctx = this.context(batch, undefined);
+  /** Every block on the embedding of `batch`, keeping nothing: the last block's output. */
+  private forwardOnly(batch: MicroBatch, ctx: PassContext): Buf {
     let x = this.embed(batch);
     try {
       for (let i = 0; i < this.program.numLayers; i++) {
@@ -245,6 +245,16 @@ export class NativeEngine implements TrainEngine {
         this.device.release(x);
         x = out;
       }
+      return x;
+    } catch (err) {
+      this.device.release(x);
+      throw err;
+    }
+  }
+
+  lossSum(batch: MicroBatch): number {
+    const x = this.forwardOnly(batch, this.context(batch, undefined));
+    try {
       return this.head(x, batch, undefined).loss;
     } finally {
       this.device.release(x);
@@ -265,15 +275,8 @@ export class NativeEngine implements TrainEngine {
         const T = ids.length;
         const batch: MicroBatch = { rows: 1, length: T, input: Int32Array.from(ids), target: new Int32Array(T), weight: new Uint8Array(T) };
         const ctx: PassContext = { B: 1, T, dropoutSeed: () => undefined, decode: { offset, layer: (i) => layers[i]! } };
-        let x = this.embed(batch);
+        const x = this.forwardOnly(batch, ctx);
         try {
-          for (let i = 0; i < this.program.numLayers; i++) {
-            const s: Saved = new Map();
-            const out = this.program.materialize(i, x, s, ctx, true)!;
-            releaseSaved(this.device, s);
-            this.device.release(x);
-            x = out;
-          }
           // the final norm and the head on the last position only
           const norm = FINAL_NORM[this.config.model_type];
           const last = this.device.f32(C), hf = this.device.f32(C), mean = this.device.f32(1), rstd = this.device.f32(1), logits = this.device.f32(V);
