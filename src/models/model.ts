@@ -117,7 +117,7 @@ export abstract class BlockwiseModel implements BlockwiseCausalLM {
       weights.disposeAll();
       throw err;
     }
-    this.warnings.push(...weights.warnings(ignored));
+    for (const w of weights.warnings(ignored)) this.warnings.push(w); // no spread: 100k+ warnings would overflow the stack
   }
 
   protected norm(x: tf.Tensor3D, path: string): tf.Tensor3D {
