@@ -37,9 +37,13 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   const err = raw / mag;
   // d3's rule: the round step (1, 2 or 5 times a power of ten) nearest to the raw step
   const step = (err >= Math.sqrt(50) ? 10 : err >= Math.sqrt(10) ? 5 : err >= Math.sqrt(2) ? 2 : 1) * mag;
+  // by index, not v += step: a range narrow next to its magnitude (a single tokens/s value padded by
+  // a rounding error) has a step below the ulp of v, and adding it would never reach hi
+  const first = Math.ceil(lo / step), last = Math.floor(hi / step + 1e-9);
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || last - first > 10 * count) return [lo, hi];
   const ticks: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
-  return ticks;
+  for (let k = first; k <= last; k++) ticks.push(Number((k * step).toPrecision(12)));
+  return ticks.length > 0 ? ticks : [lo, hi];
 }
 
 export function formatTick(v: number): string {

@@ -77,6 +77,13 @@ describe('chart helpers', () => {
     expect(t.length).toBeLessThanOrEqual(1001);
     expect(t.at(-1)).toBe(10_000);
   });
+  it('ticks of a range narrower than a rounding step of its values end (one tokens/s point of the native engine hung the report)', () => {
+    const lo = 2802.990365892175;
+    const ticks = niceTicks(lo, lo + 4.6e-13);
+    expect(ticks.length).toBeGreaterThan(0);
+    expect(ticks.length).toBeLessThanOrEqual(50);
+    expect(niceTicks(1e6, 1e6 + 1e-9).length).toBeLessThanOrEqual(50);
+  });
 });
 
 describe('ditty report RUN', () => {
