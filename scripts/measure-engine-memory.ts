@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MODEL_SHAPES } from '../src/bench/shapes.js';
 import { writeRandomModel } from '../src/bench/random-model.js';
 import { initBackend } from '../src/engine/backend.js';
-import { Nf4Linear } from '../src/engine/nf4-linear.js';
+import { Nf4Linear } from '../src/models/nf4-linear.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { parseModelConfig } from '../src/models/config.js';
 import { buildModel } from '../src/models/load.js';

@@ -1,6 +1,6 @@
 /** Folding a LoRA update into its base weight: W' = W + scaling * B A. */
 import * as tf from '@tensorflow/tfjs-core';
-import { Nf4Linear } from '../engine/nf4-linear.js';
+import { Nf4Linear } from '../models/nf4-linear.js';
 import type { LinearLayer } from '../models/types.js';
 import { dequantizeNf4 } from '../quant/nf4.js';
 import type { LoraLinear } from './lora-linear.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Nf4Linear } from '../engine/nf4-linear.js';
+import { Nf4Linear } from '../models/nf4-linear.js';
 import { InputError } from '../io/errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { readStoredNf4 } from '../quant/bnb-checkpoint.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Nf4Linear } from '../../src/engine/nf4-linear.js';
+import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import { InputError } from '../../src/io/errors.js';
 import {
   defaultLoraConfig, loraScaling, peftDefaultLoraConfig, PEFT_LORA_DEFAULTS, type LoraConfig,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Nf4Linear } from '../../src/engine/nf4-linear.js';
+import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import { LoraLinear } from '../../src/lora/lora-linear.js';
 import { baseWeightOf, mergedWeight, mergeLoraLayer } from '../../src/lora/merge.js';
 import { DenseLinear } from '../../src/models/linear.js';

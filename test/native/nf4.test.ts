@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Nf4Linear } from '../../src/engine/nf4-linear.js';
+import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import type { Nf4Handles } from '../../src/engine/native/addon.js';
 import { uniformValues } from '../../src/lora/random.js';
 import { dequantizeNf4Rows, quantizeNf4, type Nf4State } from '../../src/quant/nf4.js';

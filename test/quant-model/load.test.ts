@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Nf4Linear } from '../../src/engine/nf4-linear.js';
+import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
 import { InputError } from '../../src/io/errors.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';

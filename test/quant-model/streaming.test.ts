@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeRandomModel } from '../../src/bench/random-model.js';
 import { MODEL_SHAPES } from '../../src/bench/shapes.js';
-import { Nf4Linear } from '../../src/engine/nf4-linear.js';
+import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
 import { parseModelConfig } from '../../src/models/config.js';
 import { DenseLinear } from '../../src/models/linear.js';

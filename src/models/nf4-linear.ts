@@ -3,10 +3,10 @@
  * dequantized only for the duration of one matrix product, in the forward and again in the backward.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { LinearLayer } from '../models/types.js';
+import type { LinearLayer } from './types.js';
 import { dequantizeNf4Into, quantizeNf4, type Nf4State } from '../quant/nf4.js';
-import { matMul } from './matmul.js';
-import { timed } from './timers.js';
+import { matMul } from '../engine/matmul.js';
+import { timed } from '../engine/timers.js';
 
 export interface Nf4LinearOptions {
   /** Values per absmax block (default 64). */

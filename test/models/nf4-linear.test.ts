@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Nf4Linear } from '../../src/engine/nf4-linear.js';
+import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import { DenseLinear } from '../../src/models/linear.js';
 import { dequantizeNf4, quantizeNf4 } from '../../src/quant/nf4.js';
 import type { BackendName } from '../../src/engine/backend.js';
