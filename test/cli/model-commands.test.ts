@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { nativeMissing } from '../helpers/native.js';
 import { sharedPath } from '../helpers/shared.js';
 
 const rwkv = sharedPath('fixtures', 'tiny-rwkv');
@@ -23,7 +24,8 @@ describe.skipIf(!rwkv.present || !neox.present)('ditty eval / inspect / generate
       expect(out.tokens).toBe(ref.num_tokens);
       expect(Math.abs(out.loss - ref.loss) / ref.loss).toBeLessThan(1e-4);
       expect(out.perplexity).toBeCloseTo(Math.exp(out.loss), 6);
-      expect(out.backend).toBe('wasm');
+      // backend auto: the native engine where it was built
+      expect(out.backend).toMatch(nativeMissing ? /^tfjs wasm$/ : /^native cpu \(/);
     });
   }
 
