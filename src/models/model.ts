@@ -37,6 +37,14 @@ export interface WeightStorers {
   head(path: string, embedding: string, tied: boolean): void;
 }
 
+/** A layer norm's weight and bias [hidden], stored through `param`. */
+export function normStorer(param: WeightStorers['param'], hidden: number): WeightStorers['norm'] {
+  return (path) => {
+    param(`${path}.weight`, [hidden]);
+    param(`${path}.bias`, [hidden]);
+  };
+}
+
 /**
  * The parts RWKV-4 and GPT-NeoX share: the weight maps, loading with cleanup on failure,
  * hidden/forward from embed/block/finalNorm/logits, dispose, and lookups of params, linears and norms.
@@ -99,10 +107,7 @@ export abstract class BlockwiseModel implements BlockwiseCausalLM {
     const store: WeightStorers = {
       param,
       linear,
-      norm: (path) => {
-        param(`${path}.weight`, [H]);
-        param(`${path}.bias`, [H]);
-      },
+      norm: normStorer(param, H),
       head: (path, embedding, tied) => {
         if (tied && !weights.source.has(`${path}.weight`)) {
           this.linears.set(path, weights.linearFrom(path, embedding, this.vocabSize, H));

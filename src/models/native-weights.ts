@@ -14,7 +14,7 @@ import type { Nf4State } from '../quant/nf4.js';
 import { DYNAMIC_MAP } from '../quant/nf4-codebook.js';
 import type { ModelConfig } from './config.js';
 import { declareGptNeoXWeights, IGNORED_BUFFERS } from './gpt-neox.js';
-import type { WeightStorers } from './model.js';
+import { normStorer, type WeightStorers } from './model.js';
 import { declareRwkvWeights } from './rwkv4.js';
 import { WeightLoader, type WeightLoaderOptions } from './weights.js';
 
@@ -105,10 +105,7 @@ export function loadNativeWeights(
   const store: WeightStorers = {
     param,
     linear,
-    norm: (path) => {
-      param(`${path}.weight`, [H]);
-      param(`${path}.bias`, [H]);
-    },
+    norm: normStorer(param, H),
     head: (path, embedding, tied) => {
       if (tied && !source.has(`${path}.weight`)) {
         head = params.get(embedding);
