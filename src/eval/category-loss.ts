@@ -2,7 +2,6 @@
  * Response-only loss of a held-out set, pooled per category (Dolly's `category` field), computed as
  * training counts it: the rows rendered with the training template, loss on the mask's targets only.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { tokenizeExample, type Encoder, type TrainOn } from '../data/examples.js';
 import { loadRows, type OnBadRow } from '../data/rows.js';
 import { shuffleInPlace, splitValidation } from '../data/shuffle.js';
@@ -10,9 +9,7 @@ import { resolveDatasetFile } from '../data/source.js';
 import { templateFor, type DataFormat } from '../data/templates.js';
 import { Rng } from '../generate/rng.js';
 import { InputError } from '../io/errors.js';
-import { sequenceLoss } from '../models/loss.js';
 import type { LossEngine, TrainEngine } from '../engine/engine.js';
-import type { CausalLM } from '../models/types.js';
 
 export const NO_CATEGORY = '(none)';
 
@@ -78,20 +75,6 @@ export function meanLoss(p: PooledLoss): number {
  * at position j counts (the last position never does).
  */
 export type WindowScorer = (ids: readonly number[], weight: Uint8Array) => number;
-
-/** Scores windows with a tfjs model (the adapters in its linears, if any). */
-export function causalLMScorer(model: CausalLM): WindowScorer {
-  return (ids, weight) => {
-    const t = Int32Array.from({ length: ids.length }, (_, j) => ids[j + 1] ?? 0);
-    const loss = tf.tidy(() => {
-      const hidden = tf.reshape(model.hidden(tf.tensor2d([...ids], [1, ids.length], 'int32')), [ids.length, model.hiddenSize]);
-      return sequenceLoss(model, hidden as tf.Tensor2D, t, Float32Array.from(weight), 1);
-    });
-    const v = loss.dataSync()[0] ?? NaN;
-    loss.dispose();
-    return v;
-  };
-}
 
 /** Scores windows with a training engine (native or tfjs): no gradients, no dropout. */
 export function engineScorer(engine: LossEngine): WindowScorer {
