@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineScorer, loadEvalExamples, lossByCategory, meanLoss } from '../../src/eval/category-loss.js';
 import { evaluateBeforeAfter } from '../../src/eval/held-out.js';
 import { openEngine } from '../../src/runtime/open-engine.js';
+import { latestCheckpoint } from '../../src/runtime/run-folder.js';
 import { runCliAsync as runCli } from '../helpers/cli.js';
 import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
 
@@ -86,5 +87,11 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty eval MODEL --adapter 
       .toBe('ditty: error: give either --dataset or --validation-split, not both\n');
     expect((await runCli(['eval', fixture.path, '--adapter', run, '--dataset', dolly.path, '--text', 'hi'])).stderr)
       .toBe('ditty: error: give either --dataset/--validation-split or --text/--file, not both\n');
+    // an adapter folder without the run's config.yaml: the split cannot be made
+    const bare = path.join(tmpRoot, 'bare-adapter');
+    fs.cpSync(latestCheckpoint(run)!, bare, { recursive: true });
+    fs.rmSync(path.join(bare, 'config.yaml'));
+    expect((await runCli(['eval', fixture.path, '--adapter', bare, '--validation-split'])).stderr)
+      .toBe(`ditty: error: ${bare}: no config.yaml, so the run's validation split is unknown; name the rows with --dataset\n`);
   });
 });
