@@ -14,7 +14,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir } from '../io/atomic.js';
 import { blobPath, incompletePath } from './cache.js';
-import { describeFetchFailure, httpErrorFrom, HubNetworkError, isNetworkError, isTransient, retryDelay, sleep } from './http.js';
+import { describeFetchFailure, httpErrorFrom, HubNetworkError, isNetworkError, isTransient, withRetries } from './http.js';
 import { withFileLock } from './lock.js';
 import type { ProgressReporter } from './progress.js';
 
@@ -90,16 +90,13 @@ export async function fetchBlob(req: BlobRequest): Promise<string> {
   const download = async (): Promise<string> => {
     // Another process may have finished it while this one waited for the lock.
     if (await exists(final)) return final;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fetchBlobOnce(req);
-      } catch (err) {
-        if (req.signal?.aborted) throw req.signal.reason as Error;
-        const delay = retryDelay(err, attempt, req.retryDelayMs);
-        if (attempt >= req.retries || !isRetryable(err) || delay > (req.maxRetryAfterMs ?? 60_000)) throw err;
-        await sleep(delay, req.signal);
-      }
-    }
+    return withRetries(() => fetchBlobOnce(req), {
+      retries: req.retries,
+      retryDelayMs: req.retryDelayMs,
+      maxRetryAfterMs: req.maxRetryAfterMs ?? 60_000,
+      signal: req.signal,
+      retryable: isRetryable,
+    });
   };
   if (req.lockDir === undefined) return download();
   return withFileLock(path.join(req.lockDir, `${req.etag}.lock`), download, {

@@ -100,9 +100,37 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** The delay before retry `attempt` (0-based): Retry-After when the hub sent one, else doubling from `baseMs`. */
-export function retryDelay(err: unknown, attempt: number, baseMs: number): number {
+function retryDelay(err: unknown, attempt: number, baseMs: number): number {
   const asked = err instanceof HubHttpError ? err.retryAfterMs : undefined;
   return asked ?? baseMs * 2 ** attempt;
+}
+
+export interface RetryOptions {
+  /** further tries after the first */
+  retries: number;
+  /** delay before the first retry without Retry-After, doubled each time (ms) */
+  retryDelayMs: number;
+  /** the longest Retry-After honoured; the hub asking for more ends the retries (ms) */
+  maxRetryAfterMs: number;
+  /** ends the retries and any wait; its reason is what is thrown */
+  signal?: AbortSignal | undefined;
+  /** whether a failure is worth another try (default isTransient) */
+  retryable?: (err: unknown) => boolean;
+}
+
+/** Runs `fn`, trying again after a retryable failure, waiting as retryDelay says. */
+export async function withRetries<T>(fn: () => Promise<T>, o: RetryOptions): Promise<T> {
+  const retryable = o.retryable ?? isTransient;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (o.signal?.aborted) throw o.signal.reason as Error;
+      const delay = retryDelay(err, attempt, o.retryDelayMs);
+      if (attempt >= o.retries || !retryable(err) || delay > o.maxRetryAfterMs) throw err;
+      await sleep(delay, o.signal);
+    }
+  }
 }
 
 /**
@@ -167,8 +195,7 @@ export interface HubFetchOptions {
  */
 export function hubFetch(opts: HubFetchOptions = {}): typeof fetch {
   const base = opts.base ?? globalThis.fetch;
-  const retries = opts.retries ?? 0;
-  const maxRetryAfterMs = opts.maxRetryAfterMs ?? 30_000;
+  const retry: RetryOptions = { retries: opts.retries ?? 0, retryDelayMs: opts.retryDelayMs ?? 1000, maxRetryAfterMs: opts.maxRetryAfterMs ?? 30_000, signal: opts.signal };
   const maxPages = opts.maxPages ?? 10_000;
   // Tree listings are paginated with Link: rel="next"; a hub (or proxy) whose next link loops would
   // be followed for ever by the library, so a page asked for twice, or too many pages, ends it.
@@ -197,14 +224,6 @@ export function hubFetch(opts: HubFetchOptions = {}): typeof fetch {
       if (treePages.size >= maxPages) throw new HubError(`the hub's file listing did not end after ${maxPages} pages (${url}); try again later`);
       treePages.add(url);
     }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await once(input, init, url);
-      } catch (err) {
-        const delay = retryDelay(err, attempt, opts.retryDelayMs ?? 1000);
-        if (attempt >= retries || !isTransient(err) || delay > maxRetryAfterMs) throw err;
-        await sleep(delay, opts.signal);
-      }
-    }
+    return withRetries(() => once(input, init, url), retry);
   };
 }
