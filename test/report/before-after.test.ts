@@ -62,5 +62,12 @@ describe('before/after table', () => {
     const dir = syntheticRun(2, 'ba-bad');
     fs.writeFileSync(path.join(dir, 'before-after.json'), '{"category": 1}');
     expect(() => loadReportInput(dir)).toThrow(`${path.join(dir, 'before-after.json')}: expected a JSON array of rows`);
+    fs.writeFileSync(path.join(dir, 'before-after.json'), '[{"category": "a"');
+    expect(() => loadReportInput(dir)).toThrow(`${path.join(dir, 'before-after.json')}: not JSON`);
+    fs.writeFileSync(path.join(dir, 'before-after.json'), '[{"examples": 1}]');
+    expect(() => loadReportInput(dir)).toThrow(`${path.join(dir, 'before-after.json')}: row 1 has no "category"`);
+    fs.rmSync(path.join(dir, 'before-after.json'));
+    fs.writeFileSync(path.join(dir, 'data-stats.json'), '[]');
+    expect(() => loadReportInput(dir)).toThrow(`${path.join(dir, 'data-stats.json')}: not a JSON object`);
   });
 });
