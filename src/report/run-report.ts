@@ -23,15 +23,20 @@ function readText(file: string): string | undefined {
   }
 }
 
-function readJsonObject(file: string): Record<string, unknown> | undefined {
+/** The parsed JSON of `file`, or undefined when there is no such file. */
+function readJson(file: string): unknown {
   const text = readText(file);
   if (text === undefined) return undefined;
-  let v: unknown;
   try {
-    v = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch {
     throw new InputError(`${file}: not JSON`);
   }
+}
+
+function readJsonObject(file: string): Record<string, unknown> | undefined {
+  const v = readJson(file);
+  if (v === undefined) return undefined;
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InputError(`${file}: not a JSON object`);
   return v as Record<string, unknown>;
 }
@@ -60,14 +65,8 @@ function readSamples(file: string): Sample[] | undefined {
 
 /** The rows of a before-after.json, or undefined when the run has none. */
 export function readBeforeAfter(file: string): BeforeAfterRow[] | undefined {
-  const text = readText(file);
-  if (text === undefined) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw new InputError(`${file}: not JSON`);
-  }
+  const v = readJson(file);
+  if (v === undefined) return undefined;
   if (!Array.isArray(v)) throw new InputError(`${file}: expected a JSON array of rows`);
   const num = (x: unknown): number => (typeof x === 'number' ? x : NaN);
   return v.map((r: unknown, i): BeforeAfterRow => {
