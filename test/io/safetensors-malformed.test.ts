@@ -118,7 +118,7 @@ describe('SafetensorsFile follows the reference reader (safetensors crate) on he
   it('refuses a tensor named twice, and a key twice inside __metadata__ or an entry', () => {
     const two = `{${tensorA}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}`;
     expect(openError(raw('duptensor.safetensors', two, 16)).message).toMatch(/the key "a" twice/);
-    const meta = `{"__metadata__": {"k": "1", "\u006b": "2"}, ${tensorA}}`;
+    const meta = `{"__metadata__": {"k": "1", "\\u006b": "2"}, ${tensorA}}`;
     expect(openError(raw('dupmetakey.safetensors', meta, 8)).message).toMatch(/the key "k" twice in "__metadata__"/);
     const field = '{"a": {"dtype": "F32", "shape": [2], "shape": [2], "data_offsets": [0, 8]}}';
     expect(openError(raw('dupfield.safetensors', field, 8)).message).toMatch(/the key "shape" twice in "a"/);
