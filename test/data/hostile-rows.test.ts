@@ -91,6 +91,11 @@ describe('parquet is read in a worker, under a deadline', () => {
     expect(await refusal(loadRows(parquet(), { fields }))).toMatch(/ok\.parquet: cannot read as parquet: no result after 0 s; the file is likely corrupt/);
   });
 
+  it('gives up on a reader that runs out of its heap, with one line', async () => {
+    Object.assign(PARQUET_DEADLINE, { heapMb: 1 });
+    expect(await refusal(loadRows(parquet(), { fields }))).toMatch(/ok\.parquet: cannot read as parquet: reading it took more than 1 MB of memory; the file is likely corrupt/);
+  });
+
   it('refuses garbage and a truncated file with one line', async () => {
     expect(await refusal(loadRows(write('junk.parquet', Buffer.from('PAR1 not really PAR1')), { fields }))).toMatch(/cannot read as parquet/);
     const good = fs.readFileSync(parquet());
