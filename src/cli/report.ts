@@ -17,11 +17,12 @@ export function registerReport(program: Command): void {
     .argument('<run>', 'run folder (output.dir of a training config)')
     .option('--png', `also write the loss chart as ${LOSS_PNG} (needs a headless chromium at /usr/bin/chromium)`)
     .action(async (run: string, opts: ReportCliOptions) => {
-      const file = await writeReport(run);
+      const input = loadReportInput(run);
+      const file = await writeReport(run, input);
       process.stdout.write(`${file}\n`);
       if (opts.png) {
         const png = path.join(run, LOSS_PNG);
-        await svgToPng(lossChart(loadReportInput(run)), LOSS_CHART.width, LOSS_CHART.height, png);
+        await svgToPng(lossChart(input), LOSS_CHART.width, LOSS_CHART.height, png);
         process.stdout.write(`${png}\n`);
       }
     });

@@ -5,8 +5,7 @@ import { loadTrainConfig } from '../config/index.js';
 import type { BeforeAfterRow } from '../eval/before-after.js';
 import { BEFORE_AFTER_FILE } from '../eval/held-out.js';
 import { InputError } from '../io/errors.js';
-import { readMetrics } from '../report/metrics.js';
-import { METRICS_FILE, readBeforeAfter, writeReport } from '../report/run-report.js';
+import { loadReportInput, readBeforeAfter, writeReport } from '../report/run-report.js';
 import { listCheckpoints } from '../runtime/run-folder.js';
 import { trainFromConfig } from '../train/run.js';
 import { formatRunSummary } from '../train/summary.js';
@@ -51,12 +50,13 @@ export function registerTrain(program: Command): void {
         return;
       }
       const runDir = loadTrainConfig(configFile, opts.set).output.dir;
-      const reportFile = await writeReport(runDir);
+      const report = loadReportInput(runDir);
+      const reportFile = await writeReport(runDir, report);
       const adapterDir = path.join(runDir, 'adapter');
       const beforeAfter = freshBeforeAfter(runDir);
       process.stdout.write(`${formatRunSummary({
         outcome: summary, runDir, configFile, overrides: opts.set, reportFile,
-        entries: readMetrics(path.join(runDir, METRICS_FILE)),
+        entries: report.entries,
         checkpoints: listCheckpoints(runDir).map((c) => c.dir),
         ...(fs.existsSync(adapterDir) ? { adapterDir } : {}),
         ...(beforeAfter !== undefined ? { beforeAfter } : {}),

@@ -115,10 +115,10 @@ export function loadReportInput(runDir: string, now = new Date()): ReportInput {
   };
 }
 
-/** (Re)writes `<runDir>/report.html` from the run folder, atomically; returns its path. */
-export async function writeReport(runDir: string): Promise<string> {
+/** (Re)writes `<runDir>/report.html` from the run folder (or from `input` already read from it), atomically; returns its path. */
+export async function writeReport(runDir: string, input?: ReportInput): Promise<string> {
   const file = path.join(runDir, REPORT_FILE);
-  await writeBytesAtomic(file, reportHtml(loadReportInput(runDir)));
+  await writeBytesAtomic(file, reportHtml(input ?? loadReportInput(runDir)));
   return file;
 }
 
