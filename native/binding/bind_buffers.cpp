@@ -3,8 +3,13 @@
 
 #include "args.h"
 #include "ditty/cpu_features.h"
-#include "ditty/gemm.h"
 #include "ditty/parallel.h"
+
+namespace ditty::cpu {
+// weak: the core does not need the gemm family, so a development build without it
+// (scripts/build-native-dev.mjs) still loads and buildInfo reports gemm "none"
+__attribute__((weak)) const char* gemm_implementation();
+}  // namespace ditty::cpu
 
 namespace ditty::binding {
 namespace {
@@ -72,17 +77,24 @@ Buffer& any_buffer(const Napi::CallbackInfo& info, size_t i) {
   }
 }
 
+// Where `bytes` of b's elements start at the offset argument (info[2]), checked to lie inside b;
+// the error reads "<verb><n> elements at <offset><outside><count>".
+uint8_t* element_range(const Napi::CallbackInfo& info, Buffer& b, size_t bytes, const char* verb, const char* outside) {
+  int64_t offset = int_arg(info, 2, "offset");
+  size_t es = dtype_size(b.dtype);
+  if (static_cast<size_t>(offset) > b.count || bytes / es > b.count - offset) {
+    fail(info.Env(), verb + std::to_string(bytes / es) + " elements at " + std::to_string(offset) + outside +
+                         std::to_string(b.count));
+  }
+  return static_cast<uint8_t*>(b.data) + offset * es;
+}
+
 // write(id, typedArray, offset): copies the array into elements [offset, offset + length)
 Napi::Value write(const Napi::CallbackInfo& info) {
   Buffer& b = any_buffer(info, 0);
   auto [src, bytes] = typed_bytes(info, 1, b.dtype);
-  int64_t offset = int_arg(info, 2, "offset");
-  size_t es = dtype_size(b.dtype);
-  if (static_cast<size_t>(offset) > b.count || bytes / es > b.count - offset) {
-    fail(info.Env(), "write: " + std::to_string(bytes / es) + " elements at " + std::to_string(offset) +
-                         " do not fit a buffer of " + std::to_string(b.count));
-  }
-  if (bytes) std::memcpy(static_cast<uint8_t*>(b.data) + offset * es, src, bytes);
+  uint8_t* at = element_range(info, b, bytes, "write: ", " do not fit a buffer of ");
+  if (bytes) std::memcpy(at, src, bytes);
   return info.Env().Undefined();
 }
 
@@ -90,13 +102,8 @@ Napi::Value write(const Napi::CallbackInfo& info) {
 Napi::Value read(const Napi::CallbackInfo& info) {
   Buffer& b = any_buffer(info, 0);
   auto [dst, bytes] = typed_bytes(info, 1, b.dtype);
-  int64_t offset = int_arg(info, 2, "offset");
-  size_t es = dtype_size(b.dtype);
-  if (static_cast<size_t>(offset) > b.count || bytes / es > b.count - offset) {
-    fail(info.Env(), "read: " + std::to_string(bytes / es) + " elements at " + std::to_string(offset) +
-                         " are outside a buffer of " + std::to_string(b.count));
-  }
-  if (bytes) std::memcpy(dst, static_cast<uint8_t*>(b.data) + offset * es, bytes);
+  const uint8_t* at = element_range(info, b, bytes, "read: ", " are outside a buffer of ");
+  if (bytes) std::memcpy(dst, at, bytes);
   return info.Env().Undefined();
 }
 
@@ -161,7 +168,7 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
     if (on) feats.Set(k++, name);
   }
   o.Set("features", feats);
-  o.Set("gemm", cpu::gemm_implementation());
+  o.Set("gemm", cpu::gemm_implementation ? cpu::gemm_implementation() : "none");
   o.Set("compiler", __VERSION__);
   o.Set("threads", thread_count());
   return o;
