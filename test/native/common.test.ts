@@ -178,4 +178,18 @@ describe.skipIf(nativeMissing)('native shared kernels', () => {
     expect(() => a.sumSquares(big, 1.5)).toThrow(/^n: expected an integer/);
     expect(() => a.add(big, big, 9999, 10)).toThrow(/^out: /);
   });
+
+  it('buffer write and read stay inside the buffer and say so in one line', () => {
+    const a = addon();
+    const b = zeros(5);
+    a.write(b, Float32Array.from([1, 2]), 3);
+    const got = new Float32Array(3);
+    a.read(b, got, 2);
+    expect(Array.from(got)).toEqual([0, 1, 2]);
+    expect(() => a.write(b, new Float32Array(3), 3)).toThrow(/^write: 3 elements at 3 do not fit a buffer of 5$/);
+    expect(() => a.write(b, new Float32Array(0), 6)).toThrow(/^write: 0 elements at 6 do not fit a buffer of 5$/);
+    expect(() => a.read(b, new Float32Array(6), 0)).toThrow(/^read: 6 elements at 0 are outside a buffer of 5$/);
+    expect(() => a.read(b, new Float32Array(1), 5)).toThrow(/^read: 1 elements at 5 are outside a buffer of 5$/);
+    expect(() => a.read(b, new Int32Array(1), 0)).toThrow(/^data: a f32 buffer needs a Float32Array$/);
+  });
 });
