@@ -245,6 +245,21 @@ void gemm_own_source(bool transA, int64_t M, int64_t N, int64_t K, float alpha, 
   });
 }
 
+float bias_prefill(const float* bias, int64_t out, int64_t rows, float* y, bool accumulate) {
+  if (!bias) return accumulate ? 1.0f : 0.0f;
+  parallel_for(static_cast<size_t>(rows), 64, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+      float* yr = y + r * out;
+      if (accumulate) {
+        for (int64_t j = 0; j < out; j++) yr[j] += bias[j];
+      } else {
+        std::memcpy(yr, bias, sizeof(float) * out);
+      }
+    }
+  });
+  return 1.0f;
+}
+
 }  // namespace gemm_detail
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -263,21 +278,7 @@ const char* gemm_implementation() {
 void dense_linear_forward(const float* W, const float* bias, int64_t out, int64_t in, const float* x, int64_t rows,
                           float* y, bool accumulate) {
   if (rows <= 0 || out <= 0) return;
-  float beta = accumulate ? 1.0f : 0.0f;
-  if (bias) {
-    // y (+)= bias first, then y += x W^T
-    parallel_for(static_cast<size_t>(rows), 64, [&](size_t r0, size_t r1) {
-      for (size_t r = r0; r < r1; r++) {
-        float* yr = y + r * out;
-        if (accumulate) {
-          for (int64_t j = 0; j < out; j++) yr[j] += bias[j];
-        } else {
-          std::memcpy(yr, bias, sizeof(float) * out);
-        }
-      }
-    });
-    beta = 1.0f;
-  }
+  const float beta = gemm_detail::bias_prefill(bias, out, rows, y, accumulate);
   gemm(false, true, rows, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 

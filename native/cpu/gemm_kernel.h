@@ -61,6 +61,10 @@ void gemm_own(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float a
 void gemm_own_source(bool transA, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                      const BSource& b, float beta, float* C, int64_t ldc);
 
+// The linears' bias: y[rows,out] (+)= bias (over the pool) so that the product after it adds x W^T
+// with the beta this returns (1 once the bias is in y, else accumulate ? 1 : 0); bias may be null.
+float bias_prefill(const float* bias, int64_t out, int64_t rows, float* y, bool accumulate);
+
 // Packs op(B) rows [k0, k0+kc) x columns [j0, j0+n) of a dense row-major B (the dense BSource).
 void pack_b(bool transB, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0, int64_t kc, int nr,
             float* dst);

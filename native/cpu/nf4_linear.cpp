@@ -89,21 +89,7 @@ void nf4_linear_forward(const Nf4Weight& w, const float* bias, const float* x, i
   const int64_t out = w.rows;
   const int64_t in = w.cols;
   if (rows <= 0 || out <= 0) return;
-  float beta = accumulate ? 1.0f : 0.0f;
-  if (bias) {
-    // y (+)= bias first, then y += x W^T
-    parallel_for(static_cast<size_t>(rows), 64, [&](size_t r0, size_t r1) {
-      for (size_t r = r0; r < r1; r++) {
-        float* yr = y + r * out;
-        if (accumulate) {
-          for (int64_t j = 0; j < out; j++) yr[j] += bias[j];
-        } else {
-          std::memcpy(yr, bias, sizeof(float) * out);
-        }
-      }
-    });
-    beta = 1.0f;
-  }
+  const float beta = gemm_detail::bias_prefill(bias, out, rows, y, accumulate);
   const Nf4Source src{&w, avx512()};
   gemm_detail::gemm_own_source(false, rows, out, in, 1.0f, x, in, gemm_detail::BSource{pack_transposed, &src}, beta, y,
                                out);
