@@ -69,51 +69,50 @@ void rotate_back(const float* dy, const float* cos, const float* sin, int64_t ha
   }
 }
 
-}  // namespace
-
-void qkv_rotary_forward(const float* qkv, int64_t B, int64_t T, int64_t heads, int64_t d, int64_t R, double base,
-                        int64_t offset, float* q, float* k, float* v) {
+// f(packed, split, cos, sin) for every position (b, t) and head h, positions over the pool: packed is
+// the head's offset in the [B,T,heads,3,d] projection rows, split its offset in the [B,heads,T,d]
+// q/k/v tensors, cos and sin the position's rotary tables.
+template <class F>
+void for_each_head(int64_t B, int64_t T, int64_t heads, int64_t d, int64_t R, double base, int64_t offset, F f) {
   std::vector<float> cos, sin;
   rotary_tables(T, R, base, offset, cos, sin);
   const int64_t half = R / 2;
   parallel_for(static_cast<size_t>(B * T), 16, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) {
       const int64_t b = static_cast<int64_t>(r) / T, t = static_cast<int64_t>(r) % T;
-      const float* c = cos.data() + t * half;
-      const float* s = sin.data() + t * half;
       for (int64_t h = 0; h < heads; h++) {
-        const float* src = qkv + (static_cast<int64_t>(r) * heads + h) * 3 * d;
-        const int64_t dst = ((b * heads + h) * T + t) * d;
-        rotate(src, c, s, half, q + dst);
-        std::memcpy(q + dst + R, src + R, sizeof(float) * (d - R));
-        rotate(src + d, c, s, half, k + dst);
-        std::memcpy(k + dst + R, src + d + R, sizeof(float) * (d - R));
-        std::memcpy(v + dst, src + 2 * d, sizeof(float) * d);
+        f((static_cast<int64_t>(r) * heads + h) * 3 * d, ((b * heads + h) * T + t) * d, cos.data() + t * half,
+          sin.data() + t * half);
       }
     }
   });
 }
 
+}  // namespace
+
+void qkv_rotary_forward(const float* qkv, int64_t B, int64_t T, int64_t heads, int64_t d, int64_t R, double base,
+                        int64_t offset, float* q, float* k, float* v) {
+  const int64_t half = R / 2;
+  for_each_head(B, T, heads, d, R, base, offset, [&](int64_t packed, int64_t split, const float* c, const float* s) {
+    const float* src = qkv + packed;
+    rotate(src, c, s, half, q + split);
+    std::memcpy(q + split + R, src + R, sizeof(float) * (d - R));
+    rotate(src + d, c, s, half, k + split);
+    std::memcpy(k + split + R, src + d + R, sizeof(float) * (d - R));
+    std::memcpy(v + split, src + 2 * d, sizeof(float) * d);
+  });
+}
+
 void qkv_rotary_backward(const float* dq, const float* dk, const float* dv, int64_t B, int64_t T, int64_t heads,
                          int64_t d, int64_t R, double base, int64_t offset, float* dqkv) {
-  std::vector<float> cos, sin;
-  rotary_tables(T, R, base, offset, cos, sin);
   const int64_t half = R / 2;
-  parallel_for(static_cast<size_t>(B * T), 16, [&](size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; r++) {
-      const int64_t b = static_cast<int64_t>(r) / T, t = static_cast<int64_t>(r) % T;
-      const float* c = cos.data() + t * half;
-      const float* s = sin.data() + t * half;
-      for (int64_t h = 0; h < heads; h++) {
-        float* dst = dqkv + (static_cast<int64_t>(r) * heads + h) * 3 * d;
-        const int64_t src = ((b * heads + h) * T + t) * d;
-        rotate_back(dq + src, c, s, half, dst);
-        std::memcpy(dst + R, dq + src + R, sizeof(float) * (d - R));
-        rotate_back(dk + src, c, s, half, dst + d);
-        std::memcpy(dst + d + R, dk + src + R, sizeof(float) * (d - R));
-        std::memcpy(dst + 2 * d, dv + src, sizeof(float) * d);
-      }
-    }
+  for_each_head(B, T, heads, d, R, base, offset, [&](int64_t packed, int64_t split, const float* c, const float* s) {
+    float* dst = dqkv + packed;
+    rotate_back(dq + split, c, s, half, dst);
+    std::memcpy(dst + R, dq + split + R, sizeof(float) * (d - R));
+    rotate_back(dk + split, c, s, half, dst + d);
+    std::memcpy(dst + d + R, dk + split + R, sizeof(float) * (d - R));
+    std::memcpy(dst + 2 * d, dv + split, sizeof(float) * d);
   });
 }
 
