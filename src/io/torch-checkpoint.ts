@@ -152,7 +152,6 @@ async function readIndex(file: string): Promise<Map<string, TensorEntry>> {
 }
 
 async function readIndexOf(file: string, zip: yauzl.ZipFile): Promise<Map<string, TensorEntry>> {
-  const fileSize = fs.statSync(file).size;
   const entries = new Map<string, yauzl.Entry>();
   for await (const e of zip.eachEntry()) {
     // Readers disagree about which of two same-named records counts (torch takes one, a zip tool another).
@@ -173,7 +172,7 @@ async function readIndexOf(file: string, zip: yauzl.ZipFile): Promise<Map<string
     const key = view.storage.key;
     let entry = stored.get(key);
     if (!entry) {
-      entry = await storedEntry(file, zip, entries.get(`${prefix}data/${key}`), `${prefix}data/${key}`, name, fileSize);
+      entry = await storedEntry(file, zip, entries.get(`${prefix}data/${key}`), `${prefix}data/${key}`, name);
       stored.set(key, entry);
     }
     const es = DTYPE_SIZES[view.storage.dtype];
@@ -213,7 +212,7 @@ async function readEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry, l
   }
 }
 
-async function storedEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry | undefined, record: string, tensor: string, fileSize: number): Promise<StoredEntry> {
+async function storedEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry | undefined, record: string, tensor: string): Promise<StoredEntry> {
   if (!entry) throw new WeightFileError(file, `its storage record ${record} is missing from the archive`, tensor);
   if (entry.compressionMethod !== 0 || entry.isEncrypted()) {
     throw new WeightFileError(file, `storage record ${record} is ${entry.isEncrypted() ? 'encrypted' : `compressed (method ${entry.compressionMethod})`}; torch.save stores tensor data uncompressed, re-save the checkpoint without recompressing the zip`, tensor);
@@ -221,17 +220,14 @@ async function storedEntry(file: string, zip: yauzl.ZipFile, entry: yauzl.Entry 
   if (entry.compressedSize !== entry.uncompressedSize) {
     throw new WeightFileError(file, `storage record ${record} is stored uncompressed but its zip sizes disagree (${entry.compressedSize} stored, ${entry.uncompressedSize} declared)`, tensor);
   }
-  let fileDataStart: number;
   try {
     // The local header's extra field (torch pads it for 64-byte alignment) can differ from the central one.
-    ({ fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true }));
+    // yauzl refuses data that runs past the end of the file here (the sizes are equal, checked above).
+    const { fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true });
+    return { dataStart: fileDataStart, size: entry.uncompressedSize };
   } catch (err) {
     throw new WeightFileError(file, `bad local header for ${record}: ${(err as Error).message}`, tensor);
   }
-  if (fileDataStart + entry.uncompressedSize > fileSize) {
-    throw new WeightFileError(file, `storage record ${record} (${entry.uncompressedSize} bytes from byte ${fileDataStart}) runs past the end of the file (${fileSize} bytes): truncated?`, tensor);
-  }
-  return { dataStart: fileDataStart, size: entry.uncompressedSize };
 }
 
 /** The name -> tensor dict at the top level, or under "state_dict" / "model". */

@@ -100,6 +100,12 @@ describe('TorchCheckpointFile refuses broken zip containers with one line', () =
     const whole = Buffer.from(writeZip(base));
     const cut = Buffer.concat([whole.subarray(0, 200), whole.subarray(whole.length - 22)]);
     expect(await refused(write('cut.bin', cut))).toMatch(/bad zip archive|truncated|past the end/);
+    // A directory whose (equal) sizes for a stored record reach past the end of the file.
+    const long = Buffer.from(whole);
+    const at = long.indexOf('archive/data/0', long.readUInt32LE(long.length - 6)) - 46;
+    long.writeUInt32LE(1_000_000, at + 20);
+    long.writeUInt32LE(1_000_000, at + 24);
+    expect(await refused(write('long.bin', long))).toMatch(/bad local header for archive\/data\/0: file data overflows file bounds/);
   });
 
   it('survives every single-byte corruption of the central directory without an uncaught error', async () => {
