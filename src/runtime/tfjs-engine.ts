@@ -16,17 +16,18 @@ export class TfjsEngine implements TrainEngine {
   readonly adapterNames: readonly string[];
   private readonly variables: Map<string, tf.Variable>;
   private readonly groups: TrainableGroups;
-  private readonly optimizer: AdamW;
+  /** absent for an engine that scores and decodes only */
+  private readonly optimizer: AdamW | undefined;
   private grads: Map<string, tf.Tensor> | undefined;
 
   constructor(
-    readonly model: BlockwiseCausalLM, readonly layers: readonly LoraLinear[], adamw: AdamWSettings,
+    readonly model: BlockwiseCausalLM, readonly layers: readonly LoraLinear[], adamw: AdamWSettings | undefined,
     private readonly checkpointing: Checkpointing, readonly description: string,
   ) {
     this.variables = adapterVariables(layers);
     this.adapterNames = [...this.variables.keys()];
     this.groups = groupByBlock(layers);
-    this.optimizer = new AdamW(this.variables, adamw);
+    this.optimizer = adamw ? new AdamW(this.variables, adamw) : undefined;
   }
 
   accumulate(batch: MicroBatch, normalizer: number, microStep: number): number {
@@ -56,7 +57,7 @@ export class TfjsEngine implements TrainEngine {
     this.grads = undefined;
     try {
       const norm = clipByGlobalNorm(grads, maxGradNorm);
-      if (Number.isFinite(norm)) this.optimizer.step(grads, lr);
+      if (Number.isFinite(norm)) this.trainer().step(grads, lr);
       return norm;
     } finally {
       for (const g of grads.values()) g.dispose();
@@ -108,16 +109,21 @@ export class TfjsEngine implements TrainEngine {
   }
 
   optimizerState(): { step: number; slots: Map<string, OptimizerSlot> } {
-    return { step: this.optimizer.stepCount, slots: this.optimizer.exportState() };
+    return { step: this.trainer().stepCount, slots: this.trainer().exportState() };
   }
 
   loadOptimizerState(slots: ReadonlyMap<string, OptimizerSlot>, step: number): void {
-    this.optimizer.importState(slots, step);
+    this.trainer().importState(slots, step);
   }
 
   dispose(): void {
     if (this.grads) for (const g of this.grads.values()) g.dispose();
     this.grads = undefined;
-    this.optimizer.dispose();
+    this.optimizer?.dispose();
+  }
+
+  private trainer(): AdamW {
+    if (!this.optimizer) throw new Error('this engine was opened without optimizer settings: it scores and decodes, it does not train');
+    return this.optimizer;
   }
 }

@@ -1,12 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { OptimizerSlot } from '../engine/engine.js';
-
-export interface AdamWOptions {
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-  readonly weightDecay: number;
-}
+import type { AdamWSettings, OptimizerSlot } from '../engine/engine.js';
 
 /** Optimizer state of one parameter, exportable to a checkpoint. */
 export type AdamWSlot = OptimizerSlot;
@@ -22,7 +15,7 @@ export class AdamW {
   /** optimizer steps taken */
   stepCount = 0;
 
-  constructor(private readonly params: ReadonlyMap<string, tf.Variable>, private readonly opts: AdamWOptions) {
+  constructor(private readonly params: ReadonlyMap<string, tf.Variable>, private readonly opts: AdamWSettings) {
     for (const [name, p] of params) {
       this.m.set(name, tf.keep(tf.zerosLike(p)));
       this.v.set(name, tf.keep(tf.zerosLike(p)));

@@ -41,7 +41,7 @@ async function makeRun(fixture: string, arch: Architecture): Promise<Run> {
   const opened = await openModel(fixture, { backend: 'wasm', progress: false });
   try {
     const ids = opened.tokenizer.encode(TEXT);
-    const scorer = new TfjsEngine(opened.model, [], { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 }, 'none', 'tfjs');
+    const scorer = new TfjsEngine(opened.model, [], undefined, 'none', 'tfjs');
     const baseLoss = scoreTokens(scorer, ids, 256).loss;
     const config = { ...defaultLoraConfig(arch), r: 4 };
     const layers = injectLora(opened.model.linears, config, 3);

@@ -1,9 +1,12 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { beforeAfterJson, beforeAfterRows, formatBeforeAfter } from '../../src/eval/before-after.js';
-import { meanLoss, type PooledLoss } from '../../src/eval/category-loss.js';
-import { writeBeforeAfter } from '../../src/eval/held-out.js';
+import { loadEvalExamples, lossByCategory, meanLoss, type PooledLoss } from '../../src/eval/category-loss.js';
+import { validationSplitOf, writeBeforeAfter } from '../../src/eval/held-out.js';
+import { loadTrainConfig } from '../../src/config/index.js';
+import { REPO_ROOT } from '../helpers/shared.js';
 import { reportHtml } from '../../src/report/html.js';
 import { loadReportInput, readBeforeAfter } from '../../src/report/run-report.js';
 import { formatRunSummary } from '../../src/train/summary.js';
@@ -69,5 +72,24 @@ describe('before/after table', () => {
     fs.rmSync(path.join(dir, 'before-after.json'));
     fs.writeFileSync(path.join(dir, 'data-stats.json'), '[]');
     expect(() => loadReportInput(dir)).toThrow(`${path.join(dir, 'data-stats.json')}: not a JSON object`);
+  });
+
+  it('held-out scoring refuses what it cannot score in one line', async () => {
+    const config = loadTrainConfig(path.join(REPO_ROOT, 'configs', 'tiny.yaml'), ['data.validation_fraction=0', 'training.eval_every=null']);
+    expect(() => validationSplitOf(config)).toThrow('data.validation_fraction is 0: the run held out no rows to evaluate');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-heldout-'));
+    try {
+      const file = path.join(dir, 'one.jsonl');
+      fs.writeFileSync(file, `${JSON.stringify({ instruction: 'Name a color.', context: '', response: 'Blue.', category: 'open_qa' })}\n`);
+      const encoder = { eosId: 0, encode: (t: string) => [...t].map((c) => c.charCodeAt(0) % 50) };
+      // one row leaves nothing for a validation split
+      await expect(loadEvalExamples({ dataset: file, validationSplit: { fraction: 0.5, seed: 1, shuffle: false } }, encoder))
+        .rejects.toThrow(`${file}: no validation rows to evaluate`);
+      const examples = await loadEvalExamples({ dataset: file }, encoder);
+      expect(examples.map((e) => e.category)).toEqual(['open_qa']);
+      expect(() => lossByCategory(() => 0, examples, 1)).toThrow('the scoring window must be at least 2 tokens, got 1');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

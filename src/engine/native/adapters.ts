@@ -39,7 +39,8 @@ export class NativeAdapters {
   /** optimizer steps taken */
   private steps = 0;
 
-  constructor(private readonly device: NativeDevice, specs: readonly AdapterSpec[], private readonly adamw: AdamWSettings) {
+  /** `adamw` undefined: the adapters can be used, not trained (step refuses). */
+  constructor(private readonly device: NativeDevice, specs: readonly AdapterSpec[], private readonly adamw: AdamWSettings | undefined) {
     let offset = 0;
     for (const s of specs) {
       this.placed.push({ key: s.keyA, shape: [s.r, s.inFeatures], offset, count: s.a.length });
@@ -79,6 +80,7 @@ export class NativeAdapters {
    * AdamW step. Gradients are zeroed either way.
    */
   step(lr: number, maxNorm: number): number {
+    if (!this.adamw) throw new Error('these adapters were made without optimizer settings: they score and decode, they do not train');
     const a = this.device.addon;
     const norm = Math.sqrt(a.sumSquares(this.grads.id, this.count));
     if (Number.isFinite(norm)) {
