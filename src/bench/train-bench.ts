@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../engine/backend.js';
 import { resolveBackend, type Backend } from '../engine/choice.js';
-import type { Checkpointing, MicroBatch } from '../engine/engine.js';
+import type { AdamWSettings, Checkpointing, MicroBatch } from '../engine/engine.js';
 import { matMul } from '../engine/matmul.js';
 import { loadAddon, type NativeAddon } from '../engine/native/addon.js';
-import { profiledAddon } from '../engine/native/profile.js';
+import { AddonProfile } from '../engine/native/profile.js';
 import { enableTimers, timerTotals } from '../engine/timers.js';
 import { Rng } from '../generate/rng.js';
 import { numel } from '../io/dtypes.js';
@@ -120,6 +120,9 @@ function randomBatch(o: BenchOptions, vocab: number): MicroBatch {
   };
 }
 
+/** torch.optim.AdamW's betas and epsilon, no weight decay: the step every engine times. */
+const BENCH_ADAMW: AdamWSettings = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
+
 function benchLora(config: ModelConfig, r: number): LoraConfig {
   return {
     r, alpha: 2 * r, dropout: 0.05, targetModules: [...DEFAULT_TARGET_MODULES[config.model_type]],
@@ -183,14 +186,14 @@ export async function benchTraining(o: BenchOptions): Promise<BenchResult> {
 async function benchNative(o: BenchOptions, config: ModelConfig, configJson: Record<string, unknown>): Promise<BenchResult> {
   const load = loadAddon();
   if (!load.addon) throw new InputError(load.reason);
-  const profile = profiledAddon(load.addon);
+  const profile = new AddonProfile(load.addon);
   const peak = measureNativePeak(load.addon);
   const loadStart = performance.now();
   const source = new RandomTensorSource(configJson);
   const quantization = { bits: o.bits, doubleQuant: true, blocksize: 64, skipModules: [] };
   const engine = NativeEngine.open({
     config, source, weights: weightLoaderOptions(config, source, quantization), addon: profile.addon,
-    lora: { config: benchLora(config, o.loraR), seed: 1 }, checkpointing: o.checkpointing,
+    lora: { config: benchLora(config, o.loraR), seed: 1 }, adamw: BENCH_ADAMW, checkpointing: o.checkpointing,
   });
   const loadSeconds = (performance.now() - loadStart) / 1000;
   try {
@@ -236,7 +239,7 @@ async function benchTfjs(o: BenchOptions, config: ModelConfig, configJson: Recor
   });
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const layers = injectLora(model.linears, benchLora(config, o.loraR), 1);
-  const engine = new TfjsEngine(model, layers, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 }, checkpointing, `tfjs ${backend}`);
+  const engine = new TfjsEngine(model, layers, BENCH_ADAMW, checkpointing, `tfjs ${backend}`);
   try {
     const batch = randomBatch(o, config.vocab_size);
     const n = o.batchSize * o.blockSize;

@@ -10,7 +10,7 @@ import type { TensorSource } from '../io/tensor-source.js';
 import type { Nf4Handles } from '../engine/native/addon.js';
 import type { Buf, NativeDevice } from '../engine/native/device.js';
 import { NativeLinear, type BaseWeight } from '../engine/native/linear.js';
-import type { Nf4State } from '../quant/nf4.js';
+import { DEFAULT_NESTED_BLOCKSIZE, type Nf4State } from '../quant/nf4.js';
 import { DYNAMIC_MAP } from '../quant/nf4-codebook.js';
 import type { ModelConfig } from './config.js';
 import { declareGptNeoXWeights, IGNORED_BUFFERS } from './gpt-neox.js';
@@ -40,7 +40,7 @@ export function uploadNf4(device: NativeDevice, state: Nf4State): BaseWeight {
     return b.id;
   };
   const handles: Nf4Handles = dq === undefined
-    ? { packed: buffers[0]!.id, rows, cols, blocksize: state.blocksize, absmax: up(state.absmax!), absmaxQ: -1, nestedAbsmax: -1, nestedMap: -1, offset: 0, nestedBlocksize: 256 }
+    ? { packed: buffers[0]!.id, rows, cols, blocksize: state.blocksize, absmax: up(state.absmax!), absmaxQ: -1, nestedAbsmax: -1, nestedMap: -1, offset: 0, nestedBlocksize: DEFAULT_NESTED_BLOCKSIZE }
     : {
       packed: buffers[0]!.id, rows, cols, blocksize: state.blocksize, absmax: -1, absmaxQ: up(dq.absmaxQ),
       nestedAbsmax: up(dq.nestedAbsmax), nestedMap: up(dq.nestedMap), offset: dq.offset, nestedBlocksize: dq.nestedBlocksize,
@@ -53,7 +53,7 @@ function quantizeOnDevice(device: NativeDevice, values: Float32Array, shape: rea
   const a = device.addon;
   const n = values.length;
   const blocks = Math.ceil(n / blocksize);
-  const nestedBlocksize = 256;
+  const nestedBlocksize = DEFAULT_NESTED_BLOCKSIZE;
   const src = device.upload(values);
   const packed = device.alloc('u8', Math.ceil(n / 2));
   const buffers: Buf[] = [packed];
@@ -73,6 +73,9 @@ function quantizeOnDevice(device: NativeDevice, values: Float32Array, shape: rea
       kind: 'nf4', buffers,
       handles: { packed: packed.id, rows: shape[0], cols: shape[1], blocksize, absmax: -1, absmaxQ: absmaxQ.id, nestedAbsmax: nested.id, nestedMap: map.id, offset, nestedBlocksize },
     };
+  } catch (err) {
+    device.free(...buffers);
+    throw err;
   } finally {
     device.free(src);
   }

@@ -29,6 +29,7 @@ export interface NativeEngineOptions {
   readonly weights: WeightLoaderOptions;
   /** adapters to train or to evaluate with; none: the base model alone */
   readonly lora?: { readonly config: LoraConfig; readonly seed: number; readonly initial?: InitialWeights };
+  /** optimizer settings; absent: an engine that scores and decodes only */
   readonly adamw?: AdamWSettings;
   readonly checkpointing?: Checkpointing;
   /** rows of logits made at a time by the head's loss */
@@ -40,7 +41,6 @@ export interface NativeEngineOptions {
 /** An adapter to put on the linear at `path`. */
 type AdapterPlacement = Omit<AdapterSpec, 'keyA' | 'keyB'> & { readonly path: string };
 
-const DEFAULT_ADAMW: AdamWSettings = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
 const FINAL_NORM: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.ln_out', gpt_neox: 'gpt_neox.final_layer_norm' };
 const EMBEDDING: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.embeddings.weight', gpt_neox: 'gpt_neox.embed_in.weight' };
 const BLOCK_INDEX = /^(?:rwkv\.blocks|gpt_neox\.layers)\.(\d+)\./;
@@ -53,7 +53,7 @@ export class NativeEngine implements TrainEngine {
   readonly warnings: readonly string[];
   private readonly program: NativeBlockProgram;
   private adapters: NativeAdapters;
-  private readonly adamw: AdamWSettings;
+  private readonly adamw: AdamWSettings | undefined;
   private readonly seed: number;
   /** per adapted path: the adapter's seed */
   private readonly layerSeeds = new Map<string, number>();
@@ -88,7 +88,7 @@ export class NativeEngine implements TrainEngine {
         });
       }
     }
-    this.adamw = options.adamw ?? DEFAULT_ADAMW;
+    this.adamw = options.adamw;
     this.seed = lora?.seed ?? 0;
     this.adapters = this.install(specs);
     const info = device.addon.buildInfo();

@@ -19,6 +19,8 @@ import { TfjsEngine } from './tfjs-engine.js';
 
 export interface OpenEngineOptions {
   readonly backend: Backend;
+  /** `backend` already resolved by the caller */
+  readonly resolved?: ReturnType<typeof resolveBackend>;
   readonly revision?: string;
   readonly tokenizer?: string;
   readonly progress?: boolean;
@@ -27,6 +29,7 @@ export interface OpenEngineOptions {
   readonly lora?: { readonly config: LoraConfig; readonly seed: number; readonly initial?: InitialWeights };
   /** a saved adapter to score or generate with (checked against the model's linears) */
   readonly adapter?: AdapterFiles;
+  /** optimizer settings, to train; absent: the engine scores and decodes only */
   readonly adamw?: AdamWSettings;
   readonly checkpointing?: Checkpointing;
   /** the model already located (skips resolving `name` again) */
@@ -47,13 +50,10 @@ export interface OpenedEngine extends ModelLocation {
   dispose(): void;
 }
 
-const ADAMW_DEFAULTS: AdamWSettings = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
-
 export async function openEngine(name: string, opts: OpenEngineOptions): Promise<OpenedEngine> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`ditty: ${m}\n`));
-  const { resolved, note } = resolveBackend(opts.backend);
+  const { resolved, note } = opts.resolved ?? resolveBackend(opts.backend);
   if (note) log(note);
-  const adamw = opts.adamw ?? ADAMW_DEFAULTS;
   const checkpointing = opts.checkpointing ?? 'none';
   if (resolved.engine === 'native') {
     const location = opts.location ?? await locateModel(name, { ...(opts.revision !== undefined ? { revision: opts.revision } : {}), progress: opts.progress ?? true });
@@ -64,7 +64,7 @@ export async function openEngine(name: string, opts: OpenEngineOptions): Promise
     try {
       engine = NativeEngine.open({
         config: location.config, source, weights: weightLoaderOptions(location.config, source, opts.quantization),
-        ...(opts.lora ? { lora: opts.lora } : {}), adamw, checkpointing,
+        ...(opts.lora ? { lora: opts.lora } : {}), ...(opts.adamw ? { adamw: opts.adamw } : {}), checkpointing,
       });
     } finally {
       source.close();
@@ -97,7 +97,7 @@ export async function openEngine(name: string, opts: OpenEngineOptions): Promise
       : opts.lora
         ? injectLora(model.linears, opts.lora.config, opts.lora.seed, { otherNames: model.otherParams.keys(), ...(opts.lora.initial ? { initial: opts.lora.initial } : {}) })
         : [];
-    const engine = new TfjsEngine(model, layers, adamw, checkpointing, `tfjs ${opened.backend}`);
+    const engine = new TfjsEngine(model, layers, opts.adamw, checkpointing, `tfjs ${opened.backend}`);
     return {
       name: opened.name, folder: opened.folder, config: opened.config, engine, engineKind: 'tfjs', tokenizer: opened.tokenizer,
       adaptedModules: layers.map((l) => l.path), loadSeconds: opened.loadSeconds, tfjsModel: model,

@@ -58,16 +58,19 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
       throw new InputError(`--resume ${opts.resume}: not a complete ditty checkpoint folder (no ${TRAINER_STATE})`);
     }
   }
-  resolveBackend(config.backend); // an engine that cannot run here is refused before anything loads
+  // an engine that cannot run here is refused before anything loads
+  const backend = resolveBackend(config.backend);
   const release = lockRunFolder(config.output.dir);
   try {
-    return await trainLocked(config, opts, log, progress);
+    return await trainLocked(config, opts, backend, log, progress);
   } finally {
     release();
   }
 }
 
-async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, log: (m: string) => void, progress: ProgressLine): Promise<TrainSummary> {
+async function trainLocked(
+  config: TrainConfig, opts: TrainCommandOptions, backend: ReturnType<typeof resolveBackend>, log: (m: string) => void, progress: ProgressLine,
+): Promise<TrainSummary> {
   const revision = config.model.revision;
   const location = await locateModel(config.model.name_or_path, { revision });
   const tokenizer = loadTokenizer(config.model.tokenizer ?? location.folder);
@@ -83,11 +86,11 @@ async function trainLocked(config: TrainConfig, opts: TrainCommandOptions, log: 
   for (const w of data.warnings) log(`warning: ${w}`);
   log(formatDataStats(data.stats));
   await writeDataStats(config.output.dir, data.stats);
-  const { resolved } = resolveBackend(config.backend);
+  const { resolved } = backend;
   const effective = withCheckpointingIfNeeded(config, resolved.engine === 'tfjs' ? resolved.backend : 'native', log, location.config, data.train.length);
   const t = effective.training;
   const opened: OpenedEngine = await openEngine(config.model.name_or_path, {
-    backend: config.backend, revision, location, log,
+    backend: config.backend, resolved: backend, revision, location, log,
     ...(config.model.tokenizer !== undefined ? { tokenizer: config.model.tokenizer } : {}),
     quantization: {
       bits: config.quantization.bits, doubleQuant: config.quantization.double_quant,

@@ -74,7 +74,7 @@ export interface NativeAddon {
   loraBackward(x: BufferId, h: BufferId, dy: BufferId, rows: number, inp: number, out: number, r: number, A: BufferId,
     B: BufferId, scaling: number, p: number, seed: number, dA: BufferId, dB: BufferId, dx: BufferId): void;
 
-  // shared kernels (native/binding/bind_common.cpp)
+  // shared kernels (native/binding/bind_common.cpp; headCrossEntropy is bound with the products in bind_gemm.cpp)
   embeddingForward(ids: BufferId, n: number, table: BufferId, V: number, C: number, out: BufferId): void;
   layernormForward(x: BufferId, w: BufferId, b: BufferId, N: number, C: number, eps: number, out: BufferId, mean: BufferId, rstd: BufferId): void;
   layernormBackward(dy: BufferId, x: BufferId, w: BufferId, mean: BufferId, rstd: BufferId, N: number, C: number, dx: BufferId, accumulate: boolean): void;

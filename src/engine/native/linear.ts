@@ -22,6 +22,11 @@ export interface LoraSlot {
   readonly gradB: BufferId;
 }
 
+/** The dropout probability of a pass: the adapter's while training (a seed is given), 0 when scoring. */
+function dropoutOf(l: LoraSlot, dropoutSeed: number | undefined): number {
+  return dropoutSeed === undefined ? 0 : l.dropout;
+}
+
 export class NativeLinear {
   lora: LoraSlot | undefined;
 
@@ -42,8 +47,7 @@ export class NativeLinear {
     const l = this.lora;
     if (!l) return undefined;
     const h = this.device.f32(rows * l.r);
-    const p = dropoutSeed === undefined ? 0 : l.dropout;
-    a.loraForward(x.id, rows, this.inFeatures, this.outFeatures, l.r, l.a, l.b, l.scaling, p, dropoutSeed ?? 0, h.id, y.id);
+    a.loraForward(x.id, rows, this.inFeatures, this.outFeatures, l.r, l.a, l.b, l.scaling, dropoutOf(l, dropoutSeed), dropoutSeed ?? 0, h.id, y.id);
     return h;
   }
 
@@ -56,8 +60,7 @@ export class NativeLinear {
     if (!l) return undefined;
     const h = this.device.f32(rows * l.r);
     const scratch = this.device.f32(rows * this.outFeatures);
-    const p = dropoutSeed === undefined ? 0 : l.dropout;
-    this.device.addon.loraForward(x.id, rows, this.inFeatures, this.outFeatures, l.r, l.a, l.b, l.scaling, p, dropoutSeed ?? 0, h.id, scratch.id);
+    this.device.addon.loraForward(x.id, rows, this.inFeatures, this.outFeatures, l.r, l.a, l.b, l.scaling, dropoutOf(l, dropoutSeed), dropoutSeed ?? 0, h.id, scratch.id);
     this.device.release(scratch);
     return h;
   }
@@ -74,8 +77,7 @@ export class NativeLinear {
     }
     const l = this.lora;
     if (!l || !h) return;
-    const p = dropoutSeed === undefined ? 0 : l.dropout;
-    a.loraBackward(x.id, h.id, dy.id, rows, this.inFeatures, this.outFeatures, l.r, l.a, l.b, l.scaling, p, dropoutSeed ?? 0,
+    a.loraBackward(x.id, h.id, dy.id, rows, this.inFeatures, this.outFeatures, l.r, l.a, l.b, l.scaling, dropoutOf(l, dropoutSeed), dropoutSeed ?? 0,
       l.gradA, l.gradB, dx?.id ?? -1);
   }
 

@@ -1,40 +1,33 @@
 /**
- * Wall time per addon function, for `ditty bench`'s time split: a Proxy that times every call of
- * the addon it wraps (about a microsecond each, so only benchmarks use it).
+ * Wall time per addon function, for `ditty bench`'s time split: `addon` is a Proxy that times every
+ * call while `enabled` (about a microsecond each, so only benchmarks use it).
  */
 import type { NativeAddon } from './addon.js';
 
-export interface AddonProfile {
+export class AddonProfile {
+  enabled = false;
+  /** milliseconds per function name */
+  readonly totals = new Map<string, number>();
   readonly addon: NativeAddon;
-  /** milliseconds per function name since the last reset */
-  readonly totals: Map<string, number>;
-  enabled: boolean;
-}
 
-export function profiledAddon(inner: NativeAddon): AddonProfile {
-  const totals = new Map<string, number>();
-  const profile: AddonProfile = { addon: inner, totals, enabled: false };
-  const wrapped = new Map<PropertyKey, unknown>();
-  const proxy = new Proxy(inner, {
-    get(target, key, receiver) {
-      const value: unknown = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function' || typeof key !== 'string') return value;
-      let w = wrapped.get(key);
-      if (!w) {
-        const fn = value as (...args: unknown[]) => unknown;
-        w = (...args: unknown[]): unknown => {
-          if (!profile.enabled) return fn.apply(target, args);
-          const t = performance.now();
-          try {
-            return fn.apply(target, args);
-          } finally {
-            totals.set(key, (totals.get(key) ?? 0) + performance.now() - t);
-          }
-        };
-        wrapped.set(key, w);
+  constructor(inner: NativeAddon) {
+    const wrapped = new Map<string, unknown>();
+    const timed = (name: string, fn: (...args: unknown[]) => unknown) => (...args: unknown[]): unknown => {
+      if (!this.enabled) return fn.apply(inner, args);
+      const t = performance.now();
+      try {
+        return fn.apply(inner, args);
+      } finally {
+        this.totals.set(name, (this.totals.get(name) ?? 0) + performance.now() - t);
       }
-      return w;
-    },
-  });
-  return Object.assign(profile, { addon: proxy });
+    };
+    this.addon = new Proxy(inner, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function' || typeof key !== 'string') return value;
+        if (!wrapped.has(key)) wrapped.set(key, timed(key, value as (...args: unknown[]) => unknown));
+        return wrapped.get(key);
+      },
+    });
+  }
 }
