@@ -174,6 +174,11 @@ export class NativeEngine implements TrainEngine {
     const x = this.device.f32(N * C);
     try {
       this.device.addon.embeddingForward(ids.id, N, this.weights.params.get(EMBEDDING[this.config.model_type])!.id, this.config.vocab_size, C, x.id);
+    } catch (err) {
+      // the buffers are the engine's own: only a token id can be wrong, which is the input's fault
+      this.device.release(x);
+      throw new InputError(`${(err as Error).message.replace(/^ids: /, 'token ')}: the model's vocabulary has ${this.config.vocab_size} entries `
+        + '(does the tokenizer belong to this model?)');
     } finally {
       this.device.release(ids);
     }
