@@ -15,7 +15,7 @@ const LONG_RUN = new RegExp(`\\S{${MAX_RUN_CHARS + 1},}`);
 
 /** `text` cut before every MAX_RUN_CHARS characters of a long run (never inside a surrogate pair). */
 function* boundedPieces(text: string): Generator<string> {
-  const runs = new RegExp(`\\S{${MAX_RUN_CHARS + 1},}`, 'g');
+  const runs = new RegExp(LONG_RUN.source, 'g');
   let start = 0;
   for (let m = runs.exec(text); m !== null; m = runs.exec(text)) {
     // The space before a run belongs to its first pre-token (" word"), so it goes with the first piece.
