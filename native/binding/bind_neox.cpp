@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "args.h"
+#include "common_bind_util.h"
 #include "ditty/neox.h"
 
 namespace ditty::binding {
@@ -20,8 +21,8 @@ Napi::Value qkv_rotary_forward(const Napi::CallbackInfo& info) {
   double base = number_arg(info, 6, "base");
   int64_t offset = int_arg(info, 7, "offset");
   check_rotary(info, d, R, base);
-  int64_t n = B * T * heads * d;
-  const float* qkv = f32(info, 0, "qkv", 3 * n);
+  int64_t n = elements(info, "q", {B, T, heads, d});
+  const float* qkv = f32(info, 0, "qkv", elements(info, "qkv", {3, n}));
   float* q = f32(info, 8, "q", n);
   float* k = f32(info, 9, "k", n);
   float* v = f32(info, 10, "v", n);
@@ -36,11 +37,12 @@ Napi::Value qkv_rotary_backward(const Napi::CallbackInfo& info) {
   double base = number_arg(info, 8, "base");
   int64_t offset = int_arg(info, 9, "offset");
   check_rotary(info, d, R, base);
-  int64_t n = B * T * heads * d;
+  int64_t n = elements(info, "dq", {B, T, heads, d});
+  int64_t packed = elements(info, "dqkv", {3, n});
   const float* dq = f32(info, 0, "dq", n);
   const float* dk = f32(info, 1, "dk", n);
   const float* dv = f32(info, 2, "dv", n);
-  float* dqkv = f32(info, 10, "dqkv", 3 * n);
+  float* dqkv = f32(info, 10, "dqkv", packed);
   cpu::qkv_rotary_backward(dq, dk, dv, B, T, heads, d, R, base, offset, dqkv);
   return info.Env().Undefined();
 }
@@ -50,10 +52,11 @@ Napi::Value attention_forward(const Napi::CallbackInfo& info) {
   int64_t B = int_arg(info, 3, "B"), H = int_arg(info, 4, "H"), T = int_arg(info, 5, "T"), S = int_arg(info, 6, "S");
   int64_t d = int_arg(info, 7, "d", 1);
   if (S < T) fail(info.Env(), "S: keys must cover the queries (S >= T), got S = " + std::to_string(S) + ", T = " + std::to_string(T));
-  const float* q = f32(info, 0, "q", B * H * T * d);
-  const float* k = f32(info, 1, "k", B * H * S * d);
-  const float* v = f32(info, 2, "v", B * H * S * d);
-  float* out = f32(info, 8, "out", B * T * H * d);
+  const int64_t nq = elements(info, "q", {B, H, T, d}), nkv = elements(info, "k", {B, H, S, d});
+  const float* q = f32(info, 0, "q", nq);
+  const float* k = f32(info, 1, "k", nkv);
+  const float* v = f32(info, 2, "v", nkv);
+  float* out = f32(info, 8, "out", nq);
   float* lse = f32_opt(info, 9, "lse", B * H * T);
   cpu::attention_forward(q, k, v, B, H, T, S, d, out, lse);
   return info.Env().Undefined();
@@ -62,7 +65,7 @@ Napi::Value attention_forward(const Napi::CallbackInfo& info) {
 // attentionBackward(dout, q, k, v, out, lse, B, H, T, d, dq, dk, dv)
 Napi::Value attention_backward(const Napi::CallbackInfo& info) {
   int64_t B = int_arg(info, 6, "B"), H = int_arg(info, 7, "H"), T = int_arg(info, 8, "T"), d = int_arg(info, 9, "d", 1);
-  int64_t n = B * H * T * d;
+  int64_t n = elements(info, "q", {B, H, T, d});
   const float* dout = f32(info, 0, "dout", n);
   const float* q = f32(info, 1, "q", n);
   const float* k = f32(info, 2, "k", n);

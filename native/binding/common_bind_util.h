@@ -1,4 +1,4 @@
-// Helpers the common and rwkv bindings share on top of args.h.
+// Helpers the common, rwkv and neox bindings share on top of args.h.
 #pragma once
 #include <initializer_list>
 #include <string>
