@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { nativeMissing } from '../helpers/native.js';
-import { sharedPath } from '../helpers/shared.js';
+import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
 
 const NO_ADDON = { DITTY_NATIVE_ADDON: path.join(os.tmpdir(), 'ditty-no-such-addon.node') };
 
@@ -25,6 +25,16 @@ describe('ditty env', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`no   cpu (native)       the native engine is not available: DITTY_NATIVE_ADDON=${NO_ADDON.DITTY_NATIVE_ADDON} does not exist`);
     expect(r.stdout).toContain('backend auto uses: wasm (tfjs)');
+  });
+
+  it('refuses a file that is not the addon (or a stale build) and says what it lacks', () => {
+    const notAnAddon = path.join(REPO_ROOT, 'package.json');
+    const r = runCli(['env'], { DITTY_NATIVE_ADDON: notAnAddon });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`no   cpu (native)       the native engine at ${notAnAddon} lacks alloc, view, free and 41 more (built from other sources? run \`npm run build:native\`)`);
+    expect(r.stdout).toContain('backend auto uses: wasm (tfjs)');
+    const broken = runCli(['env'], { DITTY_NATIVE_ADDON: path.join(REPO_ROOT, 'README.md') });
+    expect(broken.stdout).toMatch(/no {3}cpu \(native\) {7}the native engine failed to load from .*README\.md: /);
   });
 });
 

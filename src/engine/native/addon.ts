@@ -110,6 +110,20 @@ export interface NativeAddon {
   geluBackward(x: BufferId, dy: BufferId, dx: BufferId, n: number, kind: number): void;
 }
 
+/** Every function of NativeAddon: a loaded file must have them all (a stale build or another file does not). */
+const ADDON_FUNCTIONS = [
+  'alloc', 'view', 'free', 'write', 'read', 'fill', 'copy', 'memoryStats', 'resetPeak', 'threads', 'setThreads',
+  'buildInfo', 'gemm', 'denseLinearForward', 'denseLinearInputGrad', 'nf4DequantizeRows', 'nf4LinearForward',
+  'nf4LinearInputGrad', 'nf4Quantize', 'loraForward', 'loraBackward', 'embeddingForward', 'layernormForward',
+  'layernormBackward', 'add', 'addInplace', 'scaleInplace', 'headCrossEntropy', 'adamwStep', 'sumSquares',
+  'timeMixForward', 'timeMixBackward', 'wkvForward', 'wkvBackward', 'sigmoidGateForward', 'sigmoidGateBackward',
+  'reluSquareForward', 'reluSquareBackward', 'qkvRotaryForward', 'qkvRotaryBackward', 'attentionForward',
+  'attentionBackward', 'geluForward', 'geluBackward',
+] as const satisfies readonly (keyof NativeAddon)[];
+// a compile error here names a function of NativeAddon missing from ADDON_FUNCTIONS
+const everyFunctionListed: Exclude<keyof NativeAddon, (typeof ADDON_FUNCTIONS)[number]> extends never ? true : never = true;
+void everyFunctionListed;
+
 export type AddonLoad = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon?: undefined; readonly reason: string };
 
 /** The package folder (holding binding.gyp), from src/ under vitest or dist/src/ once compiled. */
@@ -138,7 +152,12 @@ export function loadAddon(): AddonLoad {
   }
   try {
     const require = createRequire(import.meta.url);
-    loaded = { addon: require(file) as NativeAddon };
+    const module: unknown = require(file);
+    const missing = ADDON_FUNCTIONS.filter((f) => typeof (module as Record<string, unknown> | null)?.[f] !== 'function');
+    loaded = missing.length === 0
+      ? { addon: module as NativeAddon }
+      : { reason: `the native engine at ${file} lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''} `
+        + '(built from other sources? run `npm run build:native`)' };
   } catch (err) {
     loaded = { reason: `the native engine failed to load from ${file}: ${(err as Error).message.split('\n')[0]}` };
   }
