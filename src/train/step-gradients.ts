@@ -4,7 +4,6 @@ import type { LoraLinear } from '../lora/lora-linear.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
 import { sequenceLoss } from '../models/loss.js';
 
-export type { MicroBatch } from '../engine/engine.js';
 
 /** The trainable LoRA layers grouped by the block that holds them, and the rest (e.g. the head). */
 export interface TrainableGroups {

@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { nativeMissing } from '../helpers/native.js';
 import { sharedPath } from '../helpers/shared.js';
 
 const fixture = sharedPath('fixtures', 'tiny-neox-parallel');
@@ -33,5 +34,18 @@ describe('ditty bench', () => {
     expect(folder.status).toBe(1);
     expect(folder.stderr).toMatch(/not valid JSON/);
     expect(folder.stderr).not.toMatch(/internal error/);
+    const policy = runCli(['bench', '--checkpointing', 'some']);
+    expect(policy.status).toBe(1);
+    expect(policy.stderr).toMatch(/--checkpointing must be one of none, selective, full, got "some"/);
+  });
+
+  it.skipIf(nativeMissing)('runs the native engine with every checkpointing policy and reports it', () => {
+    for (const policy of ['none', 'selective', 'full']) {
+      const r = runCli(['bench', '--model', 'pythia-70m', '--backend', 'cpu', '--block-size', '8', '--steps', '1', '--warmup', '0', '--checkpointing', policy, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { checkpointing: string; backend: string };
+      expect(out.checkpointing).toBe(policy);
+      expect(out.backend).toMatch(/^native cpu \(/);
+    }
   });
 });
