@@ -1,18 +1,19 @@
 /**
- * Seeded fuzz cases for ditty's readers: mutated safetensors files, mutated torch.save zips, hostile
- * pickles (inside torch zips) and hostile training configs. Case `i` of a kind depends only on the
+ * Seeded fuzz cases for ditty's readers: mutated safetensors files, mutated torch.save zips, mutated
+ * legacy (non-zip) torch.save files, hostile pickles (inside torch zips) and hostile training configs. Case `i` of a kind depends only on the
  * seed and `i`, so a failure found by the long run can be rebuilt alone.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as yauzl from 'yauzl';
 import { PickleWriter, torchSave } from '../../test/helpers/torch-save.js';
 import { caseSeed, Rng } from './rng.js';
 import { writeZip, type ZipRecord } from './zip.js';
 
-export type Kind = 'safetensors' | 'torch' | 'pickle' | 'yaml';
-export const KINDS: readonly Kind[] = ['safetensors', 'torch', 'pickle', 'yaml'];
+export type Kind = 'safetensors' | 'torch' | 'legacy' | 'pickle' | 'yaml';
+export const KINDS: readonly Kind[] = ['safetensors', 'torch', 'legacy', 'pickle', 'yaml'];
 
 export interface FuzzCase {
   kind: Kind;
@@ -30,6 +31,8 @@ export interface FuzzCase {
 export interface Bases {
   safetensors: Uint8Array[];
   torch: ZipRecord[][];
+  /** legacy-format files written by real torch.save (test/fixtures/torch/, scripts/make-torch-fixtures.py) */
+  legacy: Uint8Array[];
   yaml: string[];
 }
 
@@ -110,7 +113,12 @@ function yamlBases(): string[] {
 }
 
 export async function makeBases(): Promise<Bases> {
-  return { safetensors: safetensorsBases(), torch: await torchBases(), yaml: yamlBases() };
+  return { safetensors: safetensorsBases(), torch: await torchBases(), legacy: legacyBases(), yaml: yamlBases() };
+}
+
+function legacyBases(): Uint8Array[] {
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'torch');
+  return ['legacy-dtypes.bin', 'legacy-views.bin', 'legacy-keep-vars.bin'].map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f))));
 }
 
 /** A size for the long run, or its small stand-in for the in-suite run (set by makeCase). */
@@ -292,6 +300,25 @@ function mutateTorch(rng: Rng, base: readonly ZipRecord[]): { bytes: Uint8Array;
   }
 }
 
+// ---------------------------------------------------------------- legacy torch files
+
+function mutateLegacy(rng: Rng, base: Uint8Array): { bytes: Uint8Array; note: string } {
+  // the pickles take most of these small files; the storages are the tail
+  const pickles = Math.floor(base.length * 0.7);
+  switch (rng.int(6)) {
+    case 0: return { bytes: flip(rng, base), note: 'flip bytes anywhere' };
+    case 1: return { bytes: flip(rng, base, 0, pickles), note: 'flip pickle bytes' };
+    case 2: return { bytes: flip(rng, base, pickles, base.length), note: 'flip storage bytes' };
+    case 3: return { bytes: truncate(rng, base), note: 'truncate' };
+    case 4: return { bytes: appendJunk(rng, base), note: 'append junk' };
+    default: {
+      const at = rng.int(base.length);
+      const junk = Uint8Array.from({ length: 1 + rng.int(16) }, () => rng.int(256));
+      return { bytes: Buffer.concat([base.subarray(0, at), junk, base.subarray(at)]), note: 'insert junk bytes' };
+    }
+  }
+}
+
 // ---------------------------------------------------------------- hostile pickles
 
 const le32 = (n: number) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
@@ -423,6 +450,10 @@ export function makeCase(bases: Bases, kind: Kind, index: number, seed: number, 
     case 'torch': {
       const m = mutateTorch(rng, bases.torch[index % bases.torch.length]!);
       return { kind, index, note: m.note, bytes: m.bytes, ...(m.mustRefuse ? { mustRefuse: true } : {}) };
+    }
+    case 'legacy': {
+      const m = mutateLegacy(rng, bases.legacy[index % bases.legacy.length]!);
+      return { kind, index, note: m.note, bytes: m.bytes };
     }
     case 'pickle': {
       const h = hostilePickle(rng, index);

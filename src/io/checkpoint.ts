@@ -8,7 +8,7 @@ import { parseWeightIndex, WEIGHT_LAYOUTS } from './weight-index.js';
 
 const TORCH_EXTENSIONS = ['.bin', '.pt', '.pth', '.ckpt'];
 
-/** Open one weight file, by extension: .safetensors, or a torch zip checkpoint (.bin, .pt, .pth, .ckpt). */
+/** Open one weight file, by extension: .safetensors, or a torch.save checkpoint, zip or legacy (.bin, .pt, .pth, .ckpt). */
 export async function openWeightFile(file: string): Promise<TensorSource> {
   const ext = path.extname(file).toLowerCase();
   if (ext === '.safetensors') return SafetensorsFile.open(file);

@@ -1,5 +1,6 @@
 /**
- * A safe unpickler for PyTorch checkpoints (the `data.pkl` of a torch.save zip).
+ * A safe unpickler for PyTorch checkpoints (the `data.pkl` of a torch.save zip, and the pickles of
+ * the legacy non-zip format).
  *
  * It builds plain TypeScript values and never calls anything named by the pickle: GLOBAL and
  * STACK_GLOBAL are checked against a short allowlist of what a state dict needs (OrderedDict, the
@@ -45,7 +46,11 @@ export class PyGlobal {
   }
 }
 
-/** A storage named by a persistent id: ('storage', torch.<T>Storage, key, location, numel). */
+/**
+ * A storage named by a persistent id: ('storage', torch.<T>Storage, key, location, numel), with a
+ * sixth item, the view metadata, in the legacy format. The location ("cpu", "cuda:0") is where the
+ * storage lived when it was saved; ditty reads every storage into host memory whatever it says.
+ */
 export class TorchStorage {
   constructor(
     readonly key: string,
@@ -109,7 +114,28 @@ type Slot = PyValue | typeof MARK;
  * Storage persistent ids become TorchStorage; tensors become TorchTensor.
  */
 export function unpickle(bytes: Uint8Array, file: string): PyValue {
-  return new Unpickler(bytes, file).load();
+  return new Unpickler(bytes, file, 0, false).load();
+}
+
+/** A pickle that runs past the end of the bytes it was given (the legacy reader then reads more). */
+export class PickleTruncatedError extends WeightFileError {}
+
+export interface PickleAt {
+  readonly value: PyValue;
+  /** offset just past this pickle's STOP */
+  readonly end: number;
+  /** the storages its persistent ids named, by key */
+  readonly storages: ReadonlyMap<string, TorchStorage>;
+}
+
+/**
+ * Unpickle the pickle that starts at `start` of `bytes` (the legacy format writes several in a row).
+ * `legacy` accepts the legacy format's persistent ids, whose sixth item (a storage view) must be None.
+ */
+export function unpickleAt(bytes: Uint8Array, start: number, file: string, legacy: boolean): PickleAt {
+  const u = new Unpickler(bytes, file, start, legacy);
+  const value = u.load();
+  return { value, end: u.end, storages: u.storages };
 }
 
 /**
@@ -123,17 +149,22 @@ export const PICKLE_LIMITS = {
 };
 
 class Unpickler {
-  private pos = 0;
+  private pos: number;
   private stack: Slot[] = [];
   /** Stack indices of the MARKs, innermost last (so finding the last MARK never scans the stack). */
   private readonly marks: number[] = [];
   private readonly memo = new Map<number, PyValue>();
   private values = 0;
   private readonly dv: DataView;
-  private readonly storages = new Map<string, TorchStorage>();
+  readonly storages = new Map<string, TorchStorage>();
 
-  constructor(private readonly bytes: Uint8Array, private readonly file: string) {
+  constructor(private readonly bytes: Uint8Array, private readonly file: string, start: number, private readonly legacy: boolean) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.pos = start;
+  }
+
+  get end(): number {
+    return this.pos;
   }
 
   private fail(msg: string): never {
@@ -141,7 +172,8 @@ class Unpickler {
   }
 
   private take(n: number): Uint8Array {
-    if (n < 0 || this.pos + n > this.bytes.byteLength) this.fail(`truncated at byte ${this.pos} (needs ${n} more bytes)`);
+    if (n < 0) this.fail(`negative length at byte ${this.pos}`);
+    if (this.pos + n > this.bytes.byteLength) throw new PickleTruncatedError(this.file, `pickle: truncated at byte ${this.pos} (needs ${n} more bytes)`);
     const out = this.bytes.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;
@@ -161,7 +193,7 @@ class Unpickler {
 
   private line(): string {
     const end = this.bytes.indexOf(0x0a, this.pos);
-    if (end < 0) this.fail(`unterminated line at byte ${this.pos}`);
+    if (end < 0) throw new PickleTruncatedError(this.file, `pickle: unterminated line at byte ${this.pos}`);
     const s = new TextDecoder('utf-8').decode(this.bytes.subarray(this.pos, end));
     this.pos = end + 1;
     return s;
@@ -267,8 +299,11 @@ class Unpickler {
 
   private persistentLoad(pid: PyValue): TorchStorage {
     const t = pid instanceof PyTuple ? pid.items : [];
-    const [tag, type, key, location, numel] = t;
-    if (t.length !== 5 || tag !== 'storage') this.fail(`unsupported persistent id ${describeValue(pid)} (expected ('storage', type, key, location, numel))`);
+    const [tag, type, key, location, numel, view] = t;
+    const form = this.legacy ? "('storage', type, key, location, numel, None)" : "('storage', type, key, location, numel)";
+    if (t.length !== (this.legacy ? 6 : 5) || tag !== 'storage') this.fail(`unsupported persistent id ${describeValue(pid)} (expected ${form})`);
+    // torch >= 1.0 always writes None here; a storage view comes from far older torch
+    if (this.legacy && view !== null) this.fail(`storage "${String(key)}" is a view of another storage (${describeValue(view)}), written by a torch older than 1.0; re-save the checkpoint with a current torch.save`);
     if (!(type instanceof PyGlobal) || type.module !== 'torch' || !(type.name in STORAGE_DTYPES)) {
       this.fail(`unsupported storage type ${type instanceof PyGlobal ? type.qualified : describeValue(type)}`);
     }

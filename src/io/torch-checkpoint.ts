@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as yauzl from 'yauzl';
 import { DTYPE_SIZES, freshBytesToFloat32, numel } from './dtypes.js';
 import { WeightFileError } from './errors.js';
-import { describeValue, PyDict, TorchTensor, unpickle, type PyValue } from './pickle.js';
+import { describeValue, PickleTruncatedError, PyDict, TorchTensor, unpickle, unpickleAt, type PyValue, type TorchStorage } from './pickle.js';
 import { openForReading, readFully } from './positional-read.js';
 import type { TensorInfo, TensorSource } from './tensor-source.js';
 
@@ -10,6 +10,7 @@ import type { TensorInfo, TensorSource } from './tensor-source.js';
  * data.pkl of a state dict is small (about 200 bytes per tensor: 100k tensors take ~20 MB); refuse
  * anything larger before inflating it. yauzl's validateEntrySizes stops a deflate stream that
  * inflates past the size the directory declares, so this bounds the memory inflation can take.
+ * The pickles at the head of a legacy file are held to the same bound.
  */
 export const MAX_PICKLE_BYTES = 64 * 1024 * 1024;
 /**
@@ -19,6 +20,11 @@ export const MAX_PICKLE_BYTES = 64 * 1024 * 1024;
  */
 export const MAX_EXPANDED_VIEW_BYTES = 64 * 1024 * 1024;
 const ZIP_LOCAL_MAGIC = 0x04034b50;
+/** What torch.serialization's legacy format starts with: MAGIC_NUMBER, then PROTOCOL_VERSION. */
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL = 1001;
+/** The first read of a legacy file's pickles; doubled until they fit, up to MAX_PICKLE_BYTES. */
+const LEGACY_FIRST_READ = 1 << 20;
 /** Keys under which training scripts commonly nest the state dict. */
 const WRAPPER_KEYS = ['state_dict', 'model'] as const;
 
@@ -34,9 +40,11 @@ interface TensorEntry extends TensorInfo {
 }
 
 /**
- * A PyTorch zip checkpoint (torch.save since 1.6) read tensor by tensor. Opening reads the zip
- * central directory and data.pkl (through the safe unpickler); tensor bytes are read positionally
- * from the stored (uncompressed) `data/<key>` entries on demand.
+ * A PyTorch checkpoint read tensor by tensor: the zip format (torch.save since 1.6) or the legacy
+ * format (older torch, or `_use_new_zipfile_serialization=False`). Opening reads the zip central
+ * directory and data.pkl, or the legacy file's pickles (all through the safe unpickler); tensor
+ * bytes are read positionally on demand, from the stored (uncompressed) `data/<key>` zip entries or
+ * from the raw storages that follow the legacy pickles.
  */
 export class TorchCheckpointFile implements TensorSource {
   private fd: number | undefined;
@@ -48,8 +56,7 @@ export class TorchCheckpointFile implements TensorSource {
   static async open(file: string): Promise<TorchCheckpointFile> {
     const fd = openForReading(file);
     try {
-      checkMagic(file, fd);
-      const tensors = await readIndex(file);
+      const tensors = checkMagic(file, fd) === 'zip' ? await readIndex(file) : readLegacyIndex(file, fd);
       return new TorchCheckpointFile(file, fd, tensors);
     } catch (err) {
       fs.closeSync(fd);
@@ -111,13 +118,11 @@ export class TorchCheckpointFile implements TensorSource {
   }
 }
 
-function checkMagic(file: string, fd: number): void {
+function checkMagic(file: string, fd: number): 'zip' | 'legacy' {
   const head = new Uint8Array(512);
   const n = fs.readSync(fd, head, 0, head.length, 0);
-  if (n >= 4 && new DataView(head.buffer).getUint32(0, true) === ZIP_LOCAL_MAGIC) return;
-  if (n >= 2 && head[0] === 0x80 && head[1]! <= 5) {
-    throw new WeightFileError(file, 'legacy (non-zip) PyTorch format, written by torch < 1.6 or with _use_new_zipfile_serialization=False; re-save it with a current torch.save or convert it to safetensors');
-  }
+  if (n >= 4 && new DataView(head.buffer).getUint32(0, true) === ZIP_LOCAL_MAGIC) return 'zip';
+  if (n >= 2 && head[0] === 0x80 && head[1]! <= 5) return 'legacy';
   if (n >= 262 && new TextDecoder().decode(head.subarray(257, 262)) === 'ustar') {
     throw new WeightFileError(file, 'legacy tar PyTorch format (torch < 0.4) is not supported; convert it to safetensors');
   }
@@ -167,22 +172,89 @@ async function readIndexOf(file: string, zip: yauzl.ZipFile): Promise<Map<string
   const pkl = await readEntry(file, zip, entries.get(`${prefix}data.pkl`)!, MAX_PICKLE_BYTES);
   const dict = stateDict(file, unpickle(pkl, `${file} (${prefix}data.pkl)`));
   const stored = new Map<string, StoredEntry>();
+  for (const [name, view] of dict) {
+    const key = view.storage.key;
+    if (!stored.has(key)) stored.set(key, await storedEntry(file, zip, entries.get(`${prefix}data/${key}`), `${prefix}data/${key}`, name));
+  }
+  return tensorEntries(file, dict, stored, (key) => `storage data/${key}`);
+}
+
+/**
+ * The legacy format: five pickles in a row (MAGIC_NUMBER, PROTOCOL_VERSION, sys_info, the object
+ * with storages as persistent ids, the sorted list of storage keys), then for each key in that
+ * order the storage: its element count as a little-endian int64, then its raw bytes.
+ */
+function readLegacyIndex(file: string, fd: number): Map<string, TensorEntry> {
+  const size = fs.fstatSync(fd).size;
+  for (let window = Math.min(LEGACY_FIRST_READ, size); ; window = Math.min(window * 2, size, MAX_PICKLE_BYTES)) {
+    const head = new Uint8Array(window);
+    readFully(file, fd, head, 0);
+    try {
+      return legacyIndexOf(file, fd, size, head);
+    } catch (err) {
+      if (!(err instanceof PickleTruncatedError)) throw err;
+      if (window === size) throw new WeightFileError(file, `legacy PyTorch file ends inside its pickles (${err.message})`);
+      if (window >= MAX_PICKLE_BYTES) throw new WeightFileError(file, `the pickles of this legacy PyTorch file take more than the ${MAX_PICKLE_BYTES} bytes allowed`);
+    }
+  }
+}
+
+function legacyIndexOf(file: string, fd: number, size: number, head: Uint8Array): Map<string, TensorEntry> {
+  const where = `${file} (legacy format)`;
+  const magic = unpickleAt(head, 0, where, true);
+  if (magic.value !== LEGACY_MAGIC) throw new WeightFileError(file, `starts with a pickle of ${describeValue(magic.value)}, not torch's magic number: not a PyTorch checkpoint`);
+  const protocol = unpickleAt(head, magic.end, where, true);
+  if (protocol.value !== LEGACY_PROTOCOL) throw new WeightFileError(file, `legacy PyTorch format version ${describeValue(protocol.value)}; only ${LEGACY_PROTOCOL} is known`);
+  const sysInfo = unpickleAt(head, protocol.end, where, true);
+  const littleEndian = sysInfo.value instanceof PyDict ? sysInfo.value.map.get('little_endian') : undefined;
+  if (littleEndian !== true) throw new WeightFileError(file, `sys_info says little_endian is ${describeValue(littleEndian)}; only little-endian checkpoints are supported`);
+  const body = unpickleAt(head, sysInfo.end, where, true);
+  const keys = unpickleAt(head, body.end, where, true);
+  if (!Array.isArray(keys.value) || !keys.value.every((k): k is string => typeof k === 'string')) {
+    throw new WeightFileError(file, `the storage key list is ${describeValue(keys.value)}, not a list of strings`);
+  }
+  // The storages follow in the order of the key list, each sized by what its persistent id declared.
+  const stored = new Map<string, StoredEntry>();
+  const count = new Uint8Array(8);
+  let at = keys.end;
+  for (const key of keys.value) {
+    const storage: TorchStorage | undefined = body.storages.get(key);
+    if (!storage) throw new WeightFileError(file, `storage key "${key}" is listed but no persistent id names it`);
+    if (stored.has(key)) throw new WeightFileError(file, `storage key "${key}" is listed twice`);
+    if (at + 8 > size) throw new WeightFileError(file, `storage "${key}" starts at byte ${at}, past the end of the file (${size} bytes)`);
+    readFully(file, fd, count, at);
+    const numel = new DataView(count.buffer).getBigInt64(0, true);
+    if (numel !== BigInt(storage.numel)) {
+      throw new WeightFileError(file, `storage "${key}" at byte ${at} holds ${numel} elements but its persistent id declares ${storage.numel}`);
+    }
+    const bytes = storage.numel * DTYPE_SIZES[storage.dtype];
+    if (at + 8 + bytes > size) throw new WeightFileError(file, `storage "${key}" needs bytes ${at + 8}..${at + 8 + bytes} but the file has ${size}`);
+    stored.set(key, { dataStart: at + 8, size: bytes });
+    at += 8 + bytes;
+  }
+  const dict = stateDict(file, body.value);
+  for (const [name, view] of dict) {
+    if (!stored.has(view.storage.key)) throw new WeightFileError(file, `its storage "${view.storage.key}" is not in the file's storage key list`, name);
+  }
+  return tensorEntries(file, dict, stored, (key) => `storage "${key}"`);
+}
+
+/** Each tensor with the stored bytes of its storage, after checking its view fits them. */
+function tensorEntries(
+  file: string, dict: Map<string, TorchTensor>, stored: ReadonlyMap<string, StoredEntry>, record: (key: string) => string,
+): Map<string, TensorEntry> {
   const out = new Map<string, TensorEntry>();
   for (const [name, view] of dict) {
     const key = view.storage.key;
-    let entry = stored.get(key);
-    if (!entry) {
-      entry = await storedEntry(file, zip, entries.get(`${prefix}data/${key}`), `${prefix}data/${key}`, name);
-      stored.set(key, entry);
-    }
+    const entry = stored.get(key)!;
     const es = DTYPE_SIZES[view.storage.dtype];
     const need = view.storage.numel * es;
     if (entry.size < need) {
-      throw new WeightFileError(file, `storage data/${key} has ${entry.size} bytes but its ${view.storage.numel} ${view.storage.dtype} elements need ${need}`, name);
+      throw new WeightFileError(file, `${record(key)} has ${entry.size} bytes but its ${view.storage.numel} ${view.storage.dtype} elements need ${need}`, name);
     }
     const n = numel(view.shape);
     if (n > view.storage.numel && (!Number.isSafeInteger(n * es) || n * es > MAX_EXPANDED_VIEW_BYTES)) {
-      throw new WeightFileError(file, `view of shape (${view.shape.join(', ')}) with stride (${view.stride.join(', ')}) repeats the ${view.storage.numel} elements of storage data/${key} into ${n} (stride 0 or overlapping strides); ditty would have to materialise more than ${MAX_EXPANDED_VIEW_BYTES} bytes: re-save the tensor with .contiguous()`, name);
+      throw new WeightFileError(file, `view of shape (${view.shape.join(', ')}) with stride (${view.stride.join(', ')}) repeats the ${view.storage.numel} elements of ${record(key)} into ${n} (stride 0 or overlapping strides); ditty would have to materialise more than ${MAX_EXPANDED_VIEW_BYTES} bytes: re-save the tensor with .contiguous()`, name);
     }
     out.set(name, { name, dtype: view.storage.dtype, shape: view.shape, view, entry });
   }

@@ -33,7 +33,7 @@ async function fuzz(kind: Kind, n: number): Promise<Record<string, number>> {
 
 describe('seeded reader fuzz', () => {
   it('builds the same cases from the same seed', () => {
-    for (const kind of ['safetensors', 'torch', 'yaml'] as const) {
+    for (const kind of ['safetensors', 'torch', 'legacy', 'yaml'] as const) {
       const a = makeCase(bases, kind, 7, SEED, true);
       const b = makeCase(bases, kind, 7, SEED, true);
       expect(Buffer.from(a.bytes).equals(Buffer.from(b.bytes))).toBe(true);
@@ -48,6 +48,11 @@ describe('seeded reader fuzz', () => {
   it('torch zip: 150 mutations, each read correctly or refused cleanly', async () => {
     const counts = await fuzz('torch', 150);
     expect(counts['clean']).toBeGreaterThan(50);
+  });
+
+  it('legacy torch files (real torch.save output): 120 mutations, each read correctly or refused cleanly', async () => {
+    const counts = await fuzz('legacy', 120);
+    expect(counts['clean']).toBeGreaterThan(40);
   });
 
   it('configs: 48 hostile YAML texts and --set overrides, no pollution, no stack trace', async () => {
