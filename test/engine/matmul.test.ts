@@ -3,8 +3,36 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { matMul } from '../../src/engine/matmul.js';
 import { useBackend } from '../helpers/backend.js';
 
-describe('engine matMul (plain-operand products on wasm)', () => {
-  beforeAll(async () => { await useBackend(); });
+/** op(a) op(b) in float64 from the operands' values, batched over leading axes (b may be unbatched). */
+function reference(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): { shape: number[]; values: Float64Array } {
+  const av = a.dataSync();
+  const bv = b.dataSync();
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const [m, k] = ta ? [ac, ar] : [ar, ac];
+  const n = tb ? br : bc;
+  const batch = a.size / (ar * ac);
+  const bBatched = b.rank > 2;
+  const values = new Float64Array(batch * m * n);
+  for (let z = 0; z < batch; z++) {
+    const ao = z * ar * ac;
+    const bo = bBatched ? z * br * bc : 0;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) {
+          s += av[ao + (ta ? p * ac + i : i * ac + p)]! * bv[bo + (tb ? j * bc + p : p * bc + j)]!;
+        }
+        values[(z * m + i) * n + j] = s;
+      }
+    }
+  }
+  return { shape: [...a.shape.slice(0, -2), m, n], values };
+}
+
+// Both tfjs CPU backends: wasm takes the plain-operand rewrites, js (tfjs 'cpu') the direct product.
+describe.each(['wasm', 'cpu'] as const)('engine matMul on tfjs %s', (backend) => {
+  beforeAll(async () => { await useBackend(backend); });
 
   const cases: [number[], number[], boolean, boolean][] = [
     [[5, 7], [7, 3], false, false],
@@ -18,13 +46,16 @@ describe('engine matMul (plain-operand products on wasm)', () => {
     [[64, 9], [300, 9], false, true],
   ];
   for (const [sa, sb, ta, tb] of cases) {
-    it(`[${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} equals tf.matMul`, () => {
+    it(`[${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} equals the float64 product`, () => {
       const a = tf.randomNormal(sa, 0, 1, 'float32', 1);
       const b = tf.randomNormal(sb, 0, 1, 'float32', 2);
-      const ref = tf.matMul(a, b, ta, tb);
+      const ref = reference(a, b, ta, tb);
       const got = matMul(a, b, ta, tb);
       expect(got.shape).toEqual(ref.shape);
-      expect(tf.max(tf.abs(tf.sub(ref, got))).dataSync()[0]).toBeLessThan(1e-4);
+      const g = got.dataSync();
+      let worst = 0;
+      for (let i = 0; i < g.length; i++) worst = Math.max(worst, Math.abs(g[i]! - ref.values[i]!));
+      expect(worst).toBeLessThan(1e-4);
     });
   }
 

@@ -70,7 +70,7 @@ describe('unpickle: resources are bounded by what a state dict needs', () => {
     for (let i = 0; i < 200_000; i++) ops.push(0x74, 0x86); // TUPLE TUPLE2: each pops one mark
     ops.push(0x86, 0x2e);
     expect(unpickle(Uint8Array.from(ops), FILE)).toBeInstanceOf(PyTuple);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeLessThan(60_000); // a scan per mark: 2e10 steps, many minutes
   });
 
   it('refuses BUILD on a plain dict (torch allows it on OrderedDict, Tensor and Parameter only)', () => {
