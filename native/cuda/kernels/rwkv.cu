@@ -1,0 +1,199 @@
+// RWKV-4 token shift + time mix and the two gates (ditty/cuda/rwkv.h): elementwise, grid-stride.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "ditty/cuda/runtime.h"
+
+// #pragma unroll is nvcc's; g++ (the emulated build) would warn about it
+#ifndef DITTY_UNROLL
+#if defined(__CUDACC__)
+#define DITTY_UNROLL _Pragma("unroll")
+#else
+#define DITTY_UNROLL
+#endif
+#endif
+#include "ditty/cuda/rwkv.h"
+
+namespace ditty::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMaxMix = 4;
+
+__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void st(float* p, int64_t i, float x) { p[i] = x; }
+__device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float x) { p[i] = __float2bfloat16(x); }
+
+// Products and sums rounded one by one where the CPU twin does (nvcc would contract them into FMAs).
+__device__ __forceinline__ float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+__device__ __forceinline__ float add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+__device__ __forceinline__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 8192)); }
+
+template <class S>
+struct MixOut {
+  const float* mix[kMaxMix];
+  S* out[kMaxMix];
+};
+template <class S>
+struct MixGrad {
+  const float* mix[kMaxMix];
+  const S* grad[kMaxMix];
+};
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) time_mix_forward_kernel(const S* x, const S* state, int64_t T, int64_t C,
+                                                                     int64_t n, MixOut<S> mo, int n_mix) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const int64_t c = i % C, r = i / C, t = r % T;
+    const bool has_prev = t > 0 || state != nullptr;
+    const float cur = ld(x, i);
+    const float prev = t > 0 ? ld(x, i - C) : (state ? ld(state, r / T * C + c) : 0.0f);
+DITTY_UNROLL
+    for (int j = 0; j < kMaxMix; j++) {  // constant indices keep the pointer arrays in parameter space
+      if (j >= n_mix) break;
+      const float m = mo.mix[j][c];
+      float y = mul_rn(cur, m);
+      if (has_prev) y = add_rn(y, mul_rn(prev, 1.0f - m));
+      st(mo.out[j], i, y);
+    }
+  }
+}
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) time_mix_backward_kernel(MixGrad<S> mg, int n_mix, int64_t T, int64_t C,
+                                                                      int64_t n, S* dx, bool accumulate) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const int64_t c = i % C;
+    const bool has_next = i / C % T + 1 < T;
+    float acc = accumulate ? ld(dx, i) : 0.0f;
+DITTY_UNROLL
+    for (int j = 0; j < kMaxMix; j++) {
+      if (j >= n_mix) break;
+      const float m = mg.mix[j][c];
+      acc = fmaf(ld(mg.grad[j], i), m, acc);
+      if (has_next) acc = fmaf(ld(mg.grad[j], i + C), 1.0f - m, acc);
+    }
+    st(dx, i, acc);
+  }
+}
+
+__device__ __forceinline__ float sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) sigmoid_gate_forward_kernel(const S* a, const S* y, S* out, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) st(out, i, mul_rn(sigmoid(ld(a, i)), ld(y, i)));
+}
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) sigmoid_gate_backward_kernel(const S* a, const S* y, const S* dout, S* da,
+                                                                          S* dy, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const float s = sigmoid(ld(a, i)), g = ld(dout, i);
+    if (da) st(da, i, mul_rn(mul_rn(g, ld(y, i)), mul_rn(s, 1.0f - s)));
+    if (dy) st(dy, i, mul_rn(g, s));
+  }
+}
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) relu_square_forward_kernel(const S* x, S* out, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const float r = fmaxf(ld(x, i), 0.0f);
+    st(out, i, mul_rn(r, r));
+  }
+}
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) relu_square_backward_kernel(const S* x, const S* dy, S* dx, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    st(dx, i, mul_rn(ld(dy, i), mul_rn(fmaxf(ld(x, i), 0.0f), 2.0f)));
+  }
+}
+
+void check_mixes(int n_mix) {
+  if (n_mix < 1 || n_mix > kMaxMix) throw std::invalid_argument("time mix: n_mix must be 1.." + std::to_string(kMaxMix));
+}
+
+template <class S>
+void time_mix_forward_impl(const S* x, const S* state, int64_t B, int64_t T, int64_t C, const float* const* mixes,
+                           int n_mix, S* const* outs, cudaStream_t stream) {
+  check_mixes(n_mix);
+  const int64_t n = B * T * C;
+  if (n == 0) return;
+  MixOut<S> mo{};
+  for (int j = 0; j < n_mix; j++) {
+    mo.mix[j] = mixes[j];
+    mo.out[j] = outs[j];
+  }
+  launch(time_mix_forward_kernel<S>, blocks_for(n), kThreads, 0, stream, x, state, T, C, n, mo, n_mix);
+}
+
+template <class S>
+void time_mix_backward_impl(const S* const* douts, const float* const* mixes, int n_mix, int64_t B, int64_t T,
+                            int64_t C, S* dx, bool accumulate, cudaStream_t stream) {
+  check_mixes(n_mix);
+  const int64_t n = B * T * C;
+  if (n == 0) return;
+  MixGrad<S> mg{};
+  for (int j = 0; j < n_mix; j++) {
+    mg.mix[j] = mixes[j];
+    mg.grad[j] = douts[j];
+  }
+  launch(time_mix_backward_kernel<S>, blocks_for(n), kThreads, 0, stream, mg, n_mix, T, C, n, dx, accumulate);
+}
+
+}  // namespace
+
+void time_mix_forward(const float* x, const float* state, int64_t B, int64_t T, int64_t C, const float* const* mixes,
+                      int n_mix, float* const* outs, cudaStream_t stream) {
+  time_mix_forward_impl(x, state, B, T, C, mixes, n_mix, outs, stream);
+}
+void time_mix_forward(const __nv_bfloat16* x, const __nv_bfloat16* state, int64_t B, int64_t T, int64_t C,
+                      const float* const* mixes, int n_mix, __nv_bfloat16* const* outs, cudaStream_t stream) {
+  time_mix_forward_impl(x, state, B, T, C, mixes, n_mix, outs, stream);
+}
+void time_mix_backward(const float* const* douts, const float* const* mixes, int n_mix, int64_t B, int64_t T,
+                       int64_t C, float* dx, bool accumulate, cudaStream_t stream) {
+  time_mix_backward_impl(douts, mixes, n_mix, B, T, C, dx, accumulate, stream);
+}
+void time_mix_backward(const __nv_bfloat16* const* douts, const float* const* mixes, int n_mix, int64_t B, int64_t T,
+                       int64_t C, __nv_bfloat16* dx, bool accumulate, cudaStream_t stream) {
+  time_mix_backward_impl(douts, mixes, n_mix, B, T, C, dx, accumulate, stream);
+}
+
+#define DITTY_RWKV_GATES(S)                                                                                        \
+  void sigmoid_gate_forward(const S* a, const S* y, S* out, int64_t n, cudaStream_t stream) {                     \
+    if (n > 0) launch(sigmoid_gate_forward_kernel<S>, blocks_for(n), kThreads, 0, stream, a, y, out, n);          \
+  }                                                                                                                \
+  void sigmoid_gate_backward(const S* a, const S* y, const S* dout, S* da, S* dy, int64_t n, cudaStream_t stream) { \
+    if (n > 0 && (da || dy))                                                                                       \
+      launch(sigmoid_gate_backward_kernel<S>, blocks_for(n), kThreads, 0, stream, a, y, dout, da, dy, n);         \
+  }                                                                                                                \
+  void relu_square_forward(const S* x, S* out, int64_t n, cudaStream_t stream) {                                   \
+    if (n > 0) launch(relu_square_forward_kernel<S>, blocks_for(n), kThreads, 0, stream, x, out, n);              \
+  }                                                                                                                \
+  void relu_square_backward(const S* x, const S* dy, S* dx, int64_t n, cudaStream_t stream) {                      \
+    if (n > 0) launch(relu_square_backward_kernel<S>, blocks_for(n), kThreads, 0, stream, x, dy, dx, n);          \
+  }
+DITTY_RWKV_GATES(float)
+DITTY_RWKV_GATES(__nv_bfloat16)
+#undef DITTY_RWKV_GATES
+
+}  // namespace ditty::cuda
