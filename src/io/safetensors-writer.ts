@@ -64,30 +64,58 @@ export async function writeShardedSafetensors(
   tensors: Iterable<TensorToWrite>,
   options: ShardOptions,
 ): Promise<ShardedWriteResult> {
-  if (!(options.maxShardBytes > 0)) throw new RangeError(`maxShardBytes must be positive, got ${options.maxShardBytes}`);
   const all = plan(path.join(dir, SAFETENSORS_INDEX), tensors);
-  const groups: Planned[][] = [];
+  return writeShardedUnits(dir, all.map((p) => ({ bytes: p.byteLength, tensors: () => [p.tensor] })), options);
+}
+
+/**
+ * A piece of a sharded checkpoint whose tensors are made only when its shard is written (e.g. one
+ * linear quantized to several tensors): `bytes` is its planned size, used to assign shards.
+ */
+export interface ShardUnit {
+  readonly bytes: number;
+  readonly tensors: () => readonly TensorToWrite[];
+}
+
+/**
+ * The sharding of writeShardedSafetensors over units: consecutive units fill a shard up to
+ * maxShardBytes of planned size (a larger unit gets a shard of its own); a shard's units are made
+ * just before it is written, so memory stays near one shard. `onShard` runs after each shard file.
+ */
+export async function writeShardedUnits(
+  dir: string,
+  units: readonly ShardUnit[],
+  options: ShardOptions & { readonly onShard?: (written: number, total: number) => void },
+): Promise<ShardedWriteResult> {
+  if (!(options.maxShardBytes > 0)) throw new RangeError(`maxShardBytes must be positive, got ${options.maxShardBytes}`);
+  const groups: ShardUnit[][] = [];
   let size = 0;
-  for (const p of all) {
+  for (const u of units) {
     const last = groups[groups.length - 1];
-    if (!last || (last.length > 0 && size + p.byteLength > options.maxShardBytes)) {
-      groups.push([p]);
-      size = p.byteLength;
+    if (!last || size + u.bytes > options.maxShardBytes) {
+      groups.push([u]);
+      size = u.bytes;
     } else {
-      last.push(p);
-      size += p.byteLength;
+      last.push(u);
+      size += u.bytes;
     }
   }
-  const totalSize = all.reduce((s, p) => s + p.byteLength, 0);
-  if (groups.length <= 1) {
-    await writePlanned(path.join(dir, SAFETENSORS_SINGLE), all, options.metadata);
-    return { files: [SAFETENSORS_SINGLE], totalSize };
-  }
-  const files = groups.map((_, i) => shardName(i + 1, groups.length));
+  const files = groups.length <= 1 ? [SAFETENSORS_SINGLE] : groups.map((_, i) => shardName(i + 1, groups.length));
   const weightMap: Record<string, string> = {};
+  let totalSize = 0;
   for (const [i, g] of groups.entries()) {
-    await writePlanned(path.join(dir, files[i]!), g, options.metadata);
-    for (const p of g) weightMap[p.tensor.name] = files[i]!;
+    const file = path.join(dir, files[i]!);
+    const planned = plan(file, g.flatMap((u) => u.tensors()));
+    await writePlanned(file, planned, options.metadata);
+    for (const p of planned) {
+      weightMap[p.tensor.name] = files[i]!;
+      totalSize += p.byteLength;
+    }
+    options.onShard?.(i + 1, groups.length);
+  }
+  if (groups.length <= 1) {
+    if (groups.length === 0) await writePlanned(path.join(dir, SAFETENSORS_SINGLE), [], options.metadata);
+    return { files, totalSize };
   }
   const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
   await writeBytesAtomic(path.join(dir, SAFETENSORS_INDEX), `${JSON.stringify(index, null, 2)}\n`);

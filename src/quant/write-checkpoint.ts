@@ -8,11 +8,9 @@
  * shard are computed just before that shard is written: memory stays near one shard of 4-bit data,
  * never the float model.
  */
-import * as path from 'node:path';
-import { writeBytesAtomic } from '../io/atomic.js';
 import { DTYPE_SIZES, numel } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
-import { SAFETENSORS_INDEX, SAFETENSORS_SINGLE, shardName, writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
+import { writeShardedUnits, type ShardUnit } from '../io/safetensors-writer.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { PyFloat, pythonJsonDumps, type PyJson } from '../lora/python-json.js';
 import { quantStateKey } from './bnb-checkpoint.js';
@@ -109,23 +107,6 @@ function planUnits(source: TensorSource, linearPaths: readonly string[], q: Quan
   });
 }
 
-/** Consecutive units, each group at most `maxBytes` (a single larger unit gets a group of its own). */
-function groupUnits(units: readonly Unit[], maxBytes: number): Unit[][] {
-  const groups: Unit[][] = [];
-  let size = 0;
-  for (const u of units) {
-    const last = groups[groups.length - 1];
-    if (last === undefined || size + u.bytes > maxBytes) {
-      groups.push([u]);
-      size = u.bytes;
-    } else {
-      last.push(u);
-      size += u.bytes;
-    }
-  }
-  return groups;
-}
-
 /**
  * Writes the weights of `source` into `dir` as a bitsandbytes 4-bit checkpoint (model.safetensors, or
  * shards + model.safetensors.index.json), with `__metadata__` {"format": "pt"}.
@@ -136,40 +117,29 @@ export async function writeQuantizedWeights(
   const q = options.quantization;
   if (q.bits !== 4) throw new InputError(`quantize writes 4-bit checkpoints; got bits ${q.bits}`);
   const units = planUnits(source, linearPaths, q);
-  const groups = groupUnits(units, options.maxShardBytes);
   const linearsTotal = units.filter((u) => u.kind === 'nf4').length;
-  const files = groups.length === 1 ? [SAFETENSORS_SINGLE] : groups.map((_, i) => shardName(i + 1, groups.length));
-  const weightMap: Record<string, string> = {};
   let linearsDone = 0;
   let quantizedParameters = 0;
   let quantizedBytes = 0;
-  let bytesAfter = 0;
-  for (const [i, group] of groups.entries()) {
-    const tensors: TensorToWrite[] = [];
-    for (const u of group) {
+  const shardUnits = units.map((u): ShardUnit => ({
+    bytes: u.bytes,
+    tensors: () => {
       if (u.kind === 'copy') {
         const info = source.info(u.name);
-        tensors.push({ name: u.name, dtype: info.dtype, shape: info.shape, data: () => source.readBytes(u.name) });
-        continue;
+        return [{ name: u.name, dtype: info.dtype, shape: info.shape, data: () => source.readBytes(u.name) }];
       }
       const state = quantizeNf4(source.readFloat32(`${u.path}.weight`), { shape: u.shape, blocksize: q.blocksize, doubleQuant: q.doubleQuant });
-      tensors.push(...toBnbTensors(u.path, state, quantStateDtypeOf(u.dtype)));
       quantizedParameters += state.n;
       quantizedBytes += nf4Bytes(state);
       options.onProgress?.(++linearsDone, linearsTotal);
-    }
-    await writeSafetensors(path.join(dir, files[i]!), tensors, { format: 'pt' });
-    for (const t of tensors) {
-      weightMap[t.name] = files[i]!;
-      bytesAfter += numel(t.shape) * DTYPE_SIZES[t.dtype];
-    }
-    options.onProgress?.(linearsDone, linearsTotal);
-  }
-  if (groups.length > 1) {
-    const index = { metadata: { total_size: bytesAfter }, weight_map: weightMap };
-    await writeBytesAtomic(path.join(dir, SAFETENSORS_INDEX), `${JSON.stringify(index, null, 2)}\n`);
-    files.push(SAFETENSORS_INDEX);
-  }
+      return toBnbTensors(u.path, state, quantStateDtypeOf(u.dtype));
+    },
+  }));
+  const written = await writeShardedUnits(dir, shardUnits, {
+    maxShardBytes: options.maxShardBytes, metadata: { format: 'pt' }, onShard: () => options.onProgress?.(linearsDone, linearsTotal),
+  });
+  const files = written.index ? [...written.files, written.index] : written.files;
+  const bytesAfter = written.totalSize;
   return {
     quantizedLinears: linearsTotal, quantizedParameters, quantizedBytes,
     copiedTensors: units.filter((u) => u.kind === 'copy').length,
