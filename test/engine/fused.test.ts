@@ -1,20 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { causalAttention, frozenLayerNorm, geluErf, geluFast, geluNew, reluSquared } from '../../src/engine/fused.js';
+import {
+  attentionComposed, geluErfComposed, geluFastComposed, geluNewComposed, layerNormComposed, reluSquaredComposed,
+} from '../../src/engine/reference/composed.js';
 import { useBackend } from '../helpers/backend.js';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 describe('fused ops with hand-written gradients', () => {
   beforeAll(async () => { await useBackend(); });
 
   const x = () => tf.randomNormal([3, 5, 17], 0, 2, 'float32', 9);
   const cases: [string, (t: tf.Tensor) => tf.Tensor, (t: tf.Tensor) => tf.Tensor][] = [
-    ['gelu (erf)', geluErf, (t) => tf.mul(tf.mul(t, 0.5), tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1))],
-    ['gelu_new', geluNew, (t) => tf.mul(tf.mul(t, 0.5), tf.add(tf.tanh(tf.mul(tf.add(t, tf.mul(tf.mul(tf.square(t), t), 0.044715)), SQRT_2_OVER_PI)), 1))],
-    ['gelu_fast', geluFast, (t) => tf.mul(tf.mul(t, 0.5), tf.add(tf.tanh(tf.mul(tf.mul(t, 0.7978845608), tf.add(tf.mul(tf.square(t), 0.044715), 1))), 1))],
-    ['relu^2', reluSquared, (t) => tf.square(tf.relu(t))],
+    ['gelu (erf)', geluErf, geluErfComposed],
+    ['gelu_new', geluNew, geluNewComposed],
+    ['gelu_fast', geluFast, geluFastComposed],
+    ['relu^2', reluSquared, reluSquaredComposed],
   ];
   for (const [name, fused, composed] of cases) {
     it(`${name}: same values and gradient as the composed ops`, () => {
@@ -32,10 +34,7 @@ describe('fused ops with hand-written gradients', () => {
     const w = tf.randomNormal([17], 1, 0.3, 'float32', 5);
     const b = tf.randomNormal([17], 0, 0.3, 'float32', 6);
     const dy = tf.randomNormal(input.shape, 0, 1, 'float32', 7);
-    const composed = (t: tf.Tensor) => {
-      const { mean, variance } = tf.moments(t, -1, true);
-      return tf.add(tf.mul(tf.mul(tf.sub(t, mean), tf.rsqrt(tf.add(variance, 1e-5))), w), b);
-    };
+    const composed = (t: tf.Tensor) => layerNormComposed(t, w, b, 1e-5);
     expect(maxAbs(frozenLayerNorm(input, w, b, 1e-5), composed(input))).toBeLessThan(1e-6);
     const g1 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(frozenLayerNorm(t, w, b, 1e-5), dy)))(input);
     const g2 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(composed(t), dy)))(input);
@@ -51,8 +50,7 @@ describe('fused ops with hand-written gradients', () => {
     const m = new Float32Array(T * T);
     for (let t = 0; t < T; t++) m.fill(-1e9, t * T + t + 1, (t + 1) * T);
     const mask = tf.tensor2d(m, [T, T]);
-    const composed = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-      tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(a, b, false, true), 1 / Math.sqrt(d)), mask)), c);
+    const composed = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => attentionComposed(a, b, c, mask);
     expect(maxAbs(causalAttention(q, k, v, mask), composed(q, k, v))).toBeLessThan(1e-5);
     const loss = (f: (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), dy));
     const g1 = tf.grads(loss((a, b, c) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, mask)))([q, k, v]);
