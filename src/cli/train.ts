@@ -7,12 +7,13 @@ import { BEFORE_AFTER_FILE } from '../eval/held-out.js';
 import { InputError } from '../io/errors.js';
 import { loadReportInput, readBeforeAfter, writeReport } from '../report/run-report.js';
 import { listCheckpoints } from '../runtime/run-folder.js';
-import { trainFromConfig } from '../train/run.js';
+import { dryRun, trainFromConfig } from '../train/run.js';
 import { formatRunSummary } from '../train/summary.js';
 
 interface TrainCliOptions {
   set: string[];
   resume?: string | boolean;
+  dryRun?: boolean;
 }
 
 /** The run's before-after.json when this run wrote it (after its last checkpoint), not one left by an earlier run. */
@@ -35,11 +36,17 @@ export function registerTrain(program: Command): void {
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume <checkpoint>', 'resume from this checkpoint folder')
     .option('--no-resume', 'start over even if output.dir holds checkpoints')
+    .option('--dry-run', 'check the config, model and data, print the data statistics, one block as the model sees it and the memory estimate, then exit without training or writing anything')
     .on('option:resume', () => given.add('--resume'))
     .on('option:no-resume', () => given.add('--no-resume'))
     .action(async (configFile: string, opts: TrainCliOptions) => {
       if (given.size === 2) {
         throw new InputError('--resume and --no-resume together: give --resume CHECKPOINT to continue from it, or --no-resume to start over');
+      }
+      if (opts.dryRun) {
+        if (given.size > 0) throw new InputError(`--dry-run trains nothing, so ${[...given].join(' and ')} has no effect; leave it out`);
+        process.stdout.write(`${await dryRun(configFile, { overrides: opts.set })}\n`);
+        return;
       }
       const summary = await trainFromConfig(configFile, {
         overrides: opts.set,
@@ -52,13 +59,12 @@ export function registerTrain(program: Command): void {
       const runDir = loadTrainConfig(configFile, opts.set).output.dir;
       const report = loadReportInput(runDir);
       const reportFile = await writeReport(runDir, report);
-      const adapterDir = path.join(runDir, 'adapter');
       const beforeAfter = freshBeforeAfter(runDir);
       process.stdout.write(`${formatRunSummary({
         outcome: summary, runDir, configFile, overrides: opts.set, reportFile,
         entries: report.entries,
         checkpoints: listCheckpoints(runDir).map((c) => c.dir),
-        ...(fs.existsSync(adapterDir) ? { adapterDir } : {}),
+        ...(summary.adapterDir !== undefined ? { adapterDir: summary.adapterDir } : {}),
         ...(beforeAfter !== undefined ? { beforeAfter } : {}),
       })}\n`);
       if (summary.interrupted) process.exitCode = summary.interrupted === 'SIGINT' ? 130 : 143;

@@ -85,11 +85,12 @@ export function resolveConfig(parsed: Parsed, ctx: ResolveContext): { config: Tr
   if (training.eval_every !== undefined && data.validation_fraction === 0) {
     problems.push({ path: ['training', 'eval_every'], message: `${training.eval_every} needs a validation set, but data.validation_fraction is 0; expected data.validation_fraction > 0 or no eval_every` });
   }
+  const prompts = typeof parsed.eval.prompts === 'string' ? mustExist(['eval', 'prompts'], parsed.eval.prompts, 'file') : parsed.eval.prompts;
   if (problems.length > 0) return { problems };
 
   const dir = output.dir === undefined
     ? path.resolve(ctx.cwd, 'checkpoints', runName(nameOrPath))
     : local(['output', 'dir'], output.dir);
   const resolvedModel = { ...model, name_or_path: nameOrPath, ...(tokenizer === undefined ? {} : { tokenizer }) };
-  return { config: { ...parsed, model: resolvedModel, data: { ...data, dataset }, output: { ...output, dir } } };
+  return { config: { ...parsed, model: resolvedModel, data: { ...data, dataset }, output: { ...output, dir }, eval: { ...parsed.eval, prompts } } };
 }

@@ -80,6 +80,8 @@ const data = z.strictObject({
     'Row layout: dolly = instruction, context, response rendered with the Dolly prompt template; text = one plain text field per row.'),
   text_field: doc(text().default('text'), 'The field holding the text when format is text.'),
   block_size: doc(int(1).default(512), 'Tokens per training sequence.'),
+  allow_long_blocks: doc(z.boolean().default(false),
+    'Allow block_size beyond a GPT-NeoX model\'s max_position_embeddings (positions it was never trained on); without it that is an error. RWKV has no such limit and gets a warning past its context_length.'),
   packing: doc(z.boolean().default(true), 'Concatenate examples (separated by end-of-text) into full blocks instead of padding each one.'),
   train_on: doc(z.enum(TRAIN_ON).optional(), {
     description: 'Which tokens carry the loss: response (only the response of each example; dolly format) or all.',
@@ -126,6 +128,18 @@ const output = z.strictObject({
   resume: doc(z.boolean().default(true), 'Continue from the newest complete checkpoint in output.dir when there is one.'),
 });
 
+const samples = z.strictObject({
+  prompts: doc(z.union([names(), text()]).default([]), {
+    description: 'Prompts the model continues during training, wrapped in the training template (the instruction for dolly, the text as is for text), so the report shows how its answers change: a list, or a text file with one prompt per line (relative to this file).',
+    allowed: 'a list of prompts, or the path of a text file with one prompt per line',
+  }),
+  every: doc(int(1).default(50), 'Generate the samples every N optimizer steps, before the first step and at the end.'),
+  max_new_tokens: doc(int(1).default(64), 'Most tokens generated per prompt.'),
+  temperature: doc(z.number().min(0).max(100).default(0.7), 'Sampling temperature; 0 is greedy.'),
+  top_p: doc(z.number().gt(0).max(1).default(0.9), 'Nucleus sampling mass; 1 samples from the whole vocabulary.'),
+  seed: doc(int(0, 2 ** 32 - 1).default(0), 'Sampling seed, the same at every step, so that a change in the output is the model\'s.'),
+});
+
 /** Per-section descriptions, for the reference and for errors about a whole section. */
 export const SECTION_DESCRIPTIONS = {
   model: 'The base model to fine-tune.',
@@ -134,6 +148,7 @@ export const SECTION_DESCRIPTIONS = {
   data: 'The training data and how it is turned into token blocks.',
   training: 'The optimisation loop.',
   output: 'Checkpoints and the trained adapter.',
+  eval: 'Sample generations during training (written to samples.jsonl and shown in report.html).',
 } as const;
 
 export const TrainConfigSchema = z.strictObject({
@@ -143,6 +158,7 @@ export const TrainConfigSchema = z.strictObject({
   data: data.prefault({}),
   training: training.prefault({}),
   output: output.prefault({}),
+  eval: samples.prefault({}),
   backend: doc(z.enum(BACKENDS).default('auto'),
     'Compute engine: auto (cuda when present, else cpu, else wasm), cuda (ditty\'s native engine on an NVIDIA GPU), cpu (ditty\'s native C++ engine), '
     + 'wasm (tfjs engine, WebAssembly), js (tfjs engine, pure JavaScript; called cpu before 0.2), tensorflow (tfjs engine on tfjs-node[-gpu] if installed).'),

@@ -55,3 +55,16 @@ export function textTemplate(field = 'text'): Template {
 export function templateFor(format: DataFormat, textField = 'text'): Template {
   return format === 'dolly' ? dollyTemplate : textTemplate(textField);
 }
+
+/** How generation wraps a prompt so the model sees what training showed it, and where its answer ends. */
+export interface GenerationTemplate {
+  readonly name: DataFormat;
+  wrap(prompt: string): string;
+  /** text that ends a response (cut from the output), as training rendered it */
+  readonly stop?: string;
+}
+
+export const GENERATION_TEMPLATES: Readonly<Record<DataFormat, GenerationTemplate>> = {
+  dolly: { name: 'dolly', wrap: (prompt) => dollyPrompt(prompt), stop: END_KEY },
+  text: { name: 'text', wrap: (prompt) => prompt },
+};

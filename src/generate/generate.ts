@@ -1,4 +1,6 @@
 import type { LossEngine } from '../engine/engine.js';
+import { InputError } from '../io/errors.js';
+import type { ModelConfig } from '../models/config.js';
 import { Rng } from './rng.js';
 import { sampleToken, type SamplingOptions } from './sampling.js';
 
@@ -68,4 +70,89 @@ export class TextStreamer {
     this.prefix = this.read;
     this.read = this.ids.length;
   }
+}
+
+/**
+ * Passes generated text through until `stop` appears, holding back a tail that could be the start of
+ * it; `done` once it has appeared (the stop text and what follows are never emitted).
+ */
+export class StopText {
+  private held = '';
+  done = false;
+
+  constructor(private readonly stop: string | undefined) {}
+
+  push(delta: string): string {
+    if (this.done) return '';
+    if (this.stop === undefined || this.stop === '') return delta;
+    const text = this.held + delta;
+    const at = text.indexOf(this.stop);
+    if (at >= 0) {
+      this.done = true;
+      this.held = '';
+      return text.slice(0, at).trimEnd();
+    }
+    let keep = Math.min(this.stop.length - 1, text.length);
+    while (keep > 0 && !this.stop.startsWith(text.slice(text.length - keep))) keep--;
+    this.held = text.slice(text.length - keep);
+    return text.slice(0, text.length - keep);
+  }
+
+  flush(): string {
+    const rest = this.held;
+    this.held = '';
+    return this.done ? '' : rest;
+  }
+}
+
+/**
+ * How many new tokens fit after a prompt of `promptTokens`: GPT-NeoX cannot go past
+ * max_position_embeddings (an error when the prompt fills it, else `maxNewTokens` is clamped with a
+ * warning); RWKV has no hard limit, but past its context_length it runs on lengths it was not trained on.
+ */
+export function generationBudget(config: ModelConfig, promptTokens: number, maxNewTokens: number): { maxNewTokens: number; warning?: string } {
+  const total = promptTokens + maxNewTokens;
+  if (config.model_type === 'gpt_neox') {
+    const limit = config.max_position_embeddings;
+    if (promptTokens >= limit) {
+      throw new InputError(`the prompt is ${promptTokens} tokens; this GPT-NeoX model takes at most ${limit} (max_position_embeddings) in all, prompt and new tokens`);
+    }
+    if (total <= limit) return { maxNewTokens };
+    return {
+      maxNewTokens: limit - promptTokens,
+      warning: `max new tokens lowered from ${maxNewTokens} to ${limit - promptTokens}: the prompt's ${promptTokens} tokens plus the new ones may not exceed the model's ${limit} positions (max_position_embeddings)`,
+    };
+  }
+  if (total <= config.context_length) return { maxNewTokens };
+  return {
+    maxNewTokens,
+    warning: `the prompt's ${promptTokens} tokens plus ${maxNewTokens} new ones go past the ${config.context_length} tokens this RWKV model was trained on (context_length); the text may degrade past that point`,
+  };
+}
+
+export interface TextGeneration {
+  readonly text: string;
+  readonly tokens: number;
+}
+
+/**
+ * The continuation of `prompt` as text, ended by EOS, `maxNewTokens` or `stop` (cut off). For the
+ * samples during training; `ditty generate` streams the same way.
+ */
+export async function generateText(
+  engine: LossEngine, tokenizer: { encode(text: string): number[]; decode(ids: readonly number[]): string; readonly eosId: number },
+  prompt: string, opts: Omit<GenerateOptions, 'stopIds'> & { readonly stop?: string },
+): Promise<TextGeneration> {
+  const ids = tokenizer.encode(prompt);
+  const streamer = new TextStreamer((x) => tokenizer.decode(x));
+  const stop = new StopText(opts.stop);
+  let text = '';
+  let tokens = 0;
+  for await (const id of generateTokens(engine, ids, { ...opts, stopIds: [tokenizer.eosId] })) {
+    tokens++;
+    text += stop.push(streamer.push(id));
+    if (stop.done) break;
+  }
+  text += stop.push(streamer.flush()) + stop.flush();
+  return { text, tokens };
 }

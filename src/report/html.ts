@@ -6,6 +6,8 @@ export interface Sample {
   readonly step: number;
   readonly prompt: string;
   readonly output: string;
+  /** the sampling settings it was generated with (samples.jsonl's "settings") */
+  readonly settings?: Readonly<Record<string, unknown>>;
 }
 
 export interface ReportInput {
@@ -86,12 +88,14 @@ function tiles(input: ReportInput): string {
   const last = e.at(-1);
   const tokens = e.reduce((s, x) => s + (x.tokens ?? 0), 0);
   const vals = e.filter((x) => x.val_loss !== undefined);
+  const estimate = [...e].reverse().find((x) => x.estimated_total_s !== undefined);
   const bestVal = vals.reduce<StepMetrics | undefined>((b, x) => (b === undefined || x.val_loss! < b.val_loss! ? x : b), undefined);
   const items: [string, string][] = [
     ['steps', last ? `${last.step}${input.totalSteps !== undefined ? ` / ${input.totalSteps}` : ''}` : '0'],
     ['tokens', tokens.toLocaleString('en-US')],
     ['time', duration(last?.elapsed)],
     ['tokens/s', num(last?.tokens_per_s, 1)],
+    ...(estimate !== undefined ? [[`estimated time (at step ${estimate.step})`, duration(estimate.estimated_total_s)] as [string, string]] : []),
     ['train loss (first → last)', `${num(e[0]?.loss)} → ${num(last?.loss)}`],
     ['validation loss (best)', bestVal ? `${num(bestVal.val_loss)} at step ${bestVal.step}` : '–'],
   ];
@@ -118,10 +122,16 @@ function dataStatsTable(stats: Readonly<Record<string, unknown>>): string {
   return `<table class="kv">${rows.join('')}</table>`;
 }
 
+function settingsText(settings: Readonly<Record<string, unknown>> | undefined): string {
+  if (settings === undefined) return '';
+  const words = Object.entries(settings).map(([k, v]) => `${k.replace(/_/g, ' ')} ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return `<p class="sub">generated with ${esc(words.join(', '))}</p>`;
+}
+
 function samplesSection(samples: readonly Sample[]): string {
   const byPrompt = new Map<string, Sample[]>();
   for (const s of samples) byPrompt.set(s.prompt, [...(byPrompt.get(s.prompt) ?? []), s]);
-  return [...byPrompt].map(([prompt, list]) => `<div class="sample"><div class="prompt">${esc(prompt)}</div><table class="gen">`
+  return settingsText(samples.at(-1)?.settings) + [...byPrompt].map(([prompt, list]) => `<div class="sample"><div class="prompt">${esc(prompt)}</div><table class="gen">`
     + list.sort((a, b) => a.step - b.step).map((s) => `<tr><th>step ${s.step}</th><td>${esc(s.output)}</td></tr>`).join('')
     + '</table></div>').join('');
 }

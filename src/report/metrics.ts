@@ -12,9 +12,10 @@ export interface StepMetrics {
   readonly elapsed?: number;
   readonly epoch?: number;
   readonly val_loss?: number;
+  readonly estimated_total_s?: number;
 }
 
-const OPTIONAL = ['lr', 'grad_norm', 'tokens', 'tokens_per_s', 'elapsed', 'epoch', 'val_loss'] as const;
+const OPTIONAL = ['lr', 'grad_norm', 'tokens', 'tokens_per_s', 'elapsed', 'epoch', 'val_loss', 'estimated_total_s'] as const;
 
 function parseLine(line: string, where: string): StepMetrics {
   let v: unknown;

@@ -59,7 +59,9 @@ function readSamples(file: string): Sample[] | undefined {
     if (typeof o.step !== 'number' || typeof o.prompt !== 'string' || typeof o.output !== 'string') {
       throw new InputError(`${file}:${i + 1}: expected {"step": number, "prompt": string, "output": string}`);
     }
-    return [{ step: o.step, prompt: o.prompt, output: o.output }];
+    const settings = typeof o.settings === 'object' && o.settings !== null && !Array.isArray(o.settings)
+      ? { settings: o.settings as Record<string, unknown> } : {};
+    return [{ step: o.step, prompt: o.prompt, output: o.output, ...settings }];
   });
 }
 

@@ -30,6 +30,8 @@ export interface LogEntry {
   elapsed: number;
   epoch: number;
   val_loss?: number;
+  /** the whole run's time projected after the first steps of a process (logged once per process) */
+  estimated_total_s?: number;
 }
 
 /** Everything besides the weights that a resumed run needs to continue exactly. */
@@ -101,13 +103,13 @@ export async function cleanIncomplete(runDir: string): Promise<number> {
 }
 
 /**
- * Checkpoints past `step` (all of them for a fresh run, step 0) and, for a fresh run, the metrics:
- * moved into `superseded-<time>/` so nothing is lost and two timelines never mix (auto-resume and
- * keep_last would otherwise pick or keep the abandoned one). Returns that folder, if any.
+ * Checkpoints past `step` (all of them for a fresh run, step 0) and, for a fresh run, `earlierRun`
+ * (its metrics, samples, final adapter): moved into `superseded-<time>/` so nothing is lost and two timelines never mix
+ * (auto-resume and keep_last would otherwise pick or keep the abandoned one). Returns that folder, if any.
  */
-export async function setAsideCheckpoints(runDir: string, metricsFile: string, step: number): Promise<string | undefined> {
+export async function setAsideCheckpoints(runDir: string, earlierRun: readonly string[], step: number): Promise<string | undefined> {
   const old = listCheckpoints(runDir).filter((c) => c.step > step).map((c) => c.dir);
-  if (step === 0 && fs.existsSync(metricsFile)) old.push(metricsFile);
+  if (step === 0) old.push(...earlierRun.filter((f) => fs.existsSync(f)));
   if (old.length === 0) return undefined;
   const aside = path.join(runDir, `superseded-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await fsp.mkdir(aside);

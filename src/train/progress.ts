@@ -90,8 +90,8 @@ export class ProgressLine {
   }
 }
 
-/** metrics.jsonl: one JSON object per optimizer step. */
-export class MetricsFile {
+/** A JSON Lines file of records keyed by optimizer step: metrics.jsonl, samples.jsonl. */
+export class MetricsFile<T extends { readonly step: number } = LogEntry> {
   constructor(readonly file: string) {}
 
   /** Keep only the entries up to `step` (a resumed run rewrites what came after its checkpoint). */
@@ -108,7 +108,7 @@ export class MetricsFile {
     fs.writeFileSync(this.file, kept.map((l) => `${l}\n`).join(''));
   }
 
-  append(entry: LogEntry): void {
+  append(entry: T): void {
     fs.appendFileSync(this.file, `${JSON.stringify(entry)}\n`);
   }
 }

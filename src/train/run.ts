@@ -3,20 +3,25 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadTrainConfig, resolvedConfigYaml, resolveTargetModules, type TrainConfig } from '../config/index.js';
 import { formatDataStats, prepareDataset, type PreparedDataset } from '../data/index.js';
+import { readMetrics } from '../report/metrics.js';
+import { METRICS_FILE } from '../report/run-report.js';
 import { resolveBackend } from '../engine/choice.js';
 import type { Checkpointing } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
 import type { LoraConfig } from '../lora/config.js';
 import { openEngine, type OpenedEngine } from '../runtime/open-engine.js';
-import { locateModel } from '../runtime/open-model.js';
-import { loadTokenizer } from '../tokenizer/tokenizer.js';
+import { locateModel, openWeights, type ModelLocation } from '../runtime/open-model.js';
+import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer.js';
 import { latestCheckpoint, TRAINER_STATE } from '../runtime/run-folder.js';
 import { lockRunFolder } from './run-lock.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
 import { contextWindow, type ModelConfig } from '../models/config.js';
 import { evaluateBeforeAfter, validationExamples, writeBeforeAfter } from '../eval/held-out.js';
 import { writeDataStats } from '../report/run-report.js';
+import { modelCard, writeFinalAdapter } from './final-adapter.js';
+import { checkBlockSize, checkEpochs, estimateMemory, formatMemoryEstimate, renderBlock } from './preflight.js';
 import { ProgressLine } from './progress.js';
+import { readPrompts, SampleWriter } from './samples.js';
 import { runTraining, totalSteps, type TrainSummary } from './trainer.js';
 
 export interface TrainCommandOptions {
@@ -24,6 +29,11 @@ export interface TrainCommandOptions {
   /** a checkpoint folder to resume from, or false to start over even if output.dir has checkpoints */
   readonly resume?: string | false;
   readonly stopAfterSteps?: number;
+}
+
+export interface TrainOutcome extends TrainSummary {
+  /** the final adapter folder, when the run reached its last step */
+  readonly adapterDir?: string;
 }
 
 /** A hash of the training blocks and the settings that made them, stored in checkpoints. */
@@ -47,7 +57,7 @@ function loraConfigOf(config: TrainConfig, modelType: string): LoraConfig {
 }
 
 /** `ditty train CONFIG`: load the config, model, adapters and data, then train (resuming when there is a checkpoint). */
-export async function trainFromConfig(configFile: string, opts: TrainCommandOptions = {}): Promise<TrainSummary> {
+export async function trainFromConfig(configFile: string, opts: TrainCommandOptions = {}): Promise<TrainOutcome> {
   const config = loadTrainConfig(configFile, opts.overrides ?? []);
   const progress = new ProgressLine();
   const log = (m: string): void => progress.log(m);
@@ -68,14 +78,22 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
   }
 }
 
-async function trainLocked(
-  config: TrainConfig, opts: TrainCommandOptions, backend: ReturnType<typeof resolveBackend>, log: (m: string) => void, progress: ProgressLine,
-): Promise<TrainSummary> {
-  const revision = config.model.revision;
-  const location = await locateModel(config.model.name_or_path, { revision });
+interface PreparedRun {
+  readonly location: ModelLocation;
+  readonly tokenizer: TextTokenizer;
+  readonly loraConfig: LoraConfig;
+  readonly prompts: string[];
+  readonly data: PreparedDataset;
+}
+
+/** The model located, the data prepared and everything checked that can be before the weights load. */
+async function prepareRun(config: TrainConfig, log: (m: string) => void): Promise<PreparedRun> {
+  const location = await locateModel(config.model.name_or_path, { revision: config.model.revision });
+  const blockWarning = checkBlockSize(config, location.config);
+  if (blockWarning !== undefined) log(`warning: ${blockWarning}`);
+  const prompts = readPrompts(config.eval.prompts);
   const tokenizer = loadTokenizer(config.model.tokenizer ?? location.folder);
-  const modelType = location.config.model_type;
-  const loraConfig = loraConfigOf(config, modelType);
+  const loraConfig = loraConfigOf(config, location.config.model_type);
   const data = await prepareDataset({
     dataset: config.data.dataset, revision: config.data.revision, file: config.data.file,
     format: config.data.format, textField: config.data.text_field, blockSize: config.data.block_size,
@@ -84,11 +102,62 @@ async function trainLocked(
     onBadRow: config.data.on_bad_row, seed: config.training.seed, shuffle: config.data.shuffle,
   }, tokenizer);
   for (const w of data.warnings) log(`warning: ${w}`);
+  const epochWarning = checkEpochs(config, data.train.length);
+  if (epochWarning !== undefined) log(`warning: ${epochWarning}`);
+  return { location, tokenizer, loraConfig, prompts, data };
+}
+
+/** The memory estimate line, from the checkpoint's tensor shapes. */
+async function memoryLine(config: TrainConfig, location: ModelLocation, loraConfig: LoraConfig, checkpointing: Checkpointing): Promise<string> {
+  const source = await openWeights(location);
+  try {
+    return formatMemoryEstimate(estimateMemory(config, location.config, source, loraConfig, checkpointing));
+  } finally {
+    source.close();
+  }
+}
+
+/**
+ * `ditty train --dry-run`: validates the config, resolves the model and data, and returns what a run
+ * would start from (data statistics, one block as the model sees it, the memory estimate) without
+ * loading the weights or writing anything.
+ */
+export async function dryRun(configFile: string, opts: Pick<TrainCommandOptions, 'overrides'> = {}): Promise<string> {
+  const config = loadTrainConfig(configFile, opts.overrides ?? []);
+  const log = (m: string): void => { process.stderr.write(`${m}\n`); };
+  const { resolved, note } = resolveBackend(config.backend);
+  if (note !== undefined) log(note);
+  const { location, tokenizer, loraConfig, prompts, data } = await prepareRun(config, log);
+  const effective = withCheckpointingIfNeeded(config, resolved.engine === 'tfjs' ? resolved.backend : 'native', log, location.config, data.train.length);
+  const total = totalSteps(config, data.train.length);
+  const t = config.training;
+  return [
+    `config ${configFile}: valid; model ${config.model.name_or_path} (${location.config.model_type}, ${location.config.num_hidden_layers} layers, `
+      + `in ${location.folder}); engine ${resolved.engine === 'tfjs' ? `tfjs ${resolved.backend}` : `native ${resolved.device}`}`,
+    formatDataStats(data.stats),
+    `${total} optimizer steps of ${t.batch_size} x ${t.grad_accum} blocks; output would go to ${config.output.dir}`
+      + `${prompts.length > 0 ? `; ${prompts.length} sample prompt(s) every ${config.eval.every} steps` : ''}`,
+    `one training block as the model sees it (the loss counts the text between ▶ and ◀):`,
+    renderBlock(data.train[0]!, (ids) => tokenizer.decode(ids)),
+    await memoryLine(effective, location, loraConfig, checkpointingOf(effective.training.gradient_checkpointing)),
+    'time estimate: not made by a dry run (it times the first training steps, which needs the model loaded); '
+      + 'ditty train prints it after its first 2 steps',
+    'dry run: nothing was written',
+  ].join('\n');
+}
+
+async function trainLocked(
+  config: TrainConfig, opts: TrainCommandOptions, backend: ReturnType<typeof resolveBackend>, log: (m: string) => void, progress: ProgressLine,
+): Promise<TrainOutcome> {
+  const revision = config.model.revision;
+  const { location, loraConfig, prompts, data } = await prepareRun(config, log);
+  const modelType = location.config.model_type;
   log(formatDataStats(data.stats));
   await writeDataStats(config.output.dir, data.stats);
   const { resolved } = backend;
   const effective = withCheckpointingIfNeeded(config, resolved.engine === 'tfjs' ? resolved.backend : 'native', log, location.config, data.train.length);
   const t = effective.training;
+  log(await memoryLine(effective, location, loraConfig, checkpointingOf(t.gradient_checkpointing)));
   const opened: OpenedEngine = await openEngine(config.model.name_or_path, {
     backend: config.backend, resolved: backend, revision, location, log,
     ...(config.model.tokenizer !== undefined ? { tokenizer: config.model.tokenizer } : {}),
@@ -115,19 +184,32 @@ async function trainLocked(
     const resumeFrom = opts.resume === false ? undefined
       : opts.resume ?? (config.output.resume ? latestCheckpoint(config.output.dir) : undefined);
     fs.mkdirSync(config.output.dir, { recursive: true });
+    const samples = prompts.length > 0 ? new SampleWriter(config.output.dir, prompts, config, opened.tokenizer, opened.config, log) : undefined;
     const summary = await runTraining({
       engine, adaptedModules: opened.adaptedModules, loraConfig, config: effective,
       adapterMeta: { baseModelNameOrPath: baseModelName(config), revision: config.model.revision },
       train: data.train, validation: data.validation, configYaml: resolvedConfigYaml(config),
-      dataFingerprint: dataFingerprint(data, config), progress,
+      dataFingerprint: dataFingerprint(data, config), progress, ...(samples !== undefined ? { samples } : {}),
       ...(resumeFrom !== undefined ? { resumeFrom } : {}),
       ...(opts.stopAfterSteps !== undefined ? { stopAfterSteps: opts.stopAfterSteps } : {}),
     });
-    if (summary.losses.length > 0 && !summary.interrupted && config.data.validation_fraction > 0) {
-      const rows = evaluateBeforeAfter(engine, await validationExamples(config, opened.tokenizer), contextWindow(opened.config));
-      await writeBeforeAfter(config.output.dir, rows);
+    if (summary.losses.length === 0 || summary.interrupted || summary.steps < total) return summary;
+    let beforeAfter;
+    if (config.data.validation_fraction > 0) {
+      beforeAfter = evaluateBeforeAfter(engine, await validationExamples(config, opened.tokenizer), contextWindow(opened.config));
+      await writeBeforeAfter(config.output.dir, beforeAfter);
     }
-    return summary;
+    const configYaml = resolvedConfigYaml(config);
+    const baseModel = baseModelName(config);
+    const adapterDir = await writeFinalAdapter(config.output.dir, {
+      adapter: engine.adapterTensors(), loraConfig, adapterMeta: { baseModelNameOrPath: baseModel, revision: config.model.revision }, configYaml,
+      card: modelCard({
+        config, configYaml, baseModel, stats: data.stats, entries: readMetrics(path.join(config.output.dir, METRICS_FILE)), trainableParameters: trainable,
+        ...(beforeAfter !== undefined ? { beforeAfter } : {}),
+      }),
+    });
+    log(`final adapter: ${adapterDir} (PEFT files, README.md model card, config.yaml)`);
+    return { ...summary, adapterDir };
   } finally {
     opened.dispose();
   }

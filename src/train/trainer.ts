@@ -10,9 +10,13 @@ import {
 } from './checkpoint.js';
 import { evaluateLoss } from './evaluate.js';
 import { microBatchOf } from './micro-batch.js';
-import { formatProgress, MetricsFile, ProgressLine } from './progress.js';
+import { formatDuration, formatProgress, MetricsFile, ProgressLine } from './progress.js';
 import { learningRate } from './schedule.js';
 import { ReportUpdater } from '../report/report-updater.js';
+import { SAMPLES_FILE } from '../report/run-report.js';
+import { remainingSeconds, roundsBetween } from './estimate.js';
+import { FINAL_ADAPTER_DIR } from './final-adapter.js';
+import type { SampleWriter } from './samples.js';
 
 export interface TrainerSetup {
   readonly engine: TrainEngine;
@@ -30,6 +34,8 @@ export interface TrainerSetup {
   /** stop (with a checkpoint) after this many optimizer steps of this process; for tests */
   readonly stopAfterSteps?: number;
   readonly progress?: ProgressLine;
+  /** sample generations of eval.prompts, when there are any */
+  readonly samples?: SampleWriter;
 }
 
 export interface TrainSummary {
@@ -43,7 +49,12 @@ export interface TrainSummary {
   readonly lastCheckpoint?: string;
   /** the signal that stopped the run early, if any */
   readonly interrupted?: NodeJS.Signals;
+  /** the whole run's time projected from the first steps of this process */
+  readonly estimatedSeconds?: number;
 }
+
+/** Steps of this process timed before the whole run's time is projected (the first one warms up). */
+const ESTIMATE_AFTER_STEPS = 2;
 
 /** Optimizer steps in one epoch: an epoch's last step takes the batches that are left. */
 export function stepsPerEpoch(config: TrainConfig, trainBlocks: number): number {
@@ -120,6 +131,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   const total = totalSteps(config, setup.train.length);
   const batcher = new Batcher(setup.train, { batchSize: t.batch_size, seed: t.seed, shuffle: config.data.shuffle });
   const metrics = new MetricsFile(path.join(runDir, 'metrics.jsonl'));
+  const sampleLog = new MetricsFile(path.join(runDir, SAMPLES_FILE));
   const report = new ReportUpdater(runDir, (m) => progress.log(m));
 
   const removed = await cleanIncomplete(runDir);
@@ -132,7 +144,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     rng: { seed: t.seed, next_micro_step: 0 },
   };
   if (!setup.resumeFrom) {
-    const aside = await setAsideCheckpoints(runDir, metrics.file, 0);
+    const aside = await setAsideCheckpoints(runDir, [metrics.file, sampleLog.file, path.join(runDir, FINAL_ADAPTER_DIR)], 0);
     if (aside) progress.log(`starting over: moved the earlier run's checkpoints and metrics to ${aside}`);
   } else {
     const ck = loadCheckpoint(setup.resumeFrom);
@@ -142,9 +154,10 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     batcher.restore(ck.state.batcher);
     state = { ...ck.state, total_steps: total, grad_accum: t.grad_accum, schedule, lora: state.lora, batch_size: t.batch_size };
     // a resume from an older checkpoint abandons the later ones: keep them, but out of the way
-    const aside = await setAsideCheckpoints(runDir, metrics.file, state.global_step);
+    const aside = await setAsideCheckpoints(runDir, [metrics.file, sampleLog.file], state.global_step);
     if (aside) progress.log(`resuming at step ${state.global_step}: moved the later checkpoints to ${aside}`);
     metrics.truncateAfter(state.global_step);
+    sampleLog.truncateAfter(state.global_step);
     progress.log(`resumed from ${setup.resumeFrom} at step ${state.global_step}/${total}`);
     if (state.global_step >= total) progress.log(`the run is already complete (${state.global_step} of ${total} steps); nothing to train`);
   }
@@ -179,9 +192,23 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     await pruneCheckpoints(runDir, config.output.keep_last);
   };
 
+  let sampleSeconds: number | undefined;
+  const writeSamples = async (): Promise<void> => {
+    const t0 = performance.now();
+    await setup.samples!.write(engine, state.global_step);
+    sampleSeconds = (performance.now() - t0) / 1000;
+  };
+  let estimatedSeconds: number | undefined;
+  let stepStarted = performance.now();
+
   try {
+    if (state.global_step === 0 && setup.samples?.due(0, false)) {
+      await writeSamples();
+      await report.update(true);
+    }
     while (state.global_step < total) {
       const step = state.global_step;
+      stepStarted = performance.now();
       const micro = batcher.nextWithinEpoch(t.grad_accum);
       const { loss, tokens, hasGradients } = await accumulateGradients(engine, micro, blockSize, step * t.grad_accum);
       const lr = learningRate(t.lr_scheduler, t.learning_rate, step, t.warmup_steps, total);
@@ -203,18 +230,33 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
         tokens_per_s: tokensThisProcess / ((performance.now() - processStart) / 1000), elapsed, epoch: state.epoch,
       };
       const isLast = state.global_step === total;
+      if (state.global_step - startStep === ESTIMATE_AFTER_STEPS && !isLast) {
+        estimatedSeconds = elapsed + remainingSeconds({
+          stepSeconds: (performance.now() - stepStarted) / 1000, remainingSteps: total - state.global_step,
+          blocksPerStep: t.batch_size * t.grad_accum, validationBlocks: setup.validation.length,
+          validationRounds: setup.validation.length > 0 ? roundsBetween(state.global_step - 1, total, t.eval_every) : 0,
+          sampleRounds: setup.samples ? roundsBetween(state.global_step - 1, total, config.eval.every) : 0,
+          ...(sampleSeconds !== undefined ? { sampleSeconds } : {}),
+        });
+        entry.estimated_total_s = estimatedSeconds;
+        progress.log(`time estimate: about ${formatDuration(estimatedSeconds)} for the whole run of ${total} steps `
+          + `(${((performance.now() - stepStarted) / 1000).toFixed(2)} s per step after warm-up${setup.validation.length > 0 ? ', with validation' : ''}`
+          + `${setup.samples ? (sampleSeconds !== undefined ? ' and samples' : '; samples not counted') : ''})`);
+      }
       if (setup.validation.length > 0 && ((t.eval_every !== undefined && state.global_step % t.eval_every === 0) || isLast)) {
         lastVal = evaluateLoss(engine, setup.validation, t.batch_size);
         if (lastVal !== undefined) entry.val_loss = lastVal;
       }
+      const samplesDue = setup.samples?.due(state.global_step, isLast) ?? false;
+      if (samplesDue) await writeSamples();
       losses.push(loss);
       metrics.append(entry);
       state.log_history = [...state.log_history, entry].slice(-100);
       const rate = (state.global_step - startStep) / ((performance.now() - processStart) / 1000);
       const line = formatProgress(entry, total, (total - state.global_step) / rate);
-      if (state.global_step % t.log_every === 0 || isLast || entry.val_loss !== undefined) {
+      if (state.global_step % t.log_every === 0 || isLast || entry.val_loss !== undefined || samplesDue) {
         progress.update(line);
-        await report.update(isLast || entry.val_loss !== undefined);
+        await report.update(isLast || entry.val_loss !== undefined || samplesDue);
       } else {
         progress.status(line);
       }
@@ -234,5 +276,6 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     ...(lastVal !== undefined ? { valLoss: lastVal } : {}),
     ...(lastCheckpoint !== undefined ? { lastCheckpoint } : {}),
     ...(stopSignal !== undefined ? { interrupted: stopSignal } : {}),
+    ...(estimatedSeconds !== undefined ? { estimatedSeconds } : {}),
   };
 }
