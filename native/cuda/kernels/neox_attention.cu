@@ -2,11 +2,14 @@
 // in registers and shared memory only; backward recomputes probabilities from the saved lse.
 //
 // Thread layout in every kernel: tx = tid % 8, ty = tid / 8. A thread owns tile rows ty*RPT + i
-// (i < RPT) and the columns tx + 8 j, so the 8 lanes sharing a row are adjacent and a row reduction
-// is three xor-shuffles. Shared tiles hold rows of DP + 1 floats: the RPT-row groups of a warp and
-// the 8 column lanes then fall in distinct banks.
+// (i < RPT); of a score tile it owns the columns tx + 8 j, so the 8 lanes sharing a row are adjacent
+// and a row reduction is three xor-shuffles; of an output tile (P V, dS K, ...) the columns
+// 32 jj + 4 tx + e (e < 4), read as one float4. Shared tiles hold rows of DP + 4 floats: the dot
+// products read 16 bytes per lane, and the 8 lanes of each quarter warp then hit distinct banks
+// (row stride = 4 banks) or one address.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -43,19 +46,95 @@ __device__ __forceinline__ float row_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 4);
 }
 
-// Rows [0, n) of a row-major matrix (row stride `stride`, d columns) into dst [R][DP + 1]; rows from
-// n and columns from d are zero.
+__device__ __forceinline__ float4 ld4(const float* p) {  // p 16-byte aligned (shared memory)
+#ifdef __CUDA_ARCH__
+  return *reinterpret_cast<const float4*>(p);
+#else
+  float4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#endif
+}
+__device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
+  acc = fmaf(a.x, b.x, acc);
+  acc = fmaf(a.y, b.y, acc);
+  acc = fmaf(a.z, b.z, acc);
+  return fmaf(a.w, b.w, acc);
+}
+__device__ __forceinline__ float part(float4 v, int e) { return e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w; }
+// acc[0..3] += s * v
+__device__ __forceinline__ void axpy4(float s, float4 v, float* acc) {
+  acc[0] = fmaf(s, v.x, acc[0]);
+  acc[1] = fmaf(s, v.y, acc[1]);
+  acc[2] = fmaf(s, v.z, acc[2]);
+  acc[3] = fmaf(s, v.w, acc[3]);
+}
+__device__ __forceinline__ int round4(int n) { return (n + 3) / 4 * 4; }
+
+// Rows [0, n) of a row-major matrix (row stride `stride`, d columns) into dst [R][DP + 4]; rows from
+// n and columns from d (up to DP + 4) are zero.
 template <int R, int DP, class S>
 __device__ __forceinline__ void load_tile(float* dst, const S* src, int64_t stride, int n, int d) {
-  for (int e = threadIdx.x; e < R * DP; e += blockDim.x) {
-    const int r = e / DP, c = e % DP;
-    dst[r * (DP + 1) + c] = r < n && c < d ? ld(src, r * stride + c) : 0.0f;
+  constexpr int P = DP + 4;
+  for (int e = threadIdx.x; e < R * P; e += blockDim.x) {
+    const int r = e / P, c = e % P;
+    dst[e] = r < n && c < d ? ld(src, r * stride + c) : 0.0f;
+  }
+}
+
+// Scores of rows a_r (RPT, at stride P from a) against rows b_j = b + (tx + 8 j) P over c < d4.
+template <int RPT, int NJ, int P>
+__device__ __forceinline__ void dot_tile(const float* a, const float* b, int tx, int d4, float (&s)[RPT][NJ]) {
+  for (int c = 0; c < d4; c += 4) {
+    float4 av[RPT], bv[NJ];
+    DITTY_UNROLL
+    for (int i = 0; i < RPT; i++) av[i] = ld4(a + i * P + c);
+    DITTY_UNROLL
+    for (int j = 0; j < NJ; j++) bv[j] = ld4(b + (tx + 8 * j) * P + c);
+    DITTY_UNROLL
+    for (int i = 0; i < RPT; i++)
+      DITTY_UNROLL
+      for (int j = 0; j < NJ; j++) s[i][j] = dot4(av[i], bv[j], s[i][j]);
+  }
+}
+
+// acc[i][32 jj + 4 tx + e] += sum over c < n4 of w[i][c] m[c][32 jj + 4 tx + e]: w rows at stride PW
+// from w, m rows at stride P.
+template <int RPT, int NC, int PW, int P>
+__device__ __forceinline__ void product_tile(const float* w, const float* m, int tx, int n4, float (&acc)[RPT][NC]) {
+  for (int c = 0; c < n4; c += 4) {
+    float4 wv[RPT];
+    DITTY_UNROLL
+    for (int i = 0; i < RPT; i++) wv[i] = ld4(w + i * PW + c);
+    DITTY_UNROLL
+    for (int e = 0; e < 4; e++) {
+      float4 mv[NC / 4];
+      DITTY_UNROLL
+      for (int jj = 0; jj < NC / 4; jj++) mv[jj] = ld4(m + (c + e) * P + 32 * jj + 4 * tx);
+      DITTY_UNROLL
+      for (int i = 0; i < RPT; i++)
+        DITTY_UNROLL
+        for (int jj = 0; jj < NC / 4; jj++) axpy4(part(wv[i], e), mv[jj], &acc[i][4 * jj]);
+    }
+  }
+}
+
+// Row `row` of an output tile: columns 32 jj + 4 tx + e below d, times `mul`, to dst + column.
+template <int NC, class S>
+__device__ __forceinline__ void store_row(S* dst, const float (&acc)[NC], int tx, int d, float mul, bool divide) {
+  DITTY_UNROLL
+  for (int jj = 0; jj < NC / 4; jj++) {
+    DITTY_UNROLL
+    for (int e = 0; e < 4; e++) {
+      const int col = 32 * jj + 4 * tx + e;
+      if (col < d) st(dst, col, divide ? acc[4 * jj + e] / mul : acc[4 * jj + e] * mul);
+    }
   }
 }
 
 template <int BQ, int BK, int DP>
 constexpr size_t forward_shared() {
-  return sizeof(float) * ((BQ + 2 * BK) * (DP + 1) + BQ * (BK + 1));
+  return sizeof(float) * ((BQ + 2 * BK) * (DP + 4) + BQ * (BK + 4));
 }
 
 // Queries [t0, t0 + BQ) of head bh against keys [0, past + t0 + BQ) streamed in tiles of BK, with
@@ -64,13 +143,13 @@ template <class S, int DP, int BQ, int BK, int RPT>
 __global__ void __launch_bounds__(BQ / RPT * 8) attention_forward_kernel(const S* q, const S* k, const S* v, int64_t H,
                                                                           int64_t T, int64_t Skeys, int d, float scale,
                                                                           S* out, float* lse) {
-  constexpr int P = DP + 1, NJ = BK / 8, NC = DP / 8;
+  constexpr int P = DP + 4, PB = BK + 4, NJ = BK / 8, NC = DP / 8;
   DITTY_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;
   float* Ks = Qs + BQ * P;
   float* Vs = Ks + BK * P;
-  float* Ps = Vs + BK * P;  // [BQ][BK + 1]
-  const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;
+  float* Ps = Vs + BK * P;  // [BQ][BK + 4]
+  const int tx = threadIdx.x % 8, ty = threadIdx.x / 8, d4 = round4(d);
   const int64_t bh = blockIdx.y, t0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * BQ;  // longest rows first
   const int rows = static_cast<int>(min64(BQ, T - t0));
   const int64_t past = Skeys - T, kend = past + t0 + rows;
@@ -79,11 +158,11 @@ __global__ void __launch_bounds__(BQ / RPT * 8) attention_forward_kernel(const S
   load_tile<BQ, DP>(Qs, q + (bh * T + t0) * d, d, rows, d);
 
   float m[RPT], l[RPT], acc[RPT][NC];
-DITTY_UNROLL
+  DITTY_UNROLL
   for (int i = 0; i < RPT; i++) {
     m[i] = -INFINITY;
     l[i] = 0.0f;
-DITTY_UNROLL
+    DITTY_UNROLL
     for (int j = 0; j < NC; j++) acc[i][j] = 0.0f;
   }
   for (int64_t c0 = 0; c0 < kend; c0 += BK) {
@@ -93,26 +172,16 @@ DITTY_UNROLL
     load_tile<BK, DP>(Vs, V + c0 * d, d, n, d);
     __syncthreads();
     float s[RPT][NJ];
-DITTY_UNROLL
+    DITTY_UNROLL
     for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NJ; j++) s[i][j] = 0.0f;
-    for (int c = 0; c < d; c++) {
-      float a[RPT], b[NJ];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++) a[i] = Qs[(ty * RPT + i) * P + c];
-DITTY_UNROLL
-      for (int j = 0; j < NJ; j++) b[j] = Ks[(tx + 8 * j) * P + c];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
-        for (int j = 0; j < NJ; j++) s[i][j] = fmaf(a[i], b[j], s[i][j]);
-    }
-DITTY_UNROLL
+    dot_tile<RPT, NJ, P>(Qs + ty * RPT * P, Ks, tx, d4, s);
+    DITTY_UNROLL
     for (int i = 0; i < RPT; i++) {
       const int64_t pos = past + t0 + ty * RPT + i;
       float mx = -INFINITY;
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NJ; j++) {
         s[i][j] = c0 + tx + 8 * j <= pos ? s[i][j] * scale : -INFINITY;
         mx = fmaxf(mx, s[i][j]);
@@ -120,47 +189,33 @@ DITTY_UNROLL
       // key 0 is in the first tile and visible to every row: mn is finite from then on
       const float mn = fmaxf(m[i], row_max(mx)), corr = expf(m[i] - mn);
       float sum = 0.0f;
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NJ; j++) {
-        const float p = expf(s[i][j] - mn);
-        Ps[(ty * RPT + i) * (BK + 1) + tx + 8 * j] = p;
+        const float p = expf(s[i][j] - mn);  // 0 for masked keys (and keys past the tile's n)
+        Ps[(ty * RPT + i) * PB + tx + 8 * j] = p;
         sum += p;
       }
       l[i] = fmaf(l[i], corr, row_sum(sum));
       m[i] = mn;
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NC; j++) acc[i][j] *= corr;
     }
     __syncthreads();
-    for (int c = 0; c < n; c++) {
-      float p[RPT], vv[NC];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++) p[i] = Ps[(ty * RPT + i) * (BK + 1) + c];
-DITTY_UNROLL
-      for (int j = 0; j < NC; j++) vv[j] = Vs[c * P + tx + 8 * j];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
-        for (int j = 0; j < NC; j++) acc[i][j] = fmaf(p[i], vv[j], acc[i][j]);
-    }
+    product_tile<RPT, NC, PB, P>(Ps + ty * RPT * PB, Vs, tx, round4(n), acc);
   }
   const int64_t b = bh / H, h = bh % H;
-DITTY_UNROLL
+  DITTY_UNROLL
   for (int i = 0; i < RPT; i++) {
     const int row = ty * RPT + i;
     if (row >= rows) continue;
-    const int64_t o = ((b * T + t0 + row) * H + h) * d;
-DITTY_UNROLL
-    for (int j = 0; j < NC; j++) {
-      if (tx + 8 * j < d) st(out, o + tx + 8 * j, acc[i][j] / l[i]);
-    }
+    store_row(out + ((b * T + t0 + row) * H + h) * d, acc[i], tx, d, l[i], true);
     if (lse && tx == 0) lse[bh * T + t0 + row] = m[i] + logf(l[i]);
   }
 }
 
 template <int BQ, int BK, int DP>
 constexpr size_t dq_shared() {
-  return sizeof(float) * ((2 * BQ + 2 * BK) * (DP + 1) + BQ * (BK + 1));
+  return sizeof(float) * ((2 * BQ + 2 * BK) * (DP + 4) + BQ * (BK + 4));
 }
 
 // dQ of queries [t0, t0 + BQ) = scale * sum over keys j <= t of dS K, dS = P (dO.v_j - D),
@@ -170,14 +225,14 @@ __global__ void __launch_bounds__(BQ / RPT * 8) attention_dq_kernel(const S* dou
                                                                      const S* out, const float* lse, int64_t H,
                                                                      int64_t T, int d, float scale, S* dq,
                                                                      float* Dbuf) {
-  constexpr int P = DP + 1, NJ = BK / 8, NC = DP / 8;
+  constexpr int P = DP + 4, PB = BK + 4, NJ = BK / 8, NC = DP / 8;
   DITTY_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;
   float* dOs = Qs + BQ * P;
   float* Ks = dOs + BQ * P;
   float* Vs = Ks + BK * P;
-  float* dSs = Vs + BK * P;  // [BQ][BK + 1]
-  const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;
+  float* dSs = Vs + BK * P;  // [BQ][BK + 4]
+  const int tx = threadIdx.x % 8, ty = threadIdx.x / 8, d4 = round4(d);
   const int64_t bh = blockIdx.y, b = bh / H, h = bh % H;
   const int64_t t0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * BQ;
   const int rows = static_cast<int>(min64(BQ, T - t0));
@@ -187,17 +242,17 @@ __global__ void __launch_bounds__(BQ / RPT * 8) attention_dq_kernel(const S* dou
   __syncthreads();
 
   float L[RPT], D[RPT], acc[RPT][NC];
-DITTY_UNROLL
+  DITTY_UNROLL
   for (int i = 0; i < RPT; i++) {
     const int row = ty * RPT + i;
-    float part = 0.0f;
+    float sum = 0.0f;
     if (row < rows) {
-      for (int c = tx; c < d; c += 8) part = fmaf(dOs[row * P + c], ld(out, o0 + row * ldo + c), part);
+      for (int c = tx; c < d; c += 8) sum = fmaf(dOs[row * P + c], ld(out, o0 + row * ldo + c), sum);
     }
-    D[i] = row_sum(part);
+    D[i] = row_sum(sum);
     L[i] = row < rows ? lse[bh * T + t0 + row] : 0.0f;
     if (row < rows && tx == 0) Dbuf[bh * T + t0 + row] = D[i];
-DITTY_UNROLL
+    DITTY_UNROLL
     for (int j = 0; j < NC; j++) acc[i][j] = 0.0f;
   }
   const S* K = k + bh * T * d;
@@ -210,66 +265,34 @@ DITTY_UNROLL
     load_tile<BK, DP>(Vs, V + c0 * d, d, n, d);
     __syncthreads();
     float s[RPT][NJ], dp[RPT][NJ];
-DITTY_UNROLL
+    DITTY_UNROLL
     for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NJ; j++) s[i][j] = dp[i][j] = 0.0f;
-    for (int c = 0; c < d; c++) {
-      float a[RPT], g[RPT], kb[NJ], vb[NJ];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++) {
-        a[i] = Qs[(ty * RPT + i) * P + c];
-        g[i] = dOs[(ty * RPT + i) * P + c];
-      }
-DITTY_UNROLL
-      for (int j = 0; j < NJ; j++) {
-        kb[j] = Ks[(tx + 8 * j) * P + c];
-        vb[j] = Vs[(tx + 8 * j) * P + c];
-      }
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
-        for (int j = 0; j < NJ; j++) {
-          s[i][j] = fmaf(a[i], kb[j], s[i][j]);
-          dp[i][j] = fmaf(g[i], vb[j], dp[i][j]);
-        }
-    }
-DITTY_UNROLL
+    dot_tile<RPT, NJ, P>(Qs + ty * RPT * P, Ks, tx, d4, s);
+    dot_tile<RPT, NJ, P>(dOs + ty * RPT * P, Vs, tx, d4, dp);
+    DITTY_UNROLL
     for (int i = 0; i < RPT; i++) {
       const int64_t t = t0 + ty * RPT + i;
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NJ; j++) {
         const float p = c0 + tx + 8 * j <= t ? expf(s[i][j] * scale - L[i]) : 0.0f;
-        dSs[(ty * RPT + i) * (BK + 1) + tx + 8 * j] = p * (dp[i][j] - D[i]);
+        dSs[(ty * RPT + i) * PB + tx + 8 * j] = p * (dp[i][j] - D[i]);
       }
     }
     __syncthreads();
-    for (int c = 0; c < n; c++) {
-      float ds[RPT], kv[NC];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++) ds[i] = dSs[(ty * RPT + i) * (BK + 1) + c];
-DITTY_UNROLL
-      for (int j = 0; j < NC; j++) kv[j] = Ks[c * P + tx + 8 * j];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
-        for (int j = 0; j < NC; j++) acc[i][j] = fmaf(ds[i], kv[j], acc[i][j]);
-    }
+    product_tile<RPT, NC, PB, P>(dSs + ty * RPT * PB, Ks, tx, round4(n), acc);
   }
-DITTY_UNROLL
+  DITTY_UNROLL
   for (int i = 0; i < RPT; i++) {
     const int row = ty * RPT + i;
-    if (row >= rows) continue;
-DITTY_UNROLL
-    for (int j = 0; j < NC; j++) {
-      if (tx + 8 * j < d) st(dq, (bh * T + t0 + row) * d + tx + 8 * j, acc[i][j] * scale);
-    }
+    if (row < rows) store_row(dq + (bh * T + t0 + row) * d, acc[i], tx, d, scale, false);
   }
 }
 
 template <int BK, int BQ, int DP>
 constexpr size_t dkdv_shared() {
-  return sizeof(float) * ((2 * BK + 2 * BQ) * (DP + 1) + 2 * BK * (BQ + 1) + 2 * BQ);
+  return sizeof(float) * ((2 * BK + 2 * BQ) * (DP + 4) + 2 * BK * (BQ + 4) + 2 * BQ);
 }
 
 // dK, dV of keys [c0, c0 + BK) from the queries t >= key in tiles of BQ, in increasing t:
@@ -278,17 +301,17 @@ template <class S, int DP, int BK, int BQ, int RPT>
 __global__ void __launch_bounds__(BK / RPT * 8) attention_dkdv_kernel(const S* dout, const S* q, const S* k, const S* v,
                                                                        const float* lse, const float* Dbuf, int64_t H,
                                                                        int64_t T, int d, float scale, S* dk, S* dv) {
-  constexpr int P = DP + 1, NJ = BQ / 8, NC = DP / 8;
+  constexpr int P = DP + 4, PB = BQ + 4, NJ = BQ / 8, NC = DP / 8;
   DITTY_DYNAMIC_SHARED(float, smem);
   float* Ks = smem;
   float* Vs = Ks + BK * P;
   float* Qs = Vs + BK * P;
   float* dOs = Qs + BQ * P;
-  float* Ps = dOs + BQ * P;          // [BK][BQ + 1]
-  float* dSs = Ps + BK * (BQ + 1);   // [BK][BQ + 1]
-  float* Ls = dSs + BK * (BQ + 1);   // [BQ]
-  float* Ds = Ls + BQ;               // [BQ]
-  const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;
+  float* Ps = dOs + BQ * P;    // [BK][BQ + 4]
+  float* dSs = Ps + BK * PB;   // [BK][BQ + 4]
+  float* Ls = dSs + BK * PB;   // [BQ]
+  float* Ds = Ls + BQ;         // [BQ]
+  const int tx = threadIdx.x % 8, ty = threadIdx.x / 8, d4 = round4(d);
   const int64_t bh = blockIdx.y, b = bh / H, h = bh % H, ldo = H * d;
   const int64_t c0 = static_cast<int64_t>(blockIdx.x) * BK;  // the first key tiles see the most queries
   const int keys = static_cast<int>(min64(BK, T - c0));
@@ -296,9 +319,9 @@ __global__ void __launch_bounds__(BK / RPT * 8) attention_dkdv_kernel(const S* d
   load_tile<BK, DP>(Vs, v + (bh * T + c0) * d, d, keys, d);
 
   float ak[RPT][NC], av[RPT][NC];
-DITTY_UNROLL
+  DITTY_UNROLL
   for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
+    DITTY_UNROLL
     for (int j = 0; j < NC; j++) ak[i][j] = av[i][j] = 0.0f;
   for (int64_t t0 = c0 / BQ * BQ; t0 < T; t0 += BQ) {
     const int rows = static_cast<int>(min64(BQ, T - t0));
@@ -311,75 +334,33 @@ DITTY_UNROLL
     }
     __syncthreads();
     float s[RPT][NJ], dp[RPT][NJ];
-DITTY_UNROLL
+    DITTY_UNROLL
     for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NJ; j++) s[i][j] = dp[i][j] = 0.0f;
-    for (int c = 0; c < d; c++) {
-      float kb[RPT], vb[RPT], a[NJ], g[NJ];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++) {
-        kb[i] = Ks[(ty * RPT + i) * P + c];
-        vb[i] = Vs[(ty * RPT + i) * P + c];
-      }
-DITTY_UNROLL
-      for (int j = 0; j < NJ; j++) {
-        a[j] = Qs[(tx + 8 * j) * P + c];
-        g[j] = dOs[(tx + 8 * j) * P + c];
-      }
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
-        for (int j = 0; j < NJ; j++) {
-          s[i][j] = fmaf(a[j], kb[i], s[i][j]);
-          dp[i][j] = fmaf(g[j], vb[i], dp[i][j]);
-        }
-    }
-DITTY_UNROLL
+    dot_tile<RPT, NJ, P>(Ks + ty * RPT * P, Qs, tx, d4, s);
+    dot_tile<RPT, NJ, P>(Vs + ty * RPT * P, dOs, tx, d4, dp);
+    DITTY_UNROLL
     for (int i = 0; i < RPT; i++) {
       const int64_t key = c0 + ty * RPT + i;
-DITTY_UNROLL
+      DITTY_UNROLL
       for (int j = 0; j < NJ; j++) {
         const int r = tx + 8 * j;
         const float p = key <= t0 + r && r < rows ? expf(s[i][j] * scale - Ls[r]) : 0.0f;
-        Ps[(ty * RPT + i) * (BQ + 1) + r] = p;
-        dSs[(ty * RPT + i) * (BQ + 1) + r] = p * (dp[i][j] - Ds[r]);
+        Ps[(ty * RPT + i) * PB + r] = p;
+        dSs[(ty * RPT + i) * PB + r] = p * (dp[i][j] - Ds[r]);
       }
     }
     __syncthreads();
-    for (int r = 0; r < rows; r++) {
-      float p[RPT], ds[RPT], g[NC], a[NC];
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++) {
-        p[i] = Ps[(ty * RPT + i) * (BQ + 1) + r];
-        ds[i] = dSs[(ty * RPT + i) * (BQ + 1) + r];
-      }
-DITTY_UNROLL
-      for (int j = 0; j < NC; j++) {
-        g[j] = dOs[r * P + tx + 8 * j];
-        a[j] = Qs[r * P + tx + 8 * j];
-      }
-DITTY_UNROLL
-      for (int i = 0; i < RPT; i++)
-DITTY_UNROLL
-        for (int j = 0; j < NC; j++) {
-          av[i][j] = fmaf(p[i], g[j], av[i][j]);
-          ak[i][j] = fmaf(ds[i], a[j], ak[i][j]);
-        }
-    }
+    product_tile<RPT, NC, PB, P>(Ps + ty * RPT * PB, dOs, tx, round4(rows), av);
+    product_tile<RPT, NC, PB, P>(dSs + ty * RPT * PB, Qs, tx, round4(rows), ak);
   }
-DITTY_UNROLL
+  DITTY_UNROLL
   for (int i = 0; i < RPT; i++) {
     const int row = ty * RPT + i;
     if (row >= keys) continue;
-    const int64_t o = (bh * T + c0 + row) * d;
-DITTY_UNROLL
-    for (int j = 0; j < NC; j++) {
-      if (tx + 8 * j < d) {
-        st(dk, o + tx + 8 * j, ak[i][j] * scale);
-        st(dv, o + tx + 8 * j, av[i][j]);
-      }
-    }
+    store_row(dk + (bh * T + c0 + row) * d, ak[i], tx, d, scale, false);
+    store_row(dv + (bh * T + c0 + row) * d, av[i], tx, d, 1.0f, false);
   }
 }
 
