@@ -380,6 +380,11 @@ int padded_dim(int64_t d) {
   return d <= 32 ? 32 : d <= 64 ? 64 : 128;
 }
 
+// (batch, head) pairs are the grid's y dimension
+void check_heads(int64_t B, int64_t H) {
+  if (B * H > 65535) throw std::invalid_argument("attention: B*H must be at most 65535, got " + std::to_string(B * H));
+}
+
 float scale_of(int64_t d) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(d))); }
 
 template <class S, int DP, int BQ, int BK, int RPT>
@@ -417,6 +422,7 @@ void forward_impl(const S* q, const S* k, const S* v, int64_t B, int64_t H, int6
                   float* lse, cudaStream_t stream) {
   const int dp = padded_dim(d);
   if (Skeys < T) throw std::invalid_argument("attention: S must be at least T");
+  check_heads(B, H);
   if (B * H * T == 0) return;
   if (dp == 32) return forward_with<S, 32, 64, 64, 4>(q, k, v, B, H, T, Skeys, d, out, lse, stream);
   if (dp == 64) return forward_with<S, 64, 64, 64, 4>(q, k, v, B, H, T, Skeys, d, out, lse, stream);
@@ -427,6 +433,7 @@ template <class S>
 void backward_impl(const S* dout, const S* q, const S* k, const S* v, const S* out, const float* lse, int64_t B,
                    int64_t H, int64_t T, int64_t d, S* dq, S* dk, S* dv, float* scratch, cudaStream_t stream) {
   const int dp = padded_dim(d);
+  check_heads(B, H);
   if (B * H * T == 0) return;
   if (dp == 32) {
     dq_with<S, 32, 64, 64, 4>(dout, q, k, v, out, lse, B, H, T, d, dq, scratch, stream);
