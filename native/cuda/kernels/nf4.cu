@@ -49,18 +49,19 @@ __device__ __forceinline__ float block_absmax(const Nf4DeviceWeight& w, int64_t 
   return add_rn(scaled, w.offset ? *w.offset : 0.0f);
 }
 
-__device__ __forceinline__ uint64_t load_u64(const uint8_t* p) {
-  uint64_t r;
+__device__ __forceinline__ uint32_t load_u32(const uint8_t* p) {
+  uint32_t r;
 #ifdef __CUDA_ARCH__
-  asm volatile("ld.global.u64 %0, [%1];" : "=l"(r) : "l"(p) : "memory");
+  asm volatile("ld.global.u32 %0, [%1];" : "=r"(r) : "l"(p) : "memory");
 #else
   std::memcpy(&r, p, sizeof r);
 #endif
   return r;
 }
 
-// Flat elements [start, start + count) into out[0, count). With kVec, 16 at a time (all in one
-// quantization block; start % 16 == 0, out 16-byte aligned), the rest one at a time.
+// Flat elements [start, start + count) into out[0, count). With kVec, 8 at a time (4 packed bytes
+// in, 16 bytes of bf16 out: a warp writes 512 contiguous bytes; all 8 in one quantization block;
+// start % 8 == 0, out 16-byte aligned), the rest one at a time.
 template <bool kVec, class O>
 __global__ void __launch_bounds__(kThreads) dequantize_kernel(Nf4DeviceWeight w, int64_t start, int64_t count, O* out) {
   DITTY_SHARED(float, code, [16]);
@@ -69,24 +70,20 @@ __global__ void __launch_bounds__(kThreads) dequantize_kernel(Nf4DeviceWeight w,
   const int64_t bs = w.blocksize;
   int64_t done = 0;
   if constexpr (kVec) {
-    const int64_t groups = count / 16;
+    const int64_t groups = count / 8;
     for (int64_t g = global_thread(); g < groups; g += global_threads()) {
-      const int64_t i = start + 16 * g;
+      const int64_t i = start + 8 * g;
       const float a = block_absmax(w, i / bs);
-      const uint64_t bytes = load_u64(w.packed + i / 2);
-      F8 lo, hi;
+      const uint32_t bytes = load_u32(w.packed + i / 2);
+      F8 v;
       for (int b = 0; b < 4; b++) {
-        const unsigned v0 = static_cast<unsigned>(bytes >> (8 * b)) & 0xffu;
-        const unsigned v1 = static_cast<unsigned>(bytes >> (8 * (b + 4))) & 0xffu;
-        lo.v[2 * b] = mul_rn(code[v0 >> 4], a);
-        lo.v[2 * b + 1] = mul_rn(code[v0 & 15u], a);
-        hi.v[2 * b] = mul_rn(code[v1 >> 4], a);
-        hi.v[2 * b + 1] = mul_rn(code[v1 & 15u], a);
+        const unsigned byte = (bytes >> (8 * b)) & 0xffu;
+        v.v[2 * b] = mul_rn(code[byte >> 4], a);
+        v.v[2 * b + 1] = mul_rn(code[byte & 15u], a);
       }
-      store8(out + 16 * g, lo);
-      store8(out + 16 * g + 8, hi);
+      store8(out + 8 * g, v);
     }
-    done = groups * 16;
+    done = groups * 8;
   }
   for (int64_t e = done + global_thread(); e < count; e += global_threads()) {
     const int64_t i = start + e;
@@ -99,10 +96,10 @@ template <class O>
 void dequantize(const Nf4DeviceWeight& w, int64_t r0, int64_t r1, O* out, cudaStream_t stream) {
   if (r1 <= r0 || w.cols <= 0) return;
   const int64_t start = r0 * w.cols, count = (r1 - r0) * w.cols;
-  const bool vec = w.blocksize % 16 == 0 && start % 16 == 0 && aligned16(out) &&
-                   (reinterpret_cast<uintptr_t>(w.packed + start / 2) & 7u) == 0;
+  const bool vec = w.blocksize % 8 == 0 && start % 8 == 0 && aligned16(out) &&
+                   (reinterpret_cast<uintptr_t>(w.packed + start / 2) & 3u) == 0;
   if (vec) {
-    launch(dequantize_kernel<true, O>, dim3(blocks_for(count / 16 + 1)), dim3(kThreads), 0, stream, w, start, count,
+    launch(dequantize_kernel<true, O>, dim3(blocks_for(count / 8 + 1)), dim3(kThreads), 0, stream, w, start, count,
            out);
   } else {
     launch(dequantize_kernel<false, O>, dim3(blocks_for(count)), dim3(kThreads), 0, stream, w, start, count, out);
@@ -139,18 +136,32 @@ __global__ void __launch_bounds__(kThreads) quantize_kernel(const S* x, int64_t 
 }
 
 // The double-quant offset: the mean of the absmax values, summed in order in double by one thread
-// (the CPU's order; any other order could round differently).
-__global__ void __launch_bounds__(32) offset_kernel(const float* absmax, int64_t blocks, float* offset) {
-  if (threadIdx.x != 0) return;
+// (the CPU's order; any other order could round differently). That thread only adds: warps 1..7
+// stage the next tile in shared memory while it sums the current one, so the chain of dependent
+// adds (not memory latency) sets the pace, ~5 ns per block.
+constexpr int kOffsetTile = 2048;
+__global__ void __launch_bounds__(kThreads) offset_kernel(const float* absmax, int64_t blocks, float* offset) {
+  DITTY_SHARED(float, tile, [2][kOffsetTile]);
+  const int64_t tiles = (blocks + kOffsetTile - 1) / kOffsetTile;
+  const int loaders = static_cast<int>(blockDim.x) - 32;
+  const int me = static_cast<int>(threadIdx.x) - 32;
+  auto stage = [&](int64_t t) {
+    const int64_t base = t * kOffsetTile;
+    const int len = static_cast<int>(blocks - base < kOffsetTile ? blocks - base : kOffsetTile);
+    for (int k = me; k < len; k += loaders) tile[t & 1][k] = absmax[base + k];
+  };
+  if (me >= 0 && tiles > 0) stage(0);
   double sum = 0.0;
-  int64_t b = 0;
-  for (; b + 8 <= blocks; b += 8) {  // the loads issued together, the adds in order
-    float v[8];
-    for (int k = 0; k < 8; k++) v[k] = absmax[b + k];
-    for (int k = 0; k < 8; k++) sum = dadd_rn(sum, static_cast<double>(v[k]));
+  for (int64_t t = 0; t < tiles; t++) {
+    __syncthreads();  // tile t staged; the buffer of tile t + 1 is no longer read
+    if (me >= 0 && t + 1 < tiles) stage(t + 1);
+    if (threadIdx.x == 0) {
+      const int64_t base = t * kOffsetTile;
+      const int len = static_cast<int>(blocks - base < kOffsetTile ? blocks - base : kOffsetTile);
+      for (int k = 0; k < len; k++) sum = dadd_rn(sum, static_cast<double>(tile[t & 1][k]));
+    }
   }
-  for (; b < blocks; b++) sum = dadd_rn(sum, static_cast<double>(absmax[b]));
-  *offset = blocks == 0 ? 0.0f : static_cast<float>(ddiv_rn(sum, static_cast<double>(blocks)));
+  if (threadIdx.x == 0) *offset = blocks == 0 ? 0.0f : static_cast<float>(ddiv_rn(sum, static_cast<double>(blocks)));
 }
 
 // One block per nested block: absmax of (absmax - offset), then each value's index in the dynamic
@@ -203,7 +214,7 @@ void quantize(const S* values, int64_t n, int32_t blocksize, bool double_quant, 
     if (offset) launch(zero_kernel, dim3(1), dim3(32), 0, stream, offset);
     return;
   }
-  launch(offset_kernel, dim3(1), dim3(32), 0, stream, static_cast<const float*>(absmax), blocks, offset);
+  launch(offset_kernel, dim3(1), dim3(kThreads), 0, stream, static_cast<const float*>(absmax), blocks, offset);
   if (blocks == 0) return;
   const int64_t nbs = nested_blocksize;
   const int64_t nested = (blocks + nbs - 1) / nbs;

@@ -2,7 +2,7 @@
 // dequantized rows (float: the CPU's values; bf16: those rounded to nearest even) and quantized
 // bytes (packed codes, absmax, 8-bit absmax, nested absmax, offset), with and without double
 // quantization, odd sizes and row ranges (odd flat starts take the one-value path), blocksizes
-// that are and are not multiples of 16, float and bf16 inputs; every output bitwise equal under
+// that are and are not multiples of 8, float and bf16 inputs; every output bitwise equal under
 // every schedule.
 #include <algorithm>
 #include <cmath>
@@ -159,7 +159,7 @@ void dequantize_cases() {
                                           ? std::vector<DqShape>{{1, 64, 64}, {7, 33, 64}, {5, 96, 40}}
                                           : std::vector<DqShape>{{1, 64, 64},  {7, 33, 64},   {33, 128, 64},
                                                                  {5, 96, 40},  {3, 1031, 128}, {9, 256, 256},
-                                                                 {4, 300, 2}};
+                                                                 {4, 300, 2},   {5, 96, 12}};
   uint64_t seed = 10;
   for (const DqShape& s : shapes) {
     for (bool dq : {false, true}) {
@@ -231,6 +231,10 @@ void quantize_cases() {
 }
 
 DITTY_TEST(quantize_f32) { quantize_cases<float>(); }
+// more absmax values than the offset kernel stages at once (2048)
+DITTY_TEST(quantize_many_blocks) {
+  quantize_case<float>(t::quick() ? 64 * 2100 + 3 : 64 * 5000 + 3, 64, true, 256, 900);
+}
 DITTY_TEST(quantize_bf16) { quantize_cases<bf16>(); }
 
 // quantized on the device, dequantized on the device: the CPU's values
