@@ -244,8 +244,9 @@ Blas::Plan& Blas::plan_for(const Problem& p, const Key& key, const void* bias) {
       check(lt::STATUS_INVALID_VALUE, "cublasLtMatmulAlgoGetHeuristic (workspace over the limit)", p);
     plan.algo = result.algo;
     plan.workspace_bytes = result.workspaceSize;
-    api_.preference_destroy(pref);
+    const lt::Status destroyed = api_.preference_destroy(pref);
     pref = nullptr;
+    check(destroyed, "cublasLtMatmulPreferenceDestroy", p);
   } catch (...) {
     if (pref) api_.preference_destroy(pref);
     destroy_plan(plan);
