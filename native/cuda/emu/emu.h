@@ -310,6 +310,16 @@ inline float max(float a, float b) { return std::fmax(a, b); }
 inline double min(double a, double b) { return std::fmin(a, b); }
 inline double max(double a, double b) { return std::fmax(a, b); }
 
+// The C++ overloads cuda_runtime.h gives only under nvcc: a kernel pointer for a const void*.
+template <class... P>
+inline cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, int value) {
+  return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
+template <class... P>
+inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, void (*kernel)(P...)) {
+  return ::cudaFuncGetAttributes(attr, reinterpret_cast<const void*>(kernel));
+}
+
 namespace ditty::cuda {
 // The emulated launch: same call as under nvcc (ditty/cuda/runtime.h).
 template <class... P, class... A>

@@ -469,4 +469,15 @@ cudaError_t CUDARTAPI cudaFuncGetAttributes(struct cudaFuncAttributes* attr, con
   return cudaSuccess;
 }
 
+cudaError_t CUDARTAPI cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void* func, int block_size,
+                                                                   size_t dynamic_shared) {
+  if (!blocks || block_size <= 0) return fail(cudaErrorInvalidValue);
+  if (!func) return fail(cudaErrorInvalidDeviceFunction);
+  // the thread and shared-memory limits of the emulated device (registers are not modelled)
+  int n = std::min(32, 2048 / block_size);
+  if (dynamic_shared > 0) n = std::min<int>(n, static_cast<int>((228 * 1024) / (dynamic_shared + 1024)));
+  *blocks = std::max(n, 0);
+  return cudaSuccess;
+}
+
 }  // extern "C"
