@@ -606,4 +606,27 @@ DITTY_TEST(standin_refuses_what_ditty_does_not_use) {
   test_standin_strictness(env().api);
 }
 
+// A status the library returns reaches the caller by name, with the problem; a failed plan is not
+// cached. (The stand-in refuses sizes past 2^62; what the real library says to them is its business.)
+DITTY_TEST(standin_status_reported_by_name) {
+  if (!env().standin) {
+    std::printf("# not the stand-in: skipped\n");
+    return;
+  }
+  Blas& blas = env().blas;
+  float* p = nullptr;
+  DITTY_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), 256));
+  const int64_t huge = (int64_t{1} << 62) + 1;
+  const size_t before = blas.heuristic_queries(), plans = blas.cached_plans();
+  for (int attempt = 0; attempt < 2; attempt++) {
+    const std::string msg = EXPECT_THROWS((blas.gemm<float, float>(false, false, huge, 1, 1, 1.0f, p, 1, p, 1, 0.0f, p, 1)),
+                                          "cublasLtMatmulAlgoGetHeuristic failed with CUBLAS_STATUS_INVALID_VALUE (7)");
+    EXPECT_CONTAINS(msg, "gemm f32 -> f32 M=4611686018427387905 N=1 K=1");
+    EXPECT(msg.find('\n') == std::string::npos);
+  }
+  EXPECT_EQ(blas.heuristic_queries() - before, size_t{2});
+  EXPECT_EQ(blas.cached_plans(), plans);
+  cudaFree(p);
+}
+
 DITTY_TEST_MAIN()
