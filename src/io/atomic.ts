@@ -1,6 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { faultPoint } from './fault-injection.js';
+import { makeFolder } from './make-folder.js';
 
 /** A temporary sibling name for `finalPath`, never matching a final name. */
 export function tempNameFor(finalPath: string): string {
@@ -10,18 +12,27 @@ export function tempNameFor(finalPath: string): string {
 
 /** fsyncs a folder so that renames and new names in it survive a crash (a no-op where the filesystem refuses). */
 export async function fsyncDir(dir: string): Promise<void> {
+  faultPoint('fsync', dir);
   const h = await fsp.open(dir, 'r');
   try { await h.sync(); } catch { /* some filesystems refuse directory fsync */ } finally { await h.close(); }
 }
 
-/** Writes all of `data` at `position` of `h` (in chunks of at most 1 GiB); returns the bytes written. */
-export async function writeAll(h: fsp.FileHandle, data: Uint8Array, position: number): Promise<number> {
+/** Writes all of `data` at `position` of `h` (in chunks of at most 1 GiB); returns the bytes written. `file` names it for fault injection. */
+export async function writeAll(h: fsp.FileHandle, data: Uint8Array, position: number, file = ''): Promise<number> {
   let done = 0;
   while (done < data.byteLength) {
+    faultPoint('write', file);
     const { bytesWritten } = await h.write(data, done, Math.min(data.byteLength - done, 1 << 30), position + done);
     done += bytesWritten;
   }
   return done;
+}
+
+/** `err` with `path` set when the failed call had none (a write or fsync on a file handle), so its message can name the file. */
+function naming(err: unknown, file: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e === 'object' && e !== null && typeof e.code === 'string' && !e.path) e.path = file;
+  return err;
 }
 
 /**
@@ -32,22 +43,29 @@ export async function writeFileAtomic(
   finalPath: string,
   write: (h: fsp.FileHandle) => Promise<void>,
 ): Promise<void> {
-  await fsp.mkdir(path.dirname(finalPath), { recursive: true });
+  await makeFolder(path.dirname(finalPath));
   const tmp = tempNameFor(finalPath);
+  faultPoint('open', tmp);
   const h = await fsp.open(tmp, 'w');
   try {
     await write(h);
+    faultPoint('fsync', tmp);
     await h.sync();
     await h.close();
+    faultPoint('rename', finalPath);
     await fsp.rename(tmp, finalPath);
     await fsyncDir(path.dirname(finalPath));
   } catch (err) {
     await h.close().catch(() => undefined);
+    faultPoint('unlink', tmp);
     await fsp.rm(tmp, { force: true });
-    throw err;
+    throw naming(err, finalPath);
   }
 }
 
 export async function writeBytesAtomic(finalPath: string, data: Uint8Array | string): Promise<void> {
-  await writeFileAtomic(finalPath, async (h) => { await h.writeFile(data); });
+  await writeFileAtomic(finalPath, async (h) => {
+    faultPoint('write', finalPath);
+    await h.writeFile(data);
+  });
 }

@@ -1,9 +1,14 @@
-/** Output folders (exports, quantized checkpoints, adapters): refused when in use, filled under a temporary name, then renamed into place. */
+/**
+ * Output folders (exports, quantized checkpoints, adapters, checkpoints): refused when in use, filled
+ * under a temporary name, then renamed into place; deleted by renaming away first.
+ */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir, tempNameFor, writeAll, writeFileAtomic } from './atomic.js';
 import { InputError } from './errors.js';
+import { faultPoint } from './fault-injection.js';
+import { makeFolder } from './make-folder.js';
 
 /** Whether `inner` is `outer` or lies inside it (both resolved through symlinks where they exist). */
 function isInside(inner: string, outer: string): boolean {
@@ -51,34 +56,76 @@ export function checkOutputFolder(
 export async function writeFolderAtomic<T>(out: string, fill: (tmp: string) => Promise<T>): Promise<T> {
   const final = path.resolve(out);
   const tmp = tempNameFor(final);
-  await fsp.mkdir(tmp, { recursive: true });
+  await makeFolder(path.dirname(final));
+  faultPoint('mkdir', tmp);
+  await fsp.mkdir(tmp);
   let result: T;
   try {
     result = await fill(tmp);
     await fsyncDir(tmp);
   } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
+    await removeFolder(tmp).catch(() => undefined);
     throw err;
   }
   const old = fs.existsSync(final) ? tempNameFor(final) : undefined;
-  if (old !== undefined) await fsp.rename(final, old);
+  if (old !== undefined) {
+    faultPoint('rename', final);
+    await fsp.rename(final, old);
+  }
   try {
+    faultPoint('rename', final);
     await fsp.rename(tmp, final);
   } catch (err) {
     if (old !== undefined) await fsp.rename(old, final).catch(() => undefined);
-    await fsp.rm(tmp, { recursive: true, force: true });
+    await removeFolder(tmp).catch(() => undefined);
     throw err;
   }
   await fsyncDir(path.dirname(final));
-  if (old !== undefined) await fsp.rm(old, { recursive: true, force: true });
+  if (old !== undefined) await removeFolder(old);
   return result;
 }
+
 
 /** Copies `src` to `dst` through a temporary name, fsynced; returns the bytes copied. */
 export async function copyFileDurable(src: string, dst: string): Promise<number> {
   let bytes = 0;
   await writeFileAtomic(dst, async (h) => {
-    for await (const chunk of fs.createReadStream(src)) bytes += await writeAll(h, chunk as Buffer, bytes);
+    for await (const chunk of fs.createReadStream(src)) bytes += await writeAll(h, chunk as Buffer, bytes, dst);
   });
   return bytes;
+}
+
+/** Removes `dir` and everything in it, one file at a time (each a fault point); a missing `dir` is not an error. */
+export async function removeFolder(dir: string): Promise<void> {
+  let entries: fs.Dirent[];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      await removeFolder(p);
+    } else {
+      faultPoint('unlink', p);
+      await fsp.unlink(p);
+    }
+  }
+  faultPoint('rmdir', dir);
+  await fsp.rmdir(dir);
+}
+
+/**
+ * Deletes `dir` so that a crash at any instant leaves it whole under its name or gone from it:
+ * it is first renamed to a hidden temporary name (which readers of the parent ignore and cleanup
+ * removes), then removed.
+ */
+export async function deleteFolder(dir: string): Promise<void> {
+  const away = tempNameFor(dir);
+  faultPoint('rename', dir);
+  await fsp.rename(dir, away);
+  await fsyncDir(path.dirname(dir));
+  await removeFolder(away);
 }

@@ -185,11 +185,11 @@ async function writePlanned(file: string, given: readonly Planned[], metadata?: 
   const header = encodeHeader(planned.map((p) => ({ ...p.tensor, byteLength: p.byteLength })), metadata);
   await writeFileAtomic(file, async (h) => {
     let pos = 0;
-    pos += await writeAll(h, header, pos);
+    pos += await writeAll(h, header, pos, file);
     for (const p of planned) {
       const data = typeof p.tensor.data === 'function' ? p.tensor.data() : p.tensor.data;
       checkLength(file, p.tensor, data, p.byteLength);
-      pos += await writeAll(h, data, pos);
+      pos += await writeAll(h, data, pos, file);
     }
   });
 }

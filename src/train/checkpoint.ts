@@ -6,10 +6,12 @@ import { fsyncDir, writeBytesAtomic } from '../io/atomic.js';
 import { float32Bytes } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { readJsonFile } from '../io/json.js';
-import { writeFolderAtomic } from '../io/output-folder.js';
+import { faultPoint } from '../io/fault-injection.js';
+import { makeFolder } from '../io/make-folder.js';
+import { deleteFolder, removeFolder, writeFolderAtomic } from '../io/output-folder.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
-import { ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
+import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import { listCheckpoints, TRAINER_STATE } from '../runtime/run-folder.js';
 import type { AdamWSlot } from './adamw.js';
@@ -78,7 +80,7 @@ export interface CheckpointContents {
  * which `cleanIncomplete` removes and `latestCheckpoint` never picks.
  */
 export async function saveCheckpoint(runDir: string, c: CheckpointContents): Promise<string> {
-  await fsp.mkdir(runDir, { recursive: true });
+  await makeFolder(runDir);
   const final = path.join(runDir, `checkpoint-${c.state.global_step}`);
   await writeFolderAtomic(final, async (tmp) => {
     await writeAdapterFiles(tmp, c.adapter, c.loraConfig, c.adapterMeta);
@@ -94,11 +96,11 @@ export async function saveCheckpoint(runDir: string, c: CheckpointContents): Pro
   return final;
 }
 
-/** Remove hidden temporary folders left by a run that was killed while saving. */
+/** Remove hidden temporary folders left by a run that was killed while saving or pruning. */
 export async function cleanIncomplete(runDir: string): Promise<number> {
   if (!fs.existsSync(runDir)) return 0;
   const stale = fs.readdirSync(runDir).filter((n) => n.startsWith('.checkpoint-') && n.includes('.tmp-'));
-  for (const n of stale) await fsp.rm(path.join(runDir, n), { recursive: true, force: true });
+  for (const n of stale) await removeFolder(path.join(runDir, n));
   return stale.length;
 }
 
@@ -112,17 +114,56 @@ export async function setAsideCheckpoints(runDir: string, earlierRun: readonly s
   if (step === 0) old.push(...earlierRun.filter((f) => fs.existsSync(f)));
   if (old.length === 0) return undefined;
   const aside = path.join(runDir, `superseded-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  faultPoint('mkdir', aside);
   await fsp.mkdir(aside);
-  for (const p of old) await fsp.rename(p, path.join(aside, path.basename(p)));
+  for (const p of old) {
+    faultPoint('rename', p);
+    await fsp.rename(p, path.join(aside, path.basename(p)));
+  }
   await fsyncDir(runDir);
   return aside;
 }
 
-/** Keep the newest `keep` checkpoints (0 keeps all). */
+/** Keep the newest `keep` checkpoints (0 keeps all); a crash while pruning never leaves a half-deleted one under its name. */
 export async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
   if (keep <= 0) return;
   const all = listCheckpoints(runDir);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) await fsp.rm(c.dir, { recursive: true, force: true });
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) await deleteFolder(c.dir);
+}
+
+/** Why checkpoint `dir` cannot be resumed from (a file missing, truncated or not what it claims), or undefined. */
+export function checkpointProblem(dir: string): string | undefined {
+  try {
+    const state = readJsonFile(path.join(dir, TRAINER_STATE)) as Partial<TrainerState> | null;
+    if (state?.format !== 1 || !Number.isInteger(state.global_step)) return `${TRAINER_STATE}: unknown trainer state format`;
+    readJsonFile(path.join(dir, ADAPTER_CONFIG));
+    // opening checks each header and that the file holds every byte it promises
+    for (const f of [ADAPTER_SAFETENSORS, OPTIMIZER_FILE]) SafetensorsFile.open(path.join(dir, f)).close();
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/**
+ * The newest checkpoint of `runDir` that can be resumed from, warning about each newer one that
+ * cannot (it stays where it is until the resumed run sets it aside); undefined when the run has
+ * no checkpoint. Refuses when there are checkpoints and none of them is whole.
+ */
+export function resumableCheckpoint(runDir: string, warn: (message: string) => void): string | undefined {
+  const all = listCheckpoints(runDir).reverse();
+  const broken: string[] = [];
+  for (const c of all) {
+    const problem = checkpointProblem(c.dir);
+    if (problem === undefined) {
+      if (broken.length > 0) warn(`warning: resuming from ${c.dir}, the newest complete checkpoint: ${broken.join('; ')}`);
+      return c.dir;
+    }
+    broken.push(`${c.dir} is damaged (${problem})`);
+  }
+  if (broken.length === 0) return undefined;
+  throw new InputError(`${runDir}: no checkpoint can be resumed: ${broken.join('; ')}. `
+    + 'Resume from another copy with --resume CHECKPOINT, or start over with --no-resume (the damaged ones are moved aside, not deleted)');
 }
 
 export interface LoadedCheckpoint {

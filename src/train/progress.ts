@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import { writeBytesAtomic } from '../io/atomic.js';
+import { faultPoint } from '../io/fault-injection.js';
 import type { LogEntry } from './checkpoint.js';
 
 export function formatDuration(seconds: number): string {
@@ -94,8 +96,8 @@ export class ProgressLine {
 export class MetricsFile<T extends { readonly step: number } = LogEntry> {
   constructor(readonly file: string) {}
 
-  /** Keep only the entries up to `step` (a resumed run rewrites what came after its checkpoint). */
-  truncateAfter(step: number): void {
+  /** Keep only the entries up to `step` (a resumed run rewrites what came after its checkpoint); the file is replaced whole, never half-written. */
+  async truncateAfter(step: number): Promise<void> {
     if (!fs.existsSync(this.file)) return;
     const kept = fs.readFileSync(this.file, 'utf8').split('\n').filter((line) => {
       if (!line.trim()) return false;
@@ -105,10 +107,11 @@ export class MetricsFile<T extends { readonly step: number } = LogEntry> {
         return false;
       }
     });
-    fs.writeFileSync(this.file, kept.map((l) => `${l}\n`).join(''));
+    await writeBytesAtomic(this.file, kept.map((l) => `${l}\n`).join(''));
   }
 
   append(entry: T): void {
+    faultPoint('append', this.file);
     fs.appendFileSync(this.file, `${JSON.stringify(entry)}\n`);
   }
 }

@@ -12,7 +12,8 @@ import type { LoraConfig } from '../lora/config.js';
 import { openEngine, type OpenedEngine } from '../runtime/open-engine.js';
 import { locateModel, openWeights, type ModelLocation } from '../runtime/open-model.js';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer.js';
-import { latestCheckpoint, TRAINER_STATE } from '../runtime/run-folder.js';
+import { TRAINER_STATE } from '../runtime/run-folder.js';
+import { resumableCheckpoint } from './checkpoint.js';
 import { lockRunFolder } from './run-lock.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
 import { contextWindow, type ModelConfig } from '../models/config.js';
@@ -182,8 +183,7 @@ async function trainLocked(
     log(`training ${total} optimizer steps of ${t.batch_size} x ${t.grad_accum} blocks of `
       + `${config.data.block_size} tokens; checkpoints every ${config.output.checkpoint_every} steps in ${config.output.dir}`);
     const resumeFrom = opts.resume === false ? undefined
-      : opts.resume ?? (config.output.resume ? latestCheckpoint(config.output.dir) : undefined);
-    fs.mkdirSync(config.output.dir, { recursive: true });
+      : opts.resume ?? (config.output.resume ? resumableCheckpoint(config.output.dir, log) : undefined);
     const samples = prompts.length > 0 ? new SampleWriter(config.output.dir, prompts, config, opened.tokenizer, opened.config, log) : undefined;
     const summary = await runTraining({
       engine, adaptedModules: opened.adaptedModules, loraConfig, config: effective,

@@ -156,8 +156,10 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     // a resume from an older checkpoint abandons the later ones: keep them, but out of the way
     const aside = await setAsideCheckpoints(runDir, [metrics.file, sampleLog.file], state.global_step);
     if (aside) progress.log(`resuming at step ${state.global_step}: moved the later checkpoints to ${aside}`);
-    metrics.truncateAfter(state.global_step);
-    sampleLog.truncateAfter(state.global_step);
+    // finishes a pruning that a crash interrupted
+    await pruneCheckpoints(runDir, config.output.keep_last);
+    await metrics.truncateAfter(state.global_step);
+    await sampleLog.truncateAfter(state.global_step);
     progress.log(`resumed from ${setup.resumeFrom} at step ${state.global_step}/${total}`);
     if (state.global_step >= total) progress.log(`the run is already complete (${state.global_step} of ${total} steps); nothing to train`);
   }
