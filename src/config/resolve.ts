@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as z from 'zod';
-import { repoIdProblem } from '../hub/repo.js';
+import { looksLikePath, repoIdProblem } from '../hub/repo.js';
 import { repr, type KeyPath, type Problem } from './problems.js';
 import type { TrainConfig, TrainConfigSchema } from './schema.js';
 
@@ -28,9 +28,8 @@ function expandHome(p: string): string {
 
 /** A local path rather than a hub id: written like a path, or naming something that exists. */
 function isLocal(value: string, baseDir: string, dataFile = false): boolean {
-  const pathLike = /^[.~/]/.test(value) || value.includes('\\') || path.isAbsolute(value) || value.split('/').length > 2;
   const hasDataExtension = dataFile && DATA_EXTENSIONS.some((ext) => value.toLowerCase().endsWith(ext));
-  return pathLike || hasDataExtension || fs.existsSync(path.resolve(baseDir, value));
+  return looksLikePath(value) || hasDataExtension || fs.existsSync(path.resolve(baseDir, value));
 }
 
 export function runName(nameOrPath: string): string {

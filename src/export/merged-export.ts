@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeBytesAtomic } from '../io/atomic.js';
 import { openCheckpoint } from '../io/checkpoint.js';
-import { fromFloat32, type DType } from '../io/dtypes.js';
+import { FLOAT_DTYPES, fromFloat32 } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import { OPTIONAL_MODEL_FILES, resolveModelFolder } from '../hub/index.js';
@@ -22,7 +22,6 @@ export type ExportDtype = (typeof EXPORT_DTYPES)[number];
 
 const STORED: Readonly<Record<ExportDtype, 'BF16' | 'F16' | 'F32'>> = { bf16: 'BF16', fp16: 'F16', fp32: 'F32' };
 const TORCH: Readonly<Record<ExportDtype, string>> = { bf16: 'bfloat16', fp16: 'float16', fp32: 'float32' };
-const FLOAT_DTYPES: ReadonlySet<DType> = new Set(['F16', 'BF16', 'F32', 'F64']);
 
 /**
  * Float tensors transformers keeps in float32 whatever the model dtype (`_keep_in_fp32_modules`),

@@ -33,6 +33,7 @@ import {
   checkRevision,
   DEFAULT_REVISION,
   isCommitHash,
+  looksLikePath,
   repoIdProblem,
   repoLabel,
   type RepoRef,
@@ -390,10 +391,6 @@ export async function downloadRepoFiles(req: RepoFilesRequest): Promise<Snapshot
 /** Fetch what a model needs (config, tokenizer files, weights) into the cache and return the snapshot. */
 export async function downloadModel(name: string, opts: DownloadOptions = {}): Promise<SnapshotResult> {
   return fetchSnapshot({ type: 'model', name }, modelFilePlan, opts, false);
-}
-
-function looksLikePath(s: string): boolean {
-  return s.startsWith('.') || s.startsWith('/') || s.startsWith('~') || s.includes('\\') || path.isAbsolute(s) || s.split('/').length > 2;
 }
 
 /**

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { InputError } from '../io/errors.js';
 
 export type RepoType = 'model' | 'dataset';
@@ -42,6 +43,14 @@ export function checkRepo(repo: RepoRef): RepoRef {
   const problem = repoIdProblem(repo.name);
   if (problem !== undefined) throw new InputError(`${JSON.stringify(repo.name)} is not a valid Hugging Face repo id: ${problem}`);
   return repo;
+}
+
+/**
+ * Written like a local path rather than a hub repo id ("owner/name"): starts with ".", "/" or "~",
+ * has a backslash, is absolute, or has more than one "/".
+ */
+export function looksLikePath(s: string): boolean {
+  return /^[.~/]/.test(s) || s.includes('\\') || path.isAbsolute(s) || s.split('/').length > 2;
 }
 
 /** Non-empty, "/"-separated, not absolute, no empty, "." or ".." segments, no backslash or NUL. */

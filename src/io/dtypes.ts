@@ -8,6 +8,9 @@ export const DTYPE_SIZES: Readonly<Record<DType, number>> = {
   I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
 };
 
+/** The floating-point dtypes (weights that can be quantized, converted or dequantized). */
+export const FLOAT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F16', 'BF16', 'F32', 'F64']);
+
 export function isDType(s: string): s is DType {
   return Object.prototype.hasOwnProperty.call(DTYPE_SIZES, s);
 }

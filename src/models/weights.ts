@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Nf4Linear } from '../models/nf4-linear.js';
 import { InputError } from '../io/errors.js';
+import { FLOAT_DTYPES } from '../io/dtypes.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { readStoredNf4 } from '../quant/bnb-checkpoint.js';
 import { dequantizeNf4, quantizeNf4, type Nf4State } from '../quant/nf4.js';
 import { DenseLinear } from './linear.js';
 import type { LinearLayer } from './types.js';
 
-const FLOAT_DTYPES = new Set(['F16', 'BF16', 'F32', 'F64']);
 
 function shapeText(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;

@@ -5,6 +5,7 @@
  *   L.weight.quant_map F32 [16], L.weight.nested_absmax F32, L.weight.nested_quant_map F32 [256],
  *   L.weight.quant_state.bitsandbytes__nf4 U8 = UTF-8 of Python json.dumps of the non-tensor fields.
  */
+import { float32Bytes, toFloat32 } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { NF4_CODE } from './nf4-codebook.js';
 import { validateBlocksize, type Nf4DoubleQuant, type Nf4State } from './nf4.js';
@@ -45,20 +46,6 @@ export interface StoredTensor {
 
 export const QUANT_STATE_SUFFIX = 'quant_state.bitsandbytes__nf4';
 
-function f32Bytes(values: Float32Array): Uint8Array {
-  const out = new Uint8Array(values.length * 4);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i]!, true);
-  return out;
-}
-
-function bytesF32(bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(bytes.length >> 2);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
-  return out;
-}
-
 /**
  * The quant-state JSON exactly as bitsandbytes writes it (json.dumps, as_dict key order); `dtype` is
  * that of the weight that was quantized (see QuantStateDtype).
@@ -92,15 +79,15 @@ export function toBnbTensors(prefix: string, state: Nf4State, dtype: QuantStateD
   const dq = state.doubleQuant;
   if (dq === undefined) {
     if (state.absmax === undefined) throw new Error(`${w}: NF4 state has neither absmax nor doubleQuant`);
-    tensors.push({ name: `${w}.absmax`, dtype: 'F32', shape: [numBlocks], data: f32Bytes(state.absmax) });
+    tensors.push({ name: `${w}.absmax`, dtype: 'F32', shape: [numBlocks], data: float32Bytes(state.absmax) });
   } else {
     tensors.push({ name: `${w}.absmax`, dtype: 'U8', shape: [numBlocks], data: dq.absmaxQ });
   }
-  tensors.push({ name: `${w}.quant_map`, dtype: 'F32', shape: [16], data: f32Bytes(NF4_CODE) });
+  tensors.push({ name: `${w}.quant_map`, dtype: 'F32', shape: [16], data: float32Bytes(NF4_CODE) });
   if (dq !== undefined) {
     tensors.push(
-      { name: `${w}.nested_absmax`, dtype: 'F32', shape: [dq.nestedAbsmax.length], data: f32Bytes(dq.nestedAbsmax) },
-      { name: `${w}.nested_quant_map`, dtype: 'F32', shape: [dq.nestedMap.length], data: f32Bytes(dq.nestedMap) },
+      { name: `${w}.nested_absmax`, dtype: 'F32', shape: [dq.nestedAbsmax.length], data: float32Bytes(dq.nestedAbsmax) },
+      { name: `${w}.nested_quant_map`, dtype: 'F32', shape: [dq.nestedMap.length], data: float32Bytes(dq.nestedMap) },
     );
   }
   const json = new TextEncoder().encode(quantStateJson(state, dtype));
@@ -183,23 +170,23 @@ export function fromBnbTensors(
   const numBlocks = Math.ceil(n / qs.blocksize);
 
   const packed = need(w, 'U8', Math.ceil(n / 2)).slice();
-  const quantMap = bytesF32(need(`${w}.quant_map`, 'F32', 16));
+  const quantMap = toFloat32(need(`${w}.quant_map`, 'F32', 16), 'F32');
   if (!quantMap.every((v, i) => Object.is(v, NF4_CODE[i]))) {
     throw new InputError(`tensor "${w}.quant_map": not the NF4 code table`);
   }
 
   const base = { packed, n, shape: qs.shape, blocksize: qs.blocksize, dtype: qs.dtype };
   if (qs.nested === undefined) {
-    const absmax = bytesF32(need(`${w}.absmax`, 'F32', numBlocks));
+    const absmax = toFloat32(need(`${w}.absmax`, 'F32', numBlocks), 'F32');
     return { ...base, absmax };
   }
   const nestedBlocksize = qs.nested.blocksize;
   const doubleQuant: Nf4DoubleQuant = {
     absmaxQ: need(`${w}.absmax`, 'U8', numBlocks).slice(),
-    nestedAbsmax: bytesF32(need(`${w}.nested_absmax`, 'F32', Math.ceil(numBlocks / nestedBlocksize))),
+    nestedAbsmax: toFloat32(need(`${w}.nested_absmax`, 'F32', Math.ceil(numBlocks / nestedBlocksize)), 'F32'),
     offset: qs.nested.offset,
     nestedBlocksize,
-    nestedMap: bytesF32(need(`${w}.nested_quant_map`, 'F32', 256)),
+    nestedMap: toFloat32(need(`${w}.nested_quant_map`, 'F32', 256), 'F32'),
   };
   return { ...base, absmax: undefined, doubleQuant };
 }

@@ -8,7 +8,7 @@
  * shard are computed just before that shard is written: memory stays near one shard of 4-bit data,
  * never the float model.
  */
-import { DTYPE_SIZES, numel } from '../io/dtypes.js';
+import { DTYPE_SIZES, FLOAT_DTYPES, numel } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { writeShardedUnits, type ShardUnit } from '../io/safetensors-writer.js';
 import type { TensorSource } from '../io/tensor-source.js';
@@ -18,7 +18,6 @@ import { quantStateDtypeOf, toBnbTensors, type ComputeDtype } from './bnb-format
 import { nf4Bytes, quantizeNf4 } from './nf4.js';
 import { OUTPUT_HEAD, quantizedLinearSelector, type QuantizationOptions } from './options.js';
 
-const FLOAT_DTYPES = new Set(['F16', 'BF16', 'F32', 'F64']);
 
 /**
  * config.json's `quantization_config` exactly as transformers writes BitsAndBytesConfig(load_in_4bit=True,
