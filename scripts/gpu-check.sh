@@ -72,6 +72,13 @@ else
   peft_block=512
 fi
 export PATH=$(dirname "$node_bin"):$PATH
+# cuBLASLt: the toolkit's, else the one inside PyTorch's nvidia-cublas wheel (not on the loader path)
+if [ $dry = 0 ] && [ -z "${DITTY_CUBLASLT:-}" ]; then
+  for d in /usr/local/cuda/lib64 /usr/local/cuda-13.0/lib64 $("$python" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+    f=$(find "$d" -name 'libcublasLt.so.1[23]*' 2>/dev/null | sort | head -n 1)
+    if [ -n "$f" ]; then export DITTY_CUBLASLT=$f; break; fi
+  done
+fi
 
 # --- 0. the machine
 {
