@@ -448,16 +448,21 @@ std::uint64_t splitmix(std::uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-// Resolves the collective of the lanes in `mask` of warp `w` once every live lane it names arrived.
-void try_resolve(Block& b, Fiber& cur, unsigned wi, unsigned mask) {
+bool same_collective(const Fiber& a, const Fiber& b) {
+  return a.op == b.op && a.mask == b.mask && a.width == b.width && a.value_size == b.value_size;
+}
+
+// Resolves the collective `ref` waits in once every live lane its mask names waits in the same one.
+void try_resolve(Block& b, Fiber& cur, unsigned wi, const Fiber& ref) {
   Warp& wp = b.warps[wi];
   const unsigned live = wp.exists & ~wp.exited;
-  const unsigned need = mask & live & ~0u;
+  const unsigned need = ref.mask & live;
   if (need == 0 || (wp.pending & need) != need) return;
   Fiber* lanes = b.fibers + wi * 32;
-  const Fiber& first = lanes[__builtin_ctz(need)];
+  for (unsigned m = need; m; m &= m - 1)
+    if (!same_collective(lanes[__builtin_ctz(m)], ref)) return;  // that lane waits in another one first
   std::uint64_t ballot = 0;
-  if (first.op == Op::ballot)
+  if (ref.op == Op::ballot)
     for (unsigned m = need; m; m &= m - 1) ballot |= (lanes[__builtin_ctz(m)].value != 0 ? 1ull : 0ull) << __builtin_ctz(m);
   for (unsigned m = need; m; m &= m - 1) {
     Fiber& f = lanes[__builtin_ctz(m)];
@@ -527,10 +532,7 @@ const Fiber* first_in(const Block& b, State s) {
   // collectives that named this lane may now be complete without it
   for (unsigned m = wp.pending; m; m &= m - 1) {
     const Fiber& k = b.fibers[f.ts.warp * 32 + __builtin_ctz(m)];
-    if ((k.mask >> f.ts.lane) & 1u) {
-      try_resolve(b, f, f.ts.warp, k.mask);
-      break;  // consistent masks: one group can name this lane
-    }
+    if (((wp.pending >> k.ts.lane) & 1u) && ((k.mask >> f.ts.lane) & 1u)) try_resolve(b, f, f.ts.warp, k);
   }
   yield_fiber(w, f, true);
   __builtin_unreachable();
@@ -831,10 +833,16 @@ std::uint64_t warp_collective(Op op, unsigned mask, std::uint64_t value, unsigne
     fiber_fail(b, f, &f, std::string(what) + ": width " + std::to_string(width) + " is not a power of two in [1, 32]");
   Warp& wp = b.warps[f.ts.warp];
   Fiber* lanes = b.fibers + f.ts.warp * 32;
-  for (unsigned m = wp.pending; m; m &= m - 1) {
+  f.op = op;
+  f.value = value;
+  f.value_size = value_size;
+  f.arg = arg;
+  f.width = width;
+  // Two lanes that wait for each other in different collectives can never both finish. (One that waits
+  // for a lane busy in another collective is fine: that lane may come next; cycles are deadlocks.)
+  for (unsigned m = wp.pending & mask; m; m &= m - 1) {
     const Fiber& k = lanes[__builtin_ctz(m)];
-    const bool related = ((mask >> k.ts.lane) & 1u) || ((k.mask & bit) != 0);
-    if (related && (k.op != op || k.mask != mask || k.width != width || k.value_size != value_size))
+    if ((k.mask & bit) && !same_collective(k, f))
       fiber_fail(b, f, &f,
                  "lanes meet different collectives: " + lane_desc(f) + " is in " + what + "(mask " + hex(mask) +
                      ") while " + lane_desc(k) + " waits in " + collective_desc(k));
@@ -846,14 +854,9 @@ std::uint64_t warp_collective(Op op, unsigned mask, std::uint64_t value, unsigne
                  "lanes meet different collectives: " + lane_desc(f) + " is in " + what + "(mask " + hex(mask) +
                      ") while " + lane_desc(k) + ", which the mask names, waits in " + where(k));
   }
-  f.op = op;
-  f.value = value;
-  f.value_size = value_size;
-  f.arg = arg;
-  f.width = width;
   set_blocked(b, f, State::collective);
   wp.pending |= bit;
-  try_resolve(b, f, f.ts.warp, mask);
+  try_resolve(b, f, f.ts.warp, f);
   yield_fiber(w, f, false);
   return f.result;
 }
