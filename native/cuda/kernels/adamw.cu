@@ -7,7 +7,7 @@
 
 namespace ditty::cuda {
 namespace {
-using namespace detail;
+using namespace kdetail;
 
 // The constants of one step, each rounded to float once (ditty::cpu::adamw_step's AdamwConsts).
 struct AdamwConsts {
@@ -92,11 +92,10 @@ __global__ void __launch_bounds__(kThreads) sum_squares_blocks_kernel(const floa
   }
 }
 
-__global__ void __launch_bounds__(32) sum_in_order_kernel(const double* partial, int64_t blocks, double* out) {
-  if (threadIdx.x != 0) return;
-  double total = 0.0;
-  for (int64_t b = 0; b < blocks; b++) total = dadd_rn(total, partial[b]);
-  *out = total;
+__global__ void __launch_bounds__(kThreads) sum_in_order_kernel(const double* partial, int64_t blocks, double* out) {
+  DITTY_SHARED(double, tile, [2][kInOrderTile]);
+  const double total = in_order_sum(partial, blocks, tile);
+  if (threadIdx.x == 0) *out = total;
 }
 
 __global__ void __launch_bounds__(kThreads) clip_kernel(float* g, int64_t n, const double* sum_sq, double max_norm,
@@ -147,7 +146,7 @@ void sum_squares(const float* x, int64_t n, double* out, double* scratch, cudaSt
     launch(sum_squares_blocks_kernel, dim3(blocks_for(blocks * kThreadsPerSumBlock)), dim3(kThreads), 0, stream, x, n,
            blocks, scratch, aligned16(x));
   }
-  launch(sum_in_order_kernel, dim3(1), dim3(32), 0, stream, static_cast<const double*>(scratch), blocks, out);
+  launch(sum_in_order_kernel, dim3(1), dim3(kThreads), 0, stream, static_cast<const double*>(scratch), blocks, out);
 }
 
 void clip_by_norm(float* g, int64_t n, const double* sum_sq, double max_norm, cudaStream_t stream) {

@@ -6,7 +6,7 @@
 
 namespace ditty::cuda {
 namespace {
-using namespace detail;
+using namespace kdetail;
 
 // ---- elementwise ----
 

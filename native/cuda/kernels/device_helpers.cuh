@@ -8,7 +8,7 @@
 
 #include "ditty/cuda/runtime.h"
 
-namespace ditty::cuda::detail {
+namespace ditty::cuda::kdetail {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 8192;
@@ -182,4 +182,34 @@ __device__ __forceinline__ float block_max_nonnan(float v, float* sh) {
   return r;
 }
 
-}  // namespace ditty::cuda::detail
+// sum of x[0, n) in double, added in index order (the CPU twins' order) by thread 0, which returns
+// it (others return 0). Only thread 0 adds: warps 1.. stage the next tile of x in `tile` while it
+// sums the current one, so the chain of dependent adds sets the pace, not memory latency. Every
+// thread of the block (kThreads) must call it.
+constexpr int kInOrderTile = 1024;
+template <class T>
+__device__ __forceinline__ double in_order_sum(const T* x, int64_t n, T (*tile)[kInOrderTile]) {
+  const int64_t tiles = (n + kInOrderTile - 1) / kInOrderTile;
+  const int loaders = static_cast<int>(blockDim.x) - 32;
+  const int me = static_cast<int>(threadIdx.x) - 32;
+  auto length = [&](int64_t t) {
+    return static_cast<int>(n - t * kInOrderTile < kInOrderTile ? n - t * kInOrderTile : kInOrderTile);
+  };
+  auto stage = [&](int64_t t) {
+    const int len = length(t);
+    for (int k = me; k < len; k += loaders) tile[t & 1][k] = x[t * kInOrderTile + k];
+  };
+  if (me >= 0 && tiles > 0) stage(0);
+  double sum = 0.0;
+  for (int64_t t = 0; t < tiles; t++) {
+    __syncthreads();  // tile t staged; the buffer tile t + 1 goes to is no longer read
+    if (me >= 0 && t + 1 < tiles) stage(t + 1);
+    if (threadIdx.x == 0) {
+      const int len = length(t);
+      for (int k = 0; k < len; k++) sum = dadd_rn(sum, static_cast<double>(tile[t & 1][k]));
+    }
+  }
+  return sum;
+}
+
+}  // namespace ditty::cuda::kdetail

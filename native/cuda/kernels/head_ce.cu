@@ -7,7 +7,7 @@
 
 namespace ditty::cuda {
 namespace {
-using namespace detail;
+using namespace kdetail;
 
 // A running (max, sum of exp(z - max)) pair. combine(a, b) and combine(b, a) give the same bits
 // (each product rounded on its own), so the xor butterfly leaves every lane with the same pair.

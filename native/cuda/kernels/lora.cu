@@ -7,7 +7,7 @@
 
 namespace ditty::cuda {
 namespace {
-using namespace detail;
+using namespace kdetail;
 
 // The CPU's Dropout: drop element i when mulberry32(seed + (i+1) * 0x6d2b79f5) < threshold, with
 // threshold = ceil(p * 2^32) (up to 2^32) and keep = f32(1 / (1 - p)), both formed in double here.

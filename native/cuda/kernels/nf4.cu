@@ -8,7 +8,7 @@
 
 namespace ditty::cuda {
 namespace {
-using namespace detail;
+using namespace kdetail;
 
 // bitsandbytes' NF4 code (ditty::cpu::NF4_CODE), as a function so that device code can use it
 // without a table in memory.
@@ -135,32 +135,11 @@ __global__ void __launch_bounds__(kThreads) quantize_kernel(const S* x, int64_t 
   }
 }
 
-// The double-quant offset: the mean of the absmax values, summed in order in double by one thread
-// (the CPU's order; any other order could round differently). That thread only adds: warps 1..7
-// stage the next tile in shared memory while it sums the current one, so the chain of dependent
-// adds (not memory latency) sets the pace, ~5 ns per block.
-constexpr int kOffsetTile = 2048;
+// The double-quant offset: the mean of the absmax values, summed in order in double (the CPU's
+// order; any other could round differently).
 __global__ void __launch_bounds__(kThreads) offset_kernel(const float* absmax, int64_t blocks, float* offset) {
-  DITTY_SHARED(float, tile, [2][kOffsetTile]);
-  const int64_t tiles = (blocks + kOffsetTile - 1) / kOffsetTile;
-  const int loaders = static_cast<int>(blockDim.x) - 32;
-  const int me = static_cast<int>(threadIdx.x) - 32;
-  auto stage = [&](int64_t t) {
-    const int64_t base = t * kOffsetTile;
-    const int len = static_cast<int>(blocks - base < kOffsetTile ? blocks - base : kOffsetTile);
-    for (int k = me; k < len; k += loaders) tile[t & 1][k] = absmax[base + k];
-  };
-  if (me >= 0 && tiles > 0) stage(0);
-  double sum = 0.0;
-  for (int64_t t = 0; t < tiles; t++) {
-    __syncthreads();  // tile t staged; the buffer of tile t + 1 is no longer read
-    if (me >= 0 && t + 1 < tiles) stage(t + 1);
-    if (threadIdx.x == 0) {
-      const int64_t base = t * kOffsetTile;
-      const int len = static_cast<int>(blocks - base < kOffsetTile ? blocks - base : kOffsetTile);
-      for (int k = 0; k < len; k++) sum = dadd_rn(sum, static_cast<double>(tile[t & 1][k]));
-    }
-  }
+  DITTY_SHARED(float, tile, [2][kInOrderTile]);
+  const double sum = in_order_sum(absmax, blocks, tile);
   if (threadIdx.x == 0) *offset = blocks == 0 ? 0.0f : static_cast<float>(ddiv_rn(sum, static_cast<double>(blocks)));
 }
 

@@ -100,7 +100,10 @@ DITTY_TEST(adamw_gate) {
 DITTY_TEST(sum_squares) {
   uint64_t seed = 300;
   std::vector<int64_t> sizes = {0, 1, 7, 15, 16, 17, 33, 257, 1031, 16383, 16384, 16385};
-  if (!t::quick()) sizes.push_back(3 * 16384 + 4099);
+  if (!t::quick()) {
+    sizes.push_back(3 * 16384 + 4099);
+    sizes.push_back(1025 * 16384 + 3);  // more block sums than the final in-order sum stages at once (1024)
+  }
   for (int64_t n : sizes) {
     for (int64_t off : {0, 1}) {
       const std::string what = "sum_squares n" + std::to_string(n) + (off ? " misaligned" : "");
