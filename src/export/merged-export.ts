@@ -84,6 +84,10 @@ export async function exportMerged(source: string, out: string, options: MergedE
   const adapter = await readAdapter(adapterDir);
   const base = options.base ?? adapter.baseModelNameOrPath ?? undefined;
   if (base === undefined) throw new InputError(`${adapterDir}: adapter_config.json names no base model (base_model_name_or_path); pass --base MODEL`);
+  if (options.base === undefined && path.isAbsolute(base) && !fs.existsSync(base)) {
+    throw new InputError(`${adapterDir}: the base model it was trained on, ${base} (base_model_name_or_path in adapter_config.json), `
+      + 'is not there any more; if it moved, pass --base NEW_FOLDER (or a hub repo id)');
+  }
   const revision = options.revision ?? (options.base === undefined ? adapter.revision ?? undefined : undefined);
   const baseFolder = await resolveModelFolder(base, { ...(revision !== undefined ? { revision } : {}), progress: options.progress ?? true });
   checkOutputFolder(out, options.force ?? false, [baseFolder]);

@@ -1,7 +1,7 @@
 import type { LossEngine } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
 import type { ModelConfig } from '../models/config.js';
-import { Rng } from './rng.js';
+import { Rng } from '../random/rng.js';
 import { sampleToken, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -74,7 +74,8 @@ export class TextStreamer {
 
 /**
  * Passes generated text through until `stop` appears, holding back a tail that could be the start of
- * it; `done` once it has appeared (the stop text and what follows are never emitted).
+ * it (and the whitespace before that); `done` once it has appeared (the stop text, the whitespace
+ * before it and what follows are never emitted).
  */
 export class StopText {
   private held = '';
@@ -94,8 +95,11 @@ export class StopText {
     }
     let keep = Math.min(this.stop.length - 1, text.length);
     while (keep > 0 && !this.stop.startsWith(text.slice(text.length - keep))) keep--;
-    this.held = text.slice(text.length - keep);
-    return text.slice(0, text.length - keep);
+    // whitespace before the stop text is cut with it, so it waits for what follows too
+    let end = text.length - keep;
+    while (end > 0 && /\s/.test(text[end - 1]!)) end--;
+    this.held = text.slice(end);
+    return text.slice(0, end);
   }
 
   flush(): string {

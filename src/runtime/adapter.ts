@@ -1,6 +1,9 @@
 /** Putting a saved LoRA adapter (PEFT folder, checkpoint or run folder) onto an opened model. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { DATA_FORMATS } from '../config/schema.js';
+import type { DataFormat } from '../data/templates.js';
 import { repoFolderName, repoIdProblem } from '../hub/index.js';
 import { injectAdapter, readAdapter, type AdapterFiles } from '../lora/adapter-io.js';
 import type { LoraLinear } from '../lora/lora-linear.js';
@@ -61,4 +64,21 @@ export function warnIfOtherBase(adapter: AdapterFiles, model: { readonly name: s
   if (baseModel !== undefined && !isSameBaseModel(baseModel, model)) {
     process.stderr.write(`ditty: warning: the adapter in ${adapter.dir} was trained on ${baseModel}, not on ${model.name}\n`);
   }
+}
+
+/**
+ * The data format (and so the prompt template) an adapter was trained with, from the run's
+ * config.yaml beside it (checkpoints and the final adapter/ folder hold one); undefined when there
+ * is none or it does not say.
+ */
+export function trainedFormat(adapterDir: string): DataFormat | undefined {
+  let config: unknown;
+  try {
+    config = parseYaml(fs.readFileSync(path.join(adapterDir, 'config.yaml'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const data = typeof config === 'object' && config !== null ? (config as { data?: unknown }).data : undefined;
+  const format = typeof data === 'object' && data !== null ? (data as { format?: unknown }).format : undefined;
+  return DATA_FORMATS.find((f) => f === format);
 }

@@ -160,7 +160,7 @@ describe('errors name file:line:col, the key, the value and what is allowed', ()
 
   it('unknown section, with a suggestion', () => {
     expect(problem(`${MODEL}trainig:\n  seed: 1\n`)).toBe(
-      'configs/x.yaml:3:1: trainig: unknown key; allowed top-level keys: model, quantization, lora, data, training, output, backend (did you mean "training"?)',
+      'configs/x.yaml:3:1: trainig: unknown key; allowed top-level keys: model, quantization, lora, data, training, output, eval, backend (did you mean "training"?)',
     );
   });
 
@@ -233,7 +233,7 @@ describe('errors name file:line:col, the key, the value and what is allowed', ()
 
   it('top level not a mapping', () => {
     expect(problem('# a list\n- model\n- lora\n')).toBe(
-      'configs/x.yaml:2:1: the config must be a mapping of model, quantization, lora, data, training, output, backend; got a list',
+      'configs/x.yaml:2:1: the config must be a mapping of model, quantization, lora, data, training, output, eval, backend; got a list',
     );
   });
 
