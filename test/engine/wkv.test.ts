@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { wkvFloat64 } from '../../src/engine/reference/wkv.js';
 import { emptyWkvState, wkv, wkvReference, wkvWithState } from '../../src/engine/wkv.js';
 import { TEST_BACKEND, useBackend } from '../helpers/backend.js';
 import { uniform } from '../lora/helpers.js';
@@ -26,27 +27,6 @@ function makeCase(B: number, T: number, C: number, kLo: number, kHi: number, see
 
 function tensors(c: Case): [tf.Tensor1D, tf.Tensor1D, tf.Tensor3D, tf.Tensor3D] {
   return [tf.tensor1d(c.w), tf.tensor1d(c.u), tf.tensor3d(c.k, [c.B, c.T, c.C]), tf.tensor3d(c.v, [c.B, c.T, c.C])];
-}
-
-/** The definition in float64 (direct sums, no stabilisation; fine for k well below 700). */
-function wkvFloat64(c: Case, w: Float64Array, u: Float64Array, k: Float64Array, v: Float64Array): Float64Array {
-  const y = new Float64Array(c.B * c.T * c.C);
-  for (let b = 0; b < c.B; b++) {
-    for (let ch = 0; ch < c.C; ch++) {
-      const at = (t: number): number => (b * c.T + t) * c.C + ch;
-      for (let t = 0; t < c.T; t++) {
-        let num = Math.exp(u[ch]! + k[at(t)]!) * v[at(t)]!;
-        let den = Math.exp(u[ch]! + k[at(t)]!);
-        for (let i = 0; i < t; i++) {
-          const e = Math.exp((t - 1 - i) * w[ch]! + k[at(i)]!);
-          num += e * v[at(i)]!;
-          den += e;
-        }
-        y[at(t)] = num / den;
-      }
-    }
-  }
-  return y;
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -89,7 +69,7 @@ describe(`wkv (${TEST_BACKEND})`, () => {
       expect(maxAbsDiff(y, ref)).toBeLessThan(1e-5);
       expect(y.every(Number.isFinite)).toBe(true);
       if (maxAbs(c.k) < 100) {
-        const exact = wkvFloat64(c, Float64Array.from(c.w), Float64Array.from(c.u), Float64Array.from(c.k), Float64Array.from(c.v));
+        const exact = wkvFloat64(c.B, c.T, c.C, c.w, c.u, c.k, c.v);
         expect(maxAbsDiff(y, exact)).toBeLessThan(1e-5);
       }
     });
@@ -114,7 +94,7 @@ describe(`wkv (${TEST_BACKEND})`, () => {
     const G = uniform(c.B * c.T * c.C, -1, 1, 7);
     const inputs64 = [c.w, c.u, c.k, c.v].map((a) => Float64Array.from(a));
     const loss = (xs: Float64Array[]): number => {
-      const y = wkvFloat64(c, xs[0]!, xs[1]!, xs[2]!, xs[3]!);
+      const y = wkvFloat64(c.B, c.T, c.C, xs[0]!, xs[1]!, xs[2]!, xs[3]!);
       return y.reduce((s, yi, i) => s + yi * G[i]!, 0);
     };
     const ours = tf.tidy(() => gradsOf(wkv, tensors(c), tf.tensor3d(G, [c.B, c.T, c.C])));
