@@ -10,13 +10,15 @@
  * not Python ones (which never look at that file).
  */
 import { spawn } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { makeFolder } from '../io/make-folder.js';
+import { processStartTime, processState } from '../io/process-state.js';
 import { sleep } from './http.js';
 
 /** Runs `fn` holding the exclusive lock on `lockFile`; `onWait` is called once if another process holds it. */
 export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, opts: { signal?: AbortSignal; onWait?: () => void } = {}): Promise<T> {
-  await fsp.mkdir(path.dirname(lockFile), { recursive: true });
+  await makeFolder(path.dirname(lockFile));
   const release = await flockChild(lockFile, opts).catch(async (err: unknown) => {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     return exclusiveFile(`${lockFile}.ditty`, opts);
@@ -60,29 +62,8 @@ function flockChild(lockFile: string, opts: { signal?: AbortSignal; onWait?: () 
   });
 }
 
-/** Start time of process `pid` (clock ticks since boot, from /proc), or undefined where unknown. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number, start: string | undefined): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A pid reused by another process does not hold the lock.
-  const now = startTime(pid);
-  return start === undefined || now === undefined || now === start;
-}
-
 async function exclusiveFile(file: string, opts: { signal?: AbortSignal; onWait?: () => void }): Promise<Release> {
-  const me = `${process.pid} ${startTime(process.pid) ?? ''}\n`;
+  const me = `${process.pid} ${processStartTime(process.pid) ?? ''}\n`;
   let waited = false;
   for (;;) {
     try {
@@ -96,7 +77,7 @@ async function exclusiveFile(file: string, opts: { signal?: AbortSignal; onWait?
     const [pid, start] = (await fsp.readFile(file, 'utf8').catch(() => '')).trim().split(' ');
     const age = Date.now() - ((await fsp.stat(file).catch(() => undefined))?.mtimeMs ?? Date.now());
     // An unreadable holder (it died between creating and writing the file) is stale after a while.
-    const stale = pid !== undefined && /^\d+$/.test(pid) ? !alive(Number(pid), start || undefined) : age > 10_000;
+    const stale = pid !== undefined && /^\d+$/.test(pid) ? processState(Number(pid), start || undefined) === 'gone' : age > 10_000;
     if (stale) {
       await fsp.rm(file, { force: true });
       continue;

@@ -15,6 +15,7 @@ import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer.js';
 import { TRAINER_STATE } from '../runtime/run-folder.js';
 import { resumableCheckpoint } from './checkpoint.js';
 import { lockRunFolder } from './run-lock.js';
+import { StopSignals } from './stop-signals.js';
 import { tapeBytes, WASM_HEAP_BYTES } from './memory-estimate.js';
 import { contextWindow, type ModelConfig } from '../models/config.js';
 import { evaluateBeforeAfter, validationExamples, writeBeforeAfter } from '../eval/held-out.js';
@@ -62,20 +63,24 @@ export async function trainFromConfig(configFile: string, opts: TrainCommandOpti
   const config = loadTrainConfig(configFile, opts.overrides ?? []);
   const progress = new ProgressLine();
   const log = (m: string): void => progress.log(m);
-  if (typeof opts.resume === 'string') {
-    if (!fs.existsSync(opts.resume)) throw new InputError(`--resume ${opts.resume}: no such checkpoint folder`);
-    // before the model and data are loaded, which can take minutes
-    if (!fs.existsSync(path.join(opts.resume, TRAINER_STATE))) {
-      throw new InputError(`--resume ${opts.resume}: not a complete ditty checkpoint folder (no ${TRAINER_STATE})`);
-    }
-  }
-  // an engine that cannot run here is refused before anything loads
-  const backend = resolveBackend(config.backend);
-  const release = lockRunFolder(config.output.dir);
+  // from here on SIGINT and SIGTERM stop the run cleanly, with a line saying what is saved
+  const signals = new StopSignals(log).install();
+  let release: (() => void) | undefined;
   try {
-    return await trainLocked(config, opts, backend, log, progress);
+    if (typeof opts.resume === 'string') {
+      if (!fs.existsSync(opts.resume)) throw new InputError(`--resume ${opts.resume}: no such checkpoint folder`);
+      // before the model and data are loaded, which can take minutes
+      if (!fs.existsSync(path.join(opts.resume, TRAINER_STATE))) {
+        throw new InputError(`--resume ${opts.resume}: not a complete ditty checkpoint folder (no ${TRAINER_STATE})`);
+      }
+    }
+    // an engine that cannot run here is refused before anything loads
+    const backend = resolveBackend(config.backend);
+    release = lockRunFolder(config.output.dir);
+    return await trainLocked(config, opts, backend, log, progress, signals);
   } finally {
-    release();
+    signals.dispose();
+    release?.();
   }
 }
 
@@ -149,6 +154,7 @@ export async function dryRun(configFile: string, opts: Pick<TrainCommandOptions,
 
 async function trainLocked(
   config: TrainConfig, opts: TrainCommandOptions, backend: ReturnType<typeof resolveBackend>, log: (m: string) => void, progress: ProgressLine,
+  signals: StopSignals,
 ): Promise<TrainOutcome> {
   const revision = config.model.revision;
   const { location, loraConfig, prompts, data } = await prepareRun(config, log);
@@ -189,7 +195,7 @@ async function trainLocked(
       engine, adaptedModules: opened.adaptedModules, loraConfig, config: effective,
       adapterMeta: { baseModelNameOrPath: baseModelName(config), revision: config.model.revision },
       train: data.train, validation: data.validation, configYaml: resolvedConfigYaml(config),
-      dataFingerprint: dataFingerprint(data, config), progress, ...(samples !== undefined ? { samples } : {}),
+      dataFingerprint: dataFingerprint(data, config), progress, signals, ...(samples !== undefined ? { samples } : {}),
       ...(resumeFrom !== undefined ? { resumeFrom } : {}),
       ...(opts.stopAfterSteps !== undefined ? { stopAfterSteps: opts.stopAfterSteps } : {}),
     });

@@ -13,6 +13,7 @@ import { microBatchOf } from './micro-batch.js';
 import { formatDuration, formatProgress, MetricsFile, ProgressLine } from './progress.js';
 import { learningRate } from './schedule.js';
 import { ReportUpdater } from '../report/report-updater.js';
+import type { StopSignals } from './stop-signals.js';
 import { SAMPLES_FILE } from '../report/run-report.js';
 import { remainingSeconds, roundsBetween } from './estimate.js';
 import { FINAL_ADAPTER_DIR } from './final-adapter.js';
@@ -34,6 +35,8 @@ export interface TrainerSetup {
   /** stop (with a checkpoint) after this many optimizer steps of this process; for tests */
   readonly stopAfterSteps?: number;
   readonly progress?: ProgressLine;
+  /** SIGINT/SIGTERM: the loop stops after the current step when one arrives */
+  readonly signals: StopSignals;
   /** sample generations of eval.prompts, when there are any */
   readonly samples?: SampleWriter;
 }
@@ -167,18 +170,14 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     progress.log('warning: training.eval_every is set but the validation split produced no blocks; no validation loss will be reported');
   }
 
-  let stopSignal: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (stopSignal) process.exit(sig === 'SIGINT' ? 130 : 143);
-    stopSignal = sig;
-    progress.log(`${sig}: finishing this step, saving a checkpoint, then stopping (send again to stop at once)`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
   const startStep = state.global_step;
   const losses: number[] = [];
   let lastCheckpoint: string | undefined;
+  const saved = (): string => {
+    const last = lastCheckpoint ?? setup.resumeFrom;
+    return last !== undefined ? `the last complete checkpoint is ${last}` : 'no checkpoint was saved';
+  };
+  const { signals } = setup;
   let lastVal: number | undefined;
   const started = performance.now() - state.elapsed_seconds * 1000;
   let tokensThisProcess = 0;
@@ -203,6 +202,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   let estimatedSeconds: number | undefined;
   let stepStarted = performance.now();
 
+  signals.training(saved);
   try {
     if (state.global_step === 0 && setup.samples?.due(0, false)) {
       await writeSamples();
@@ -262,22 +262,26 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       } else {
         progress.status(line);
       }
-      const stopHere = stopSignal !== undefined || (setup.stopAfterSteps !== undefined && state.global_step - startStep >= setup.stopAfterSteps);
+      const stopHere = signals.requested !== undefined || (setup.stopAfterSteps !== undefined && state.global_step - startStep >= setup.stopAfterSteps);
       if (state.global_step % config.output.checkpoint_every === 0 || isLast || stopHere) await save();
       // a signal that arrived while saving (the only await) stops here too, not one step later
-      if (stopHere || stopSignal !== undefined) break;
+      if (stopHere || signals.requested !== undefined) break;
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     progress.done();
+  }
+  const interrupted = signals.requested;
+  if (interrupted !== undefined) {
+    progress.log(`${interrupted}: stopped at step ${state.global_step} of ${total}; ${saved()}; run the same command to resume`);
+  } else {
+    signals.finished(() => `training is complete; ${saved()}`);
   }
   return {
     steps: state.global_step, startStep, losses, finalLoss: losses.at(-1) ?? NaN, tokens: state.tokens_seen,
     seconds: (performance.now() - started) / 1000,
     ...(lastVal !== undefined ? { valLoss: lastVal } : {}),
     ...(lastCheckpoint !== undefined ? { lastCheckpoint } : {}),
-    ...(stopSignal !== undefined ? { interrupted: stopSignal } : {}),
+    ...(interrupted !== undefined ? { interrupted } : {}),
     ...(estimatedSeconds !== undefined ? { estimatedSeconds } : {}),
   };
 }
