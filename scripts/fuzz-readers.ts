@@ -1,8 +1,8 @@
 /**
  * The long fuzz run of ditty's readers (the seeded short run is test/io/fuzz-readers.test.ts):
  *
- *   npx tsc -p . && node dist/scripts/fuzz-readers.js --cases N [--seed S] [--kinds safetensors,torch,pickle,yaml]
- *     [--safetensors N] [--torch N] [--pickle N] [--yaml N] [--timeout-ms T] [--jobs J]
+ *   npx tsc -p . && node dist/scripts/fuzz-readers.js --cases N [--seed S] [--kinds safetensors,torch,legacy,pickle,yaml]
+ *     [--safetensors N] [--torch N] [--legacy N] [--pickle N] [--yaml N] [--timeout-ms T] [--jobs J]
  *
  * Each case runs in a worker process (a heap limit of 2 GB), so that a crash, a fatal V8 error or
  * a hang is seen and counted instead of ending the run. Prints counts per kind and outcome

@@ -117,7 +117,10 @@ export async function makeBases(): Promise<Bases> {
 }
 
 function legacyBases(): Uint8Array[] {
-  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'torch');
+  // scripts/fuzz/ under vitest, dist/scripts/fuzz/ in the long run: the repository is 2 or 3 levels up
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const dir = [2, 3].map((up) => path.join(here, ...Array<string>(up).fill('..'), 'test', 'fixtures', 'torch')).find((d) => fs.existsSync(d));
+  if (dir === undefined) throw new Error(`test/fixtures/torch not found above ${here}`);
   return ['legacy-dtypes.bin', 'legacy-views.bin', 'legacy-keep-vars.bin'].map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f))));
 }
 
