@@ -7,10 +7,13 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
+import { WeightFileError } from '../../src/io/errors.js';
+import { unpickleAt } from '../../src/io/pickle.js';
 import type { TensorSource } from '../../src/io/tensor-source.js';
 import { TorchCheckpointFile } from '../../src/io/torch-checkpoint.js';
 
@@ -78,5 +81,70 @@ describe(`torch.save fixtures (torch ${manifest.torch})`, () => {
       expect(bytes(`${format}-keep-vars.bin`).includes('_rebuild_parameter')).toBe(true);
     }
     expect(Object.keys(manifest.files['sharded']!.tensors)).toHaveLength(4);
+  });
+});
+
+describe('legacy format: a real file made wrong in one place is refused, naming what is wrong', () => {
+  const original = new Uint8Array(fs.readFileSync(path.join(DIR, 'legacy-views.bin')));
+  // offsets of the five pickles: magic, protocol version, sys_info, the state dict, the storage keys
+  const ends: number[] = [];
+  for (let at = 0; ends.length < 5; at = ends[ends.length - 1]!) ends.push(unpickleAt(original, at, 'legacy-views.bin', true).end);
+  const storages = ends[4]!;
+
+  async function refusal(edit: (b: Uint8Array) => Uint8Array, name: string): Promise<string> {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-legacy-')), name);
+    fs.writeFileSync(file, edit(original.slice()));
+    try {
+      const err = await TorchCheckpointFile.open(file).then((f) => { f.close(); return undefined; }, (e: unknown) => e);
+      expect(err).toBeInstanceOf(WeightFileError);
+      return (err as Error).message;
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
+  }
+  const at = (b: Uint8Array, from: number, to: number, bytes: number[]): number => {
+    const i = Buffer.from(b.subarray(from, to)).indexOf(Buffer.from(bytes));
+    expect(i).toBeGreaterThanOrEqual(0);
+    return from + i;
+  };
+
+  it('reads as it is', async () => {
+    const f = await TorchCheckpointFile.open(path.join(DIR, 'legacy-views.bin'));
+    f.close();
+    expect(ends.every((e, i) => i === 0 || e > ends[i - 1]!)).toBe(true);
+  });
+
+  it('a storage whose element count disagrees with its persistent id', async () => {
+    const msg = await refusal((b) => { b[storages]! += 1; return b; }, 'count.bin');
+    expect(msg).toMatch(/storage ".*" at byte \d+ holds \d+ elements but its persistent id declares \d+/);
+  });
+
+  it('storages cut short', async () => {
+    expect(await refusal((b) => b.subarray(0, b.length - 3), 'short.bin')).toMatch(/needs bytes \d+\.\.\d+ but the file has \d+/);
+    expect(await refusal((b) => b.subarray(0, storages + 4), 'shorter.bin')).toMatch(/unexpected end of file|past the end of the file/);
+  });
+
+  it('pickles cut short', async () => {
+    expect(await refusal((b) => b.subarray(0, ends[3]! - 5), 'pickles.bin')).toMatch(/legacy PyTorch file ends inside its pickles/);
+  });
+
+  it('another format version, a big-endian machine, another magic number', async () => {
+    // PROTOCOL_VERSION 1001 is BININT2 e9 03
+    expect(await refusal((b) => { b[at(b, ends[0]!, ends[1]!, [0x4d, 0xe9, 0x03]) + 1] = 0xea; return b; }, 'version.bin')).toMatch(/format version number 1002; only 1001 is known/);
+    // sys_info's little_endian: the first True (NEWTRUE) after the key becomes False (NEWFALSE)
+    const key = at(original, ends[1]!, ends[2]!, [...Buffer.from('little_endian')]);
+    expect(await refusal((b) => { b[at(b, key, ends[2]!, [0x88])] = 0x89; return b; }, 'endian.bin')).toMatch(/little_endian is boolean false/);
+    expect(await refusal((b) => { b[4] ^= 1; return b; }, 'magic.bin')).toMatch(/not torch's magic number/);
+  });
+
+  it('a storage key list naming a storage no tensor uses', async () => {
+    // the keys are decimal strings (storage addresses); change one digit of the last key in the list
+    const edit = (b: Uint8Array): Uint8Array => {
+      let i = storages - 1;
+      while (!(b[i]! >= 0x30 && b[i]! <= 0x39)) i--;
+      b[i] = b[i] === 0x39 ? 0x30 : b[i]! + 1;
+      return b;
+    };
+    expect(await refusal(edit, 'keys.bin')).toMatch(/storage key "\d+" is listed but no persistent id names it/);
   });
 });
