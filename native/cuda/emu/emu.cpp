@@ -4,6 +4,7 @@
 
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -294,15 +295,17 @@ Stack make_stack(std::size_t bytes) {
   const std::size_t page = page_size();
   bytes = (bytes + page - 1) / page * page;
   Stack s;
-  s.map_size = bytes + page;
+  // a 64 KiB guard: a frame a little larger than what is left still lands in it
+  const std::size_t guard = std::max<std::size_t>(page, 64 * 1024);
+  s.map_size = bytes + guard;
   void* m = mmap(nullptr, s.map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) {
     std::fprintf(stderr, "ditty cuda emulator: cannot map a %zu-byte fiber stack\n", s.map_size);
     std::abort();
   }
   s.map = static_cast<char*>(m);
-  mprotect(s.map, page, PROT_NONE);  // overflow faults instead of corrupting the neighbour
-  s.base = s.map + page;
+  mprotect(s.map, guard, PROT_NONE);  // overflow faults instead of corrupting the neighbour
+  s.base = s.map + guard;
   s.size = bytes;
   return s;
 }
@@ -591,9 +594,84 @@ int pick(Block& b) {
   return -1;
 }
 
+// A fiber that overflows its stack faults on the guard page below it. Without ASan (which reports
+// stack overflows itself) a SIGSEGV handler on an alternate stack says so in words, then lets the
+// default action run. It is installed only where nobody else handles SIGSEGV.
+#if !DITTY_EMU_ASAN
+thread_local bool tl_altstack_ready = false;
+std::once_flag g_segv_once;
+bool g_segv_installed = false;
+
+void write_str(const char* s) {
+  if (write(2, s, std::strlen(s)) < 0) return;
+}
+void write_uint(unsigned long v) {
+  char buf[24];
+  int i = sizeof buf;
+  buf[--i] = '\0';
+  do {
+    buf[--i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v && i > 0);
+  write_str(buf + i);
+}
+
+void on_segv(int sig, siginfo_t* info, void*) {
+  const Worker& w = tl_worker;
+  const auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
+  for (const Stack& st : w.stacks) {
+    const auto guard = reinterpret_cast<std::uintptr_t>(st.map);
+    if (addr >= guard && addr < reinterpret_cast<std::uintptr_t>(st.base)) {
+      write_str("ditty cuda emulator: a CUDA thread overflowed its ");
+      write_uint(st.size / 1024);
+      write_str(" KiB fiber stack (per-thread arrays too large?); set DITTY_EMU_STACK_KIB higher");
+      if (w.current) {
+        const ThreadState& ts = w.current->ts;
+        write_str("\n  thread (");
+        write_uint(ts.thread_idx.x);
+        write_str(",");
+        write_uint(ts.thread_idx.y);
+        write_str(",");
+        write_uint(ts.thread_idx.z);
+        write_str(")");
+      }
+      write_str("\n");
+      break;
+    }
+  }
+  signal(sig, SIG_DFL);  // returning re-executes the access, which now takes the default action
+}
+
+void prepare_signal_stack() {
+  if (tl_altstack_ready) return;
+  tl_altstack_ready = true;
+  std::call_once(g_segv_once, [] {
+    struct sigaction old{};
+    if (sigaction(SIGSEGV, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) return;
+    struct sigaction sa{};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    g_segv_installed = sigaction(SIGSEGV, &sa, nullptr) == 0;
+  });
+  if (!g_segv_installed) return;
+  stack_t cur{};
+  if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) return;  // the thread has one
+  static constexpr std::size_t kAltSize = 64 * 1024;
+  stack_t ss{};
+  ss.ss_sp = new char[kAltSize];  // lives as long as the thread; tiny
+  ss.ss_size = kAltSize;
+  ss.ss_flags = 0;
+  sigaltstack(&ss, nullptr);
+}
+#else
+void prepare_signal_stack() {}
+#endif
+
 void run_block(Launch& L, std::uint64_t linear) {
   Worker& w = tl_worker;
   const unsigned n = L.nthreads;
+  prepare_signal_stack();
   if (w.stacks.size() < n || (!w.stacks.empty() && w.stacks[0].size < L.cfg.stack_bytes)) {
     if (!w.stacks.empty() && w.stacks[0].size < L.cfg.stack_bytes) {
       for (auto& s : w.stacks) munmap(s.map, s.map_size);

@@ -4,6 +4,10 @@
 #include <ditty/cuda/runtime.h>
 #include <ditty/cuda/testing.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -11,6 +15,11 @@
 
 #if !defined(DITTY_CUDA_EMU)
 #error "test_emu.cpp tests the CPU emulator; build it with scripts/build-cuda-emu.mjs"
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
 #endif
 
 namespace t = ditty::cuda::testing;
@@ -35,6 +44,37 @@ std::string emu_error(F&& f) {
   return msg;
 }
 #define EXPECT_CONTAINS(msg, part) DITTY_EXPECT((msg).find(part) != std::string::npos, "message was: ", (msg).empty() ? "(no error)" : (msg))
+
+// Runs f in a forked child (blocks on its one thread, errors in the default abort mode) and returns
+// how it ended and what it wrote to stderr.
+struct ChildResult {
+  bool clean_exit;  // exited with status 0
+  std::string err;
+};
+template <class F>
+ChildResult in_child(F&& f) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    emu::set_threads(1);
+    f();
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) && WEXITSTATUS(status) == 0, err};
+}
 
 struct ScheduleScope {
   std::string before = emu::schedule_name();
@@ -145,6 +185,25 @@ __global__ void barrier_after_exit(float* x) {
   __syncthreads();
   x[threadIdx.x] = 1;
 }
+__global__ void huge_frame(float* out) {
+  volatile float local[20480];  // 80 KiB: more than the 64 KiB default fiber stack
+  for (int i = 0; i < 20480; ++i) local[i] = static_cast<float>(i);
+  out[threadIdx.x] = local[threadIdx.x * 7];
+}
+__global__ void read_past_end(const float* x, float* out, int n) {
+  if (threadIdx.x == 0) out[0] = x[n];
+}
+__global__ void dynamic_shared_past_end(float* out) {
+  DITTY_DYNAMIC_SHARED(float, d);
+  d[threadIdx.x] = 1.f;
+  __syncthreads();
+  if (threadIdx.x == 0) out[0] = d[blockDim.x];
+}
+__global__ void misaligned_float4(const float* x, float* out) {
+  const float4 v = *reinterpret_cast<const float4*>(x + 1);
+  out[threadIdx.x] = v.x + v.w;
+}
+
 // Each lane waits for the next in a different collective (never for each other): a deadlock.
 __global__ void collective_cycle(unsigned* x) {
   const unsigned l = threadIdx.x;
@@ -439,6 +498,14 @@ DITTY_TEST(error_device_primitives_outside_a_kernel) {
   EXPECT_CONTAINS(emu_error([] { (void)threadIdx.x; }), "threadIdx used outside a kernel");
 }
 
+DITTY_TEST(by_default_an_error_aborts_with_a_message) {
+  auto x = t::device_array<float>(64);
+  const ChildResult r = in_child([&] { launch(mask_omits_self, 2, 32, 0, nullptr, x.get()); });
+  DITTY_EXPECT(!r.clean_exit);
+  EXPECT_CONTAINS(r.err, "ditty cuda emulator: lane 1 (thread (1,0,0)) calls __shfl_sync with mask 0x00000001");
+  EXPECT_CONTAINS(r.err, "in block (0,0,0), thread (1,0,0) (warp 0, lane 1)");
+}
+
 // ---- fibers --------------------------------------------------------------------------------------
 
 DITTY_TEST(per_thread_arrays_fit_the_fiber_stacks) {
@@ -451,6 +518,35 @@ DITTY_TEST(per_thread_arrays_fit_the_fiber_stacks) {
     for (int i = 0; i < 4096; i += 97) s += static_cast<float>(i + tid);
     DITTY_EXPECT(got[tid] == s, tid);
   }
+}
+
+DITTY_TEST(a_fiber_stack_overflow_is_reported) {
+  if (SANITIZED) return;  // ASan reports stack overflows itself
+  auto out = t::device_array<float>(32);
+  const ChildResult r = in_child([&] {
+    emu::set_schedule("forward");
+    launch(huge_frame, 1, 32, 0, nullptr, out.get());
+  });
+  DITTY_EXPECT(!r.clean_exit);
+  EXPECT_CONTAINS(r.err, "overflowed its 64 KiB fiber stack");
+  EXPECT_CONTAINS(r.err, "thread (0,0,0)");
+}
+
+DITTY_TEST(sanitizers_see_into_kernels) {
+  if (!SANITIZED) return;
+  auto x = t::device_array<float>(33);
+  auto out = t::device_array<float>(64);
+  ChildResult r = in_child([&] { launch(read_past_end, 1, 32, 0, nullptr, x.get(), out.get(), 33); });
+  DITTY_EXPECT(!r.clean_exit);
+  EXPECT_CONTAINS(r.err, "heap-buffer-overflow");
+  EXPECT_CONTAINS(r.err, "read_past_end");
+  r = in_child([&] { launch(dynamic_shared_past_end, 1, 32, 32 * sizeof(float), nullptr, out.get()); });
+  DITTY_EXPECT(!r.clean_exit);
+  EXPECT_CONTAINS(r.err, "heap-buffer-overflow");
+  EXPECT_CONTAINS(r.err, "dynamic_shared_past_end");
+  r = in_child([&] { launch(misaligned_float4, 1, 1, 0, nullptr, x.get(), out.get()); });
+  DITTY_EXPECT(!r.clean_exit);
+  EXPECT_CONTAINS(r.err, "misaligned address");
 }
 
 // ---- bf16 ----------------------------------------------------------------------------------------
