@@ -24,7 +24,7 @@ import { modelCard, writeFinalAdapter } from './final-adapter.js';
 import { checkBlockSize, checkEpochs, estimateMemory, formatMemoryEstimate, renderBlock } from './preflight.js';
 import { ProgressLine } from './progress.js';
 import { readPrompts, SampleWriter } from './samples.js';
-import { runTraining, totalSteps, type TrainSummary } from './trainer.js';
+import { ESTIMATE_AFTER_STEPS, runTraining, totalSteps, type TrainSummary } from './trainer.js';
 
 export interface TrainCommandOptions {
   readonly overrides?: readonly string[];
@@ -147,7 +147,7 @@ export async function dryRun(configFile: string, opts: Pick<TrainCommandOptions,
     renderBlock(data.train[0]!, (ids) => tokenizer.decode(ids)),
     await memoryLine(effective, location, loraConfig, checkpointingOf(effective.training.gradient_checkpointing)),
     'time estimate: not made by a dry run (it times the first training steps, which needs the model loaded); '
-      + 'ditty train prints it after its first 2 steps',
+      + `ditty train prints it after its first ${ESTIMATE_AFTER_STEPS} steps`,
     'dry run: nothing was written',
   ].join('\n');
 }
