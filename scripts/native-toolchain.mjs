@@ -1,0 +1,141 @@
+// What the native builds share: finding nvcc, the CUDA device's source list, and a small parallel,
+// incremental compiler driver (an object is rebuilt when it, its source or a header its .d file
+// names is newer). Used by build-native.mjs (nvcc, `npm ci`) and build-native-emu.mjs (g++).
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The machine-code targets of the fat binary; PTX of the last one is embedded too. */
+export const DEFAULT_CUDA_ARCHS = ['80', '86', '89', '90'];
+
+/** The toolkit folder (holding include/cuda_runtime.h) an nvcc belongs to, or undefined (e.g. a wrapper script elsewhere). */
+function toolkitOf(nvcc) {
+  const home = path.dirname(path.dirname(fs.realpathSync(nvcc)));
+  return fs.existsSync(path.join(home, 'include', 'cuda_runtime.h')) ? home : undefined;
+}
+
+/**
+ * nvcc from DITTY_NVCC, CUDA_HOME/CUDA_PATH, PATH or /usr/local/cuda*, as { nvcc, home } with home
+ * its toolkit folder, or undefined. An nvcc outside a toolkit (a wrapper script on PATH) is skipped
+ * for the next candidate.
+ */
+export function findNvcc() {
+  const candidates = [];
+  if (process.env.DITTY_NVCC) candidates.push(process.env.DITTY_NVCC);
+  for (const v of ['CUDA_HOME', 'CUDA_PATH']) if (process.env[v]) candidates.push(path.join(process.env[v], 'bin', 'nvcc'));
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) if (dir) candidates.push(path.join(dir, 'nvcc'));
+  let local = [];
+  try {
+    local = fs.readdirSync('/usr/local').filter((d) => /^cuda(-[\d.]+)?$/.test(d)).sort().reverse();
+  } catch {
+    // no /usr/local
+  }
+  for (const d of local) candidates.push(path.join('/usr/local', d, 'bin', 'nvcc'));
+  const found = candidates.filter((c) => fs.existsSync(c));
+  for (const c of found) {
+    const home = toolkitOf(c);
+    if (home) return { nvcc: path.join(home, 'bin', 'nvcc'), home };
+  }
+  return undefined;
+}
+
+/** DITTY_CUDA_ARCHS ("90" or "80,90") or the default four. */
+export function cudaArchs() {
+  const v = process.env.DITTY_CUDA_ARCHS;
+  if (!v) return DEFAULT_CUDA_ARCHS;
+  const archs = v.split(',').map((s) => s.trim().replace(/^sm_/, '')).filter(Boolean);
+  const bad = archs.filter((a) => !/^\d{2,3}a?$/.test(a));
+  if (archs.length === 0 || bad.length) throw new Error(`DITTY_CUDA_ARCHS=${v}: expected compute capabilities such as 80,86,89,90`);
+  return archs;
+}
+
+export function gencodeFlags(archs) {
+  const flags = archs.map((a) => `-gencode=arch=compute_${a},code=sm_${a}`);
+  const last = archs[archs.length - 1];
+  flags.push(`-gencode=arch=compute_${last},code=compute_${last}`);
+  return flags;
+}
+
+function files(dir, pattern) {
+  const abs = path.join(root, dir);
+  if (!fs.existsSync(abs)) return [];
+  return fs.readdirSync(abs).filter((f) => pattern.test(f)).sort().map((f) => `${dir}/${f}`);
+}
+
+/**
+ * The CUDA device's sources, relative to the package root: the kernels, the dispatch layer the
+ * bindings call (native/cuda/bind), cuBLASLt, the allocator and the device. Never the emulator,
+ * the stand-in cuBLASLt or the kernel tests.
+ */
+export function cudaSources() {
+  return [
+    ...files('native/cuda/kernels', /\.cu$/),
+    ...files('native/cuda/bind', /\.(cu|cpp)$/),
+    ...['native/cuda/cublaslt.cpp', 'native/cuda/allocator.cpp', 'native/cuda/device.cpp'].filter((f) => fs.existsSync(path.join(root, f))),
+  ];
+}
+
+/** The object file a source compiles to under objDir (flat, path separators folded). */
+export function objectFor(objDir, src) {
+  return path.join(objDir, `${src.replace(/^native\//, '').replace(/[/\\]/g, '__')}.o`);
+}
+
+function newerThan(obj, src) {
+  if (!fs.existsSync(obj)) return false;
+  const t = fs.statSync(obj).mtimeMs;
+  const dep = `${obj.slice(0, -2)}.d`;
+  const deps = [path.join(root, src)];
+  if (fs.existsSync(dep)) {
+    const text = fs.readFileSync(dep, 'utf8').replace(/\\\n/g, ' ');
+    const colon = text.indexOf(': ');
+    if (colon >= 0) deps.push(...text.slice(colon + 2).split(/\s+/).filter(Boolean).map((p) => path.resolve(root, p)));
+  } else {
+    return false;
+  }
+  return deps.every((d) => fs.existsSync(d) && fs.statSync(d).mtimeMs <= t);
+}
+
+/**
+ * Compiles every job `{ src, obj, args }` (args: the full command, first element the program)
+ * `jobs` at a time, skipping objects that are up to date. Resolves to { built, failures, seconds }:
+ * failures are { src, output } of the compilers that exited non-zero.
+ */
+export async function compileAll(list, jobs = Math.max(1, os.availableParallelism()), log = () => {}) {
+  const started = performance.now();
+  const todo = list.filter((j) => !newerThan(j.obj, j.src));
+  const failures = [];
+  let next = 0;
+  async function worker() {
+    while (next < todo.length) {
+      const job = todo[next++];
+      fs.mkdirSync(path.dirname(job.obj), { recursive: true });
+      const t = performance.now();
+      const output = await new Promise((resolve) => {
+        const child = spawn(job.args[0], job.args.slice(1), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+        let text = '';
+        child.stdout.on('data', (d) => { text += d; });
+        child.stderr.on('data', (d) => { text += d; });
+        child.on('error', (e) => resolve({ code: -1, text: `${text}${e.message}` }));
+        child.on('close', (code) => resolve({ code, text }));
+      });
+      if (output.text.trim()) process.stderr.write(output.text);
+      if (output.code !== 0) {
+        fs.rmSync(job.obj, { force: true });
+        failures.push({ src: job.src, output: output.text });
+      } else {
+        log(`${job.src} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, todo.length)) }, worker));
+  return { built: todo.length, failures, seconds: (performance.now() - started) / 1000 };
+}
+
+/** The first error line of a compiler's output (for one-line reasons). */
+export function firstError(output) {
+  return output.split('\n').find((l) => /error/i.test(l))?.trim() ?? output.split('\n').find((l) => l.trim())?.trim() ?? '';
+}
