@@ -6,7 +6,7 @@ import { fromFloat32, type DType } from '../../src/io/dtypes.js';
 import { WeightFileError } from '../../src/io/errors.js';
 import { TorchCheckpointFile } from '../../src/io/torch-checkpoint.js';
 import { openWeightFile } from '../../src/io/checkpoint.js';
-import { maliciousPickle, torchSave, torchSaveStateDict, writeMaliciousCheckpoint, type TorchSaveOptions } from '../helpers/torch-save.js';
+import { maliciousPickle, PickleWriter, torchSave, torchSaveStateDict, writeMaliciousCheckpoint, type TorchSaveOptions } from '../helpers/torch-save.js';
 
 let dir: string;
 beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-torch-')); });
@@ -134,6 +134,42 @@ describe('TorchCheckpointFile: dtypes and containers', () => {
     const e = await openError(file);
     expect(e.tensor).toBe('weights');
     expect(e.message).toMatch(/holds OrderedDict instead of a tensor.*"state_dict" or "model"/);
+  });
+});
+
+describe('TorchCheckpointFile: the legacy format (real files: torch-real.test.ts)', () => {
+  it('reads a legacy file whose pickles outgrow the first read (15000 views of one storage)', async () => {
+    const n = 15000;
+    const w = new PickleWriter().proto(2).op(0x7d).put();
+    w.items(Array.from({ length: n }, (_, i) => [() => w.str2(`t${i}`), () => {
+      w.global('torch._utils', '_rebuild_tensor_v2');
+      w.tuple(6, () => {
+        w.tuple(6, () => { w.str2('storage').global('torch', 'FloatStorage').str2('0').str2('cpu').int(n).none(); }).op(0x51);
+        w.int(i).intTuple([1]).intTuple([1]).bool(false).emptyOrderedDict();
+      });
+      w.op(0x52).put();
+    }] as const));
+    const body = w.op(0x2e).bytes();
+    expect(body.length).toBeGreaterThan(1 << 20); // the reader's first read
+    const head = Uint8Array.of(
+      0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, // MAGIC_NUMBER
+      0x80, 2, 0x4d, 0xe9, 0x03, 0x2e, // PROTOCOL_VERSION 1001
+    );
+    const sysInfo = new PickleWriter().proto(2).op(0x7d).put();
+    sysInfo.items([[() => sysInfo.str2('little_endian'), () => sysInfo.bool(true)]]);
+    const keys = new PickleWriter().proto(2).op(0x5d).put().str2('0').op(0x61, 0x2e).bytes();
+    const count = new Uint8Array(8);
+    new DataView(count.buffer).setBigInt64(0, BigInt(n), true);
+    const file = path.join(dir, 'legacy-big.bin');
+    fs.writeFileSync(file, Buffer.concat([head, sysInfo.op(0x2e).bytes(), body, keys, count, bytesOf(iota(n))]));
+    const f = await TorchCheckpointFile.open(file);
+    try {
+      expect(f.names()).toHaveLength(n);
+      expect(f.info('t12345')).toEqual({ name: 't12345', dtype: 'F32', shape: [1] });
+      for (const i of [0, 12345, n - 1]) expect([...f.readFloat32(`t${i}`)]).toEqual([i]);
+    } finally {
+      f.close();
+    }
   });
 });
 
