@@ -1,7 +1,8 @@
-// Buffers, threads and build facts.
+// Buffers (on the CPU or the CUDA device), threads and build facts.
 #include <cstring>
 
 #include "args.h"
+#include "cuda/device.h"
 #include "ditty/cpu_features.h"
 #include "ditty/parallel.h"
 
@@ -37,11 +38,22 @@ std::pair<uint8_t*, size_t> typed_bytes(const Napi::CallbackInfo& info, size_t i
   return {base, a.ByteLength()};
 }
 
+DeviceKind device_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (is_absent(info, i)) return DeviceKind::Cpu;
+  int64_t d = int_arg(info, i, "device");
+  if (d > 1) fail(info.Env(), "device: expected 0 (cpu) or 1 (cuda)");
+  return static_cast<DeviceKind>(d);
+}
+
+bool on_cuda(const Buffer& b) { return b.device == DeviceKind::Cuda; }
+
+// alloc(dtype, count, device = cpu)
 Napi::Value alloc(const Napi::CallbackInfo& info) {
   DType t = dtype_arg(info, 0);
   int64_t count = int_arg(info, 1, "count");
+  DeviceKind device = device_arg(info, 2);
   try {
-    return Napi::Number::New(info.Env(), buffers().alloc(t, static_cast<size_t>(count)));
+    return Napi::Number::New(info.Env(), buffers().alloc(t, static_cast<size_t>(count), device));
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), e.what());
   }
@@ -94,7 +106,8 @@ Napi::Value write(const Napi::CallbackInfo& info) {
   Buffer& b = any_buffer(info, 0);
   auto [src, bytes] = typed_bytes(info, 1, b.dtype);
   uint8_t* at = element_range(info, b, bytes, "write: ", " do not fit a buffer of ");
-  if (bytes) std::memcpy(at, src, bytes);
+  if (bytes && on_cuda(b)) cuda::copy_to_device(at, src, bytes);
+  else if (bytes) std::memcpy(at, src, bytes);
   return info.Env().Undefined();
 }
 
@@ -103,7 +116,8 @@ Napi::Value read(const Napi::CallbackInfo& info) {
   Buffer& b = any_buffer(info, 0);
   auto [dst, bytes] = typed_bytes(info, 1, b.dtype);
   const uint8_t* at = element_range(info, b, bytes, "read: ", " are outside a buffer of ");
-  if (bytes) std::memcpy(dst, at, bytes);
+  if (bytes && on_cuda(b)) cuda::copy_to_host(dst, at, bytes);
+  else if (bytes) std::memcpy(dst, at, bytes);
   return info.Env().Undefined();
 }
 
@@ -111,6 +125,21 @@ Napi::Value read(const Napi::CallbackInfo& info) {
 Napi::Value fill(const Napi::CallbackInfo& info) {
   Buffer& b = any_buffer(info, 0);
   double value = number_arg(info, 1, "value");
+  if (on_cuda(b)) {
+    uint32_t pattern = 0;
+    switch (b.dtype) {
+      case DType::F32: {
+        const float f = static_cast<float>(value);
+        std::memcpy(&pattern, &f, 4);
+        break;
+      }
+      case DType::I32: pattern = static_cast<uint32_t>(static_cast<int32_t>(value)); break;
+      case DType::U8: pattern = static_cast<uint8_t>(value); break;
+      case DType::BF16: pattern = static_cast<uint16_t>(value); break;
+    }
+    cuda::fill_device(b.data, b.count, dtype_size(b.dtype), pattern);
+    return info.Env().Undefined();
+  }
   switch (b.dtype) {
     case DType::F32: std::fill_n(static_cast<float*>(b.data), b.count, static_cast<float>(value)); break;
     case DType::I32: std::fill_n(static_cast<int32_t*>(b.data), b.count, static_cast<int32_t>(value)); break;
@@ -130,21 +159,69 @@ Napi::Value copy(const Napi::CallbackInfo& info) {
   if (d.dtype != s.dtype) fail(info.Env(), "copy: buffers of different dtypes");
   if (static_cast<size_t>(doff + n) > d.count || static_cast<size_t>(soff + n) > s.count) fail(info.Env(), "copy: range outside a buffer");
   size_t es = dtype_size(d.dtype);
-  if (n) std::memmove(static_cast<uint8_t*>(d.data) + doff * es, static_cast<uint8_t*>(s.data) + soff * es, n * es);
+  uint8_t* to = static_cast<uint8_t*>(d.data) + doff * es;
+  const uint8_t* from = static_cast<uint8_t*>(s.data) + soff * es;
+  if (n == 0) return info.Env().Undefined();
+  if (on_cuda(d) && on_cuda(s)) cuda::copy_on_device(to, from, n * es);
+  else if (on_cuda(d)) cuda::copy_to_device(to, from, n * es);
+  else if (on_cuda(s)) cuda::copy_to_host(to, from, n * es);
+  else std::memmove(to, from, n * es);
   return info.Env().Undefined();
 }
 
+// memoryStats(device = cpu): the device's live buffer bytes; on cuda also what the caching allocator holds
 Napi::Value memory_stats(const Napi::CallbackInfo& info) {
-  MemoryStats s = buffers().stats();
+  const DeviceKind device = device_arg(info, 0);
+  MemoryStats s = buffers().stats(device);
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("live", Napi::Number::New(info.Env(), static_cast<double>(s.live)));
   o.Set("peak", Napi::Number::New(info.Env(), static_cast<double>(s.peak)));
   o.Set("buffers", Napi::Number::New(info.Env(), static_cast<double>(s.buffers)));
+  if (device == DeviceKind::Cuda && cuda::kBuilt) {
+    const cuda::ReservedBytes r = cuda::reserved_bytes();
+    o.Set("reserved", Napi::Number::New(info.Env(), static_cast<double>(r.now)));
+    o.Set("peakReserved", Napi::Number::New(info.Env(), static_cast<double>(r.peak)));
+  }
   return o;
 }
 
 Napi::Value reset_peak(const Napi::CallbackInfo& info) {
-  buffers().reset_peak();
+  const DeviceKind device = device_arg(info, 0);
+  buffers().reset_peak(device);
+  if (device == DeviceKind::Cuda && cuda::kBuilt) cuda::reset_reserved_peak();
+  return info.Env().Undefined();
+}
+
+// cudaInfo(): whether this addon has the CUDA device and whether it can run here (initializes it)
+Napi::Value cuda_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  if (!cuda::kBuilt) {
+    o.Set("built", false);
+    o.Set("available", false);
+    o.Set("reason", "the native engine was built without the CUDA device");
+    return o;
+  }
+  const cuda::DeviceInfo d = cuda::device_info();
+  o.Set("built", true);
+  o.Set("available", d.available);
+  o.Set("emulated", d.emulated);
+  o.Set("runtimeVersion", d.runtime_version);
+  o.Set("driverVersion", d.driver_version);
+  if (!d.available) {
+    o.Set("reason", d.reason);
+    return o;
+  }
+  o.Set("name", d.name);
+  o.Set("capability", std::to_string(d.major) + "." + std::to_string(d.minor));
+  o.Set("totalMemory", static_cast<double>(d.total_memory));
+  o.Set("freeMemory", static_cast<double>(d.free_memory));
+  o.Set("cublasLt", d.cublaslt);
+  return o;
+}
+
+Napi::Value cuda_synchronize(const Napi::CallbackInfo& info) {
+  if (cuda::kBuilt && cuda::device_info().available) cuda::synchronize();
   return info.Env().Undefined();
 }
 
@@ -189,6 +266,9 @@ void register_buffers(Napi::Env env, Napi::Object exports) {
   set_function(env, exports, "threads", threads);
   set_function(env, exports, "setThreads", set_threads);
   set_function(env, exports, "buildInfo", build_info);
+  set_function(env, exports, "cudaInfo", cuda_info);
+  set_function(env, exports, "cudaSynchronize", cuda_synchronize);
+  if (cuda::kBuilt) buffers().set_device_memory(DeviceKind::Cuda, {cuda::device_alloc, cuda::device_free});
 }
 
 }  // namespace ditty::binding

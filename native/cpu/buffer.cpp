@@ -48,20 +48,28 @@ static int32_t take_id(std::vector<Buffer>& slots, std::vector<bool>& alive, std
   return static_cast<int32_t>(slots.size() - 1);
 }
 
-int32_t BufferTable::alloc(DType t, size_t count) {
+int32_t BufferTable::alloc(DType t, size_t count, DeviceKind device) {
   size_t bytes = count * dtype_size(t);
   size_t rounded = ((bytes + 63) / 64) * 64;
-  void* p = rounded == 0 ? nullptr : std::aligned_alloc(64, rounded);
-  if (rounded != 0 && p == nullptr) {
-    throw std::runtime_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  void* p = nullptr;
+  if (device == DeviceKind::Cpu) {
+    p = rounded == 0 ? nullptr : std::aligned_alloc(64, rounded);
+    if (rounded != 0 && p == nullptr) {
+      throw std::runtime_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+    }
+    if (p) std::memset(p, 0, rounded);
+  } else {
+    const DeviceMemory& m = memory_[static_cast<int>(device)];
+    if (!m.allocate) throw std::runtime_error("this build of the native engine has no CUDA device");
+    p = rounded == 0 ? nullptr : m.allocate(rounded);
   }
-  if (p) std::memset(p, 0, rounded);
   int32_t id = take_id(slots_, alive_, free_ids_);
-  slots_[id] = Buffer{p, count, t, DeviceKind::Cpu, -1, 0};
+  slots_[id] = Buffer{p, count, t, device, -1, 0};
   alive_[id] = true;
-  stats_.live += bytes;
-  stats_.buffers++;
-  if (stats_.live > stats_.peak) stats_.peak = stats_.live;
+  MemoryStats& s = stats_[static_cast<int>(device)];
+  s.live += bytes;
+  s.buffers++;
+  if (s.live > s.peak) s.peak = s.live;
   return id;
 }
 
@@ -92,9 +100,11 @@ void BufferTable::free(int32_t id) {
     if (b.views > 0) {
       throw std::runtime_error("buffer " + std::to_string(id) + " still has " + std::to_string(b.views) + " live view(s)");
     }
-    std::free(b.data);
-    stats_.live -= b.bytes();
-    stats_.buffers--;
+    if (b.device == DeviceKind::Cpu) std::free(b.data);
+    else if (b.data) memory_[static_cast<int>(b.device)].release(b.data);
+    MemoryStats& s = stats_[static_cast<int>(b.device)];
+    s.live -= b.bytes();
+    s.buffers--;
   }
   b = Buffer{};
   alive_[id] = false;
