@@ -1,114 +1,153 @@
-// Bindings of the RWKV-4 kernels (ditty/rwkv.h).
+// Bindings of the RWKV-4 kernels (ditty/rwkv.h); buffers on the CUDA device go to native/cuda/bind/ops.h.
 #include <string>
 
-#include "args.h"
+#include "call.h"
 #include "common_bind_util.h"
+#include "cuda/bind/ops.h"
 #include "ditty/rwkv.h"
 
 namespace ditty::binding {
 namespace {
 
+std::vector<float*> floats(const std::vector<Buffer*>& list) {
+  std::vector<float*> out;
+  for (Buffer* b : list) out.push_back(fp(b));
+  return out;
+}
+
 // timeMixForward(x, state, B, T, C, mixes, outs)
 Napi::Value time_mix_forward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t B = int_arg(info, 2, "B");
   int64_t T = int_arg(info, 3, "T");
   int64_t C = int_arg(info, 4, "C");
   int64_t n = elements(info, "x", {B, T, C});
-  const float* x = f32(info, 0, "x", n);
-  const float* state = f32_opt(info, 1, "state", elements(info, "state", {B, C}));
-  std::vector<float*> mixes = f32_list(info, 5, "mixes", C);
-  std::vector<float*> outs = f32_list(info, 6, "outs", n);
+  Buffer& x = c.act(0, "x", n);
+  Buffer* state = c.act_opt(1, "state", elements(info, "state", {B, C}));
+  std::vector<Buffer*> mixes = c.list(5, "mixes", C, false);
+  std::vector<Buffer*> outs = c.list(6, "outs", n, true);
   if (mixes.empty() || mixes.size() != outs.size()) {
     fail(info.Env(), "outs: expected one output per mix (" + std::to_string(mixes.size()) + " mixes, " +
                          std::to_string(outs.size()) + " outputs), at least one");
   }
-  std::vector<const float*> cmixes(mixes.begin(), mixes.end());
-  cpu::time_mix_forward(x, state, B, T, C, cmixes.data(), static_cast<int>(mixes.size()), outs.data());
+  if (c.cuda()) {
+    cuda::ops::time_mix_forward(x, state, B, T, C, mixes, outs);
+  } else {
+    std::vector<float*> m = floats(mixes), o = floats(outs);
+    std::vector<const float*> cm(m.begin(), m.end());
+    cpu::time_mix_forward(fp(x), fp(state), B, T, C, cm.data(), static_cast<int>(m.size()), o.data());
+  }
   return info.Env().Undefined();
 }
 
 // timeMixBackward(douts, mixes, B, T, C, dx, accumulate)
 Napi::Value time_mix_backward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t B = int_arg(info, 2, "B");
   int64_t T = int_arg(info, 3, "T");
   int64_t C = int_arg(info, 4, "C");
   int64_t n = elements(info, "dx", {B, T, C});
-  std::vector<float*> douts = f32_list(info, 0, "douts", n);
-  std::vector<float*> mixes = f32_list(info, 1, "mixes", C);
+  std::vector<Buffer*> douts = c.list(0, "douts", n, true);
+  std::vector<Buffer*> mixes = c.list(1, "mixes", C, false);
   if (mixes.empty() || mixes.size() != douts.size()) {
     fail(info.Env(), "douts: expected one gradient per mix (" + std::to_string(mixes.size()) + " mixes, " +
                          std::to_string(douts.size()) + " gradients), at least one");
   }
-  float* dx = f32(info, 5, "dx", n);
+  Buffer& dx = c.act(5, "dx", n);
   bool accumulate = bool_arg(info, 6, "accumulate");
-  std::vector<const float*> cdouts(douts.begin(), douts.end()), cmixes(mixes.begin(), mixes.end());
-  cpu::time_mix_backward(cdouts.data(), cmixes.data(), static_cast<int>(mixes.size()), B, T, C, dx, accumulate);
+  if (c.cuda()) {
+    cuda::ops::time_mix_backward(douts, mixes, B, T, C, dx, accumulate);
+  } else {
+    std::vector<float*> d = floats(douts), m = floats(mixes);
+    std::vector<const float*> cd(d.begin(), d.end()), cm(m.begin(), m.end());
+    cpu::time_mix_backward(cd.data(), cm.data(), static_cast<int>(m.size()), B, T, C, fp(dx), accumulate);
+  }
   return info.Env().Undefined();
 }
 
 // wkvForward(timeDecay, timeFirst, k, v, B, T, C, y, state)
 Napi::Value wkv_forward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t B = int_arg(info, 4, "B");
   int64_t T = int_arg(info, 5, "T");
   int64_t C = int_arg(info, 6, "C");
   int64_t n = elements(info, "k", {B, T, C});
-  const float* decay = f32(info, 0, "timeDecay", C);
-  const float* first = f32(info, 1, "timeFirst", C);
-  const float* k = f32(info, 2, "k", n);
-  const float* v = f32(info, 3, "v", n);
-  float* y = f32(info, 7, "y", n);
-  float* state = f32_opt(info, 8, "state", elements(info, "state", {3, B, C}));
-  cpu::wkv_forward(decay, first, k, v, B, T, C, y, state);
+  Buffer& decay = c.f32(0, "timeDecay", C);
+  Buffer& first = c.f32(1, "timeFirst", C);
+  Buffer& k = c.act(2, "k", n);
+  Buffer& v = c.act(3, "v", n);
+  Buffer& y = c.act(7, "y", n);
+  Buffer* state = c.f32_opt(8, "state", elements(info, "state", {3, B, C}));
+  if (c.cuda()) cuda::ops::wkv_forward(decay, first, k, v, B, T, C, y, state);
+  else cpu::wkv_forward(fp(decay), fp(first), fp(k), fp(v), B, T, C, fp(y), fp(state));
   return info.Env().Undefined();
 }
 
 // wkvBackward(timeDecay, timeFirst, k, v, dy, B, T, C, dk, dv)
 Napi::Value wkv_backward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t B = int_arg(info, 5, "B");
   int64_t T = int_arg(info, 6, "T");
   int64_t C = int_arg(info, 7, "C");
   int64_t n = elements(info, "k", {B, T, C});
-  const float* decay = f32(info, 0, "timeDecay", C);
-  const float* first = f32(info, 1, "timeFirst", C);
-  const float* k = f32(info, 2, "k", n);
-  const float* v = f32(info, 3, "v", n);
-  const float* dy = f32(info, 4, "dy", n);
-  float* dk = f32(info, 8, "dk", n);
-  float* dv = f32(info, 9, "dv", n);
-  cpu::wkv_backward(decay, first, k, v, dy, B, T, C, dk, dv);
+  Buffer& decay = c.f32(0, "timeDecay", C);
+  Buffer& first = c.f32(1, "timeFirst", C);
+  Buffer& k = c.act(2, "k", n);
+  Buffer& v = c.act(3, "v", n);
+  Buffer& dy = c.act(4, "dy", n);
+  Buffer& dk = c.act(8, "dk", n);
+  Buffer& dv = c.act(9, "dv", n);
+  if (c.cuda()) cuda::ops::wkv_backward(decay, first, k, v, dy, B, T, C, dk, dv);
+  else cpu::wkv_backward(fp(decay), fp(first), fp(k), fp(v), fp(dy), B, T, C, fp(dk), fp(dv));
   return info.Env().Undefined();
 }
 
 // sigmoidGateForward(a, y, out, n)
 Napi::Value sigmoid_gate_forward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t n = int_arg(info, 3, "n");
-  cpu::sigmoid_gate_forward(f32(info, 0, "a", n), f32(info, 1, "y", n), f32(info, 2, "out", n), n);
+  Buffer& a = c.act(0, "a", n);
+  Buffer& y = c.act(1, "y", n);
+  Buffer& out = c.act(2, "out", n);
+  if (c.cuda()) cuda::ops::sigmoid_gate_forward(a, y, out, n);
+  else cpu::sigmoid_gate_forward(fp(a), fp(y), fp(out), n);
   return info.Env().Undefined();
 }
 
 // sigmoidGateBackward(a, y, dout, da, dy, n): da and dy may be -1
 Napi::Value sigmoid_gate_backward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t n = int_arg(info, 5, "n");
-  const float* a = f32(info, 0, "a", n);
-  const float* y = f32(info, 1, "y", n);
-  const float* dout = f32(info, 2, "dout", n);
-  float* da = f32_opt(info, 3, "da", n);
-  float* dy = f32_opt(info, 4, "dy", n);
-  cpu::sigmoid_gate_backward(a, y, dout, da, dy, n);
+  Buffer& a = c.act(0, "a", n);
+  Buffer& y = c.act(1, "y", n);
+  Buffer& dout = c.act(2, "dout", n);
+  Buffer* da = c.act_opt(3, "da", n);
+  Buffer* dy = c.act_opt(4, "dy", n);
+  if (c.cuda()) cuda::ops::sigmoid_gate_backward(a, y, dout, da, dy, n);
+  else cpu::sigmoid_gate_backward(fp(a), fp(y), fp(dout), fp(da), fp(dy), n);
   return info.Env().Undefined();
 }
 
 // reluSquareForward(x, out, n)
 Napi::Value relu_square_forward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t n = int_arg(info, 2, "n");
-  cpu::relu_square_forward(f32(info, 0, "x", n), f32(info, 1, "out", n), n);
+  Buffer& x = c.act(0, "x", n);
+  Buffer& out = c.act(1, "out", n);
+  if (c.cuda()) cuda::ops::relu_square_forward(x, out, n);
+  else cpu::relu_square_forward(fp(x), fp(out), n);
   return info.Env().Undefined();
 }
 
 // reluSquareBackward(x, dy, dx, n)
 Napi::Value relu_square_backward(const Napi::CallbackInfo& info) {
+  Call c(info);
   int64_t n = int_arg(info, 3, "n");
-  cpu::relu_square_backward(f32(info, 0, "x", n), f32(info, 1, "dy", n), f32(info, 2, "dx", n), n);
+  Buffer& x = c.act(0, "x", n);
+  Buffer& dy = c.act(1, "dy", n);
+  Buffer& dx = c.act(2, "dx", n);
+  if (c.cuda()) cuda::ops::relu_square_backward(x, dy, dx, n);
+  else cpu::relu_square_backward(fp(x), fp(dy), fp(dx), n);
   return info.Env().Undefined();
 }
 
