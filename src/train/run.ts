@@ -131,15 +131,25 @@ async function memoryLine(config: TrainConfig, location: ModelLocation, loraConf
 export async function dryRun(configFile: string, opts: Pick<TrainCommandOptions, 'overrides'> = {}): Promise<string> {
   const config = loadTrainConfig(configFile, opts.overrides ?? []);
   const log = (m: string): void => { process.stderr.write(`${m}\n`); };
-  const { resolved, note } = resolveBackend(config.backend);
-  if (note !== undefined) log(note);
+  // a dry run may plan a run for another machine: an engine that cannot run here is reported, not refused
+  let engineText: string;
+  let backendName = 'native';
+  try {
+    const { resolved, note } = resolveBackend(config.backend);
+    if (note !== undefined) log(note);
+    engineText = resolved.engine === 'tfjs' ? `tfjs ${resolved.backend}` : `native ${resolved.device}`;
+    if (resolved.engine === 'tfjs') backendName = resolved.backend;
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    engineText = `${config.backend}, which cannot run on this machine (${err.message})`;
+  }
   const { location, tokenizer, loraConfig, prompts, data } = await prepareRun(config, log);
-  const effective = withCheckpointingIfNeeded(config, resolved.engine === 'tfjs' ? resolved.backend : 'native', log, location.config, data.train.length);
+  const effective = withCheckpointingIfNeeded(config, backendName, log, location.config, data.train.length);
   const total = totalSteps(config, data.train.length);
   const t = config.training;
   return [
     `config ${configFile}: valid; model ${config.model.name_or_path} (${location.config.model_type}, ${location.config.num_hidden_layers} layers, `
-      + `in ${location.folder}); engine ${resolved.engine === 'tfjs' ? `tfjs ${resolved.backend}` : `native ${resolved.device}`}`,
+      + `in ${location.folder}); engine ${engineText}`,
     formatDataStats(data.stats),
     `${total} optimizer steps of ${t.batch_size} x ${t.grad_accum} blocks; output would go to ${config.output.dir}`
       + `${prompts.length > 0 ? `; ${prompts.length} sample prompt(s) every ${config.eval.every} steps` : ''}`,

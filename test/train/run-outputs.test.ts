@@ -40,6 +40,13 @@ describe.skipIf(!present)('ditty train --dry-run and the warnings before a run',
     expect(fs.existsSync(out)).toBe(false);
   });
 
+  it('plans a run for an engine this machine lacks: says so instead of refusing', async () => {
+    const r = await runCli(['train', TINY, '--dry-run', '--set', 'backend=cuda']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/engine (native cuda|cuda, which cannot run on this machine \(backend cuda: .*\))$/m);
+    expect(r.stdout).toMatch(/memory estimate: about/);
+  });
+
   it('refuses --dry-run with --resume or --no-resume', async () => {
     const r = await runCli(['train', TINY, '--dry-run', '--no-resume']);
     expect(r.status).toBe(1);
