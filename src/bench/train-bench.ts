@@ -180,10 +180,10 @@ export async function benchTraining(o: BenchOptions): Promise<BenchResult> {
   const config = parseModelConfig(JSON.stringify(configJson), o.model);
   const { resolved, note } = resolveBackend(o.backend);
   if (note) process.stderr.write(`ditty: ${note}\n`);
-  return resolved.engine === 'native' ? benchNative(o, config, configJson) : benchTfjs(o, config, configJson, resolved.backend);
+  return resolved.engine === 'native' ? benchNative(o, config, configJson, resolved.device) : benchTfjs(o, config, configJson, resolved.backend);
 }
 
-async function benchNative(o: BenchOptions, config: ModelConfig, configJson: Record<string, unknown>): Promise<BenchResult> {
+async function benchNative(o: BenchOptions, config: ModelConfig, configJson: Record<string, unknown>, device: 'cpu' | 'cuda'): Promise<BenchResult> {
   const load = loadAddon();
   if (!load.addon) throw new InputError(load.reason);
   const profile = new AddonProfile(load.addon);
@@ -193,7 +193,7 @@ async function benchNative(o: BenchOptions, config: ModelConfig, configJson: Rec
   const quantization = { bits: o.bits, doubleQuant: true, blocksize: 64, skipModules: [] };
   const engine = NativeEngine.open({
     config, source, weights: weightLoaderOptions(config, source, quantization), addon: profile.addon,
-    lora: { config: benchLora(config, o.loraR), seed: 1 }, adamw: BENCH_ADAMW, checkpointing: o.checkpointing,
+    lora: { config: benchLora(config, o.loraR), seed: 1 }, adamw: BENCH_ADAMW, checkpointing: o.checkpointing, device,
   });
   const loadSeconds = (performance.now() - loadStart) / 1000;
   try {

@@ -5,11 +5,10 @@
  */
 import * as z from 'zod';
 import { BACKENDS } from '../engine/choice.js';
-import { CHECKPOINTING } from '../engine/engine.js';
+import { CHECKPOINTING, COMPUTE_DTYPES } from '../engine/engine.js';
 import { DEFAULT_TARGET_MODULES } from '../lora/config.js';
 
 export const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
-export const COMPUTE_DTYPES = ['auto', 'fp32', 'bf16', 'fp16'] as const;
 export const DATA_FORMATS = ['dolly', 'text'] as const;
 export const TRAIN_ON = ['response', 'all'] as const;
 export const ON_BAD_ROW = ['skip', 'error'] as const;

@@ -1,20 +1,21 @@
 /** The backend names users write (config `backend`, `--backend`) and which engine each one means. */
 import { InputError } from '../io/errors.js';
 import type { BackendName } from './backend.js';
-import { loadAddon } from './native/addon.js';
+import { cudaStatus, loadAddon } from './native/addon.js';
 
 export const BACKENDS = ['auto', 'cuda', 'cpu', 'wasm', 'js', 'tensorflow'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
 export type ResolvedBackend =
-  | { readonly engine: 'native'; readonly device: 'cpu' }
+  | { readonly engine: 'native'; readonly device: 'cpu' | 'cuda' }
   | { readonly engine: 'tfjs'; readonly backend: BackendName };
 
 const TFJS: Readonly<Record<'wasm' | 'js' | 'tensorflow', BackendName>> = { wasm: 'wasm', js: 'cpu', tensorflow: 'tensorflow' };
 
 /**
- * The engine a backend name selects. `auto` takes the native engine when it loads, else wasm, and
- * says why in `note`; `cpu` and `cuda` refuse with one line naming what is missing.
+ * The engine a backend name selects. `auto` takes the native engine on the CUDA device when it is
+ * usable, else on the CPU when the addon loads, else wasm, and says why in `note`; `cpu` and `cuda`
+ * refuse with one line naming what is missing.
  */
 export function resolveBackend(requested: Backend): { readonly resolved: ResolvedBackend; readonly note?: string } {
   switch (requested) {
@@ -30,12 +31,15 @@ export function resolveBackend(requested: Backend): { readonly resolved: Resolve
       }
       return { resolved: { engine: 'native', device: 'cpu' } };
     }
-    case 'cuda':
-      throw new InputError('backend cuda: this build of ditty has no CUDA device yet; use backend: cpu (the native engine) or auto');
+    case 'cuda': {
+      const cuda = cudaStatus();
+      if (!cuda.usable) throw new InputError(`backend cuda: ${cuda.reason}; use backend: cpu (the native engine on the CPU) or auto`);
+      return { resolved: { engine: 'native', device: 'cuda' } };
+    }
     case 'auto': {
       const load = loadAddon();
-      if (load.addon) return { resolved: { engine: 'native', device: 'cpu' } };
-      return { resolved: { engine: 'tfjs', backend: 'wasm' }, note: `${load.reason}; running on the tfjs engine (wasm)` };
+      if (!load.addon) return { resolved: { engine: 'tfjs', backend: 'wasm' }, note: `${load.reason}; running on the tfjs engine (wasm)` };
+      return { resolved: { engine: 'native', device: cudaStatus().usable ? 'cuda' : 'cpu' } };
     }
   }
 }

@@ -39,6 +39,14 @@ export interface AdamWSettings {
 export const CHECKPOINTING = ['none', 'selective', 'full'] as const;
 export type Checkpointing = (typeof CHECKPOINTING)[number];
 
+/**
+ * The dtype of activations a config may ask for (`training.compute_dtype`); auto is bf16 on cuda and
+ * fp32 elsewhere. What an engine does with each is decided where the engine is made
+ * (src/engine/native/device.ts activationDtype for the native engine; the tfjs engine is fp32).
+ */
+export const COMPUTE_DTYPES = ['auto', 'fp32', 'bf16', 'fp16'] as const;
+export type ComputeDtype = (typeof COMPUTE_DTYPES)[number];
+
 /** Incremental decoding of one sequence (RWKV recurrent state or GPT-NeoX KV cache). */
 export interface Decoder {
   /** feeds ids after the tokens fed so far; returns the logits [vocab] of the last of them */
@@ -50,6 +58,8 @@ export interface Decoder {
 export interface LossEngine {
   /** e.g. "native cpu (avx512, 2 threads)" or "tfjs wasm" */
   readonly description: string;
+  /** the dtype activations are stored in */
+  readonly computeDtype: 'fp32' | 'bf16';
   /** sum over positions of weight * nll(target | input); no gradients, no dropout */
   lossSum(batch: MicroBatch): number;
   /** a decoder starting from an empty state */

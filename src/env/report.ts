@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { createRequire } from 'node:module';
-import { loadAddon } from '../engine/native/addon.js';
+import { cudaStatus, loadAddon, type CudaStatus } from '../engine/native/addon.js';
 
 export interface EngineStatus {
   readonly name: string;
@@ -56,17 +56,28 @@ function nvidiaInfo(): { driver: string | undefined; devices: string[] } {
   return { driver, devices };
 }
 
+/** "13.0" from CUDA's 13000 */
+function cudaVersion(v: number | undefined): string {
+  return v ? `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}` : 'none';
+}
+
+function cudaDetail(cuda: CudaStatus): string {
+  if (!cuda.usable) return cuda.reason;
+  const i = cuda.info;
+  const gib = ((i.totalMemory ?? 0) / 2 ** 30).toFixed(1);
+  return `${i.name ?? 'GPU'}${i.emulated ? ' (the CPU emulation layer)' : ''}, compute ${i.capability ?? '?'}, ${gib} GiB, `
+    + `driver ${cudaVersion(i.driverVersion)}, runtime ${cudaVersion(i.runtimeVersion)}, cuBLASLt ${i.cublasLt ?? '?'}`;
+}
+
 export function envReport(dittyVersion: string): EnvReport {
   const load = loadAddon();
   const info = load.addon?.buildInfo();
   const gpu = nvidiaInfo();
   const tfjs = packageVersion('@tensorflow/tfjs-core');
   const tfjsNode = packageVersion('@tensorflow/tfjs-node-gpu') ?? packageVersion('@tensorflow/tfjs-node');
+  const cuda = cudaStatus();
   const engines: EngineStatus[] = [
-    {
-      name: 'cuda (native)', available: false,
-      detail: gpu.devices.length > 0 ? 'this build of ditty has no CUDA device yet' : 'no NVIDIA GPU or driver found, and this build of ditty has no CUDA device yet',
-    },
+    { name: 'cuda (native)', available: cuda.usable, detail: cudaDetail(cuda) },
     load.addon
       ? { name: 'cpu (native)', available: true, detail: `${info!.simd} kernels, ${info!.threads} threads, GEMM ${info!.gemm}, built with g++ ${info!.compiler}` }
       : { name: 'cpu (native)', available: false, detail: load.reason },
@@ -81,7 +92,7 @@ export function envReport(dittyVersion: string): EnvReport {
     ditty: dittyVersion, node: process.version, platform: `${process.platform} ${process.arch} (${os.release()})`,
     cpu: { model: info?.cpu ?? cpus[0]?.model ?? 'unknown', cores: os.availableParallelism(), features: info?.features ?? [], simd: info?.simd ?? 'unknown (no native engine)' },
     threads: { native: info?.threads, override: process.env.DITTY_THREADS },
-    engines, gpu, auto: load.addon ? 'cpu (native)' : 'wasm (tfjs)',
+    engines, gpu, auto: cuda.usable ? 'cuda (native)' : load.addon ? 'cpu (native)' : 'wasm (tfjs)',
   };
 }
 

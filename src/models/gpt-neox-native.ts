@@ -63,18 +63,18 @@ export class GptNeoXNativeProgram extends NativeProgramBase implements NativeBlo
     const offset = ctx.decode?.offset ?? 0;
     if (!s.has('q') || !s.has('k') || !s.has('v')) {
       for (const n of ['q', 'k', 'v']) this.device.release(s.get(n));
-      const q = this.device.f32(N * C), k = this.device.f32(N * C), v = this.device.f32(N * C);
+      const q = this.device.act(N * C), k = this.device.act(N * C), v = this.device.act(N * C);
       a.qkvRotaryForward(qkv.id, B, T, H, d, this.rotaryDims, this.config.rotary_emb_base, offset, q.id, k.id, v.id);
       s.set('q', q).set('k', k).set('v', v);
     }
     if (!s.has('ctx')) {
-      const out = this.device.f32(N * C), lse = this.device.f32(B * H * T);
+      const out = this.device.act(N * C), lse = this.device.f32(B * H * T);
       const cache = ctx.decode?.layer(i);
       if (cache) {
         // keys and values [B, H, offset + T, d]: the cache followed by this call's
         const S = offset + T;
         const grow = (name: 'k' | 'v'): Buf => {
-          const old = cache.get(name), fresh = need(s, name), all = this.device.f32(B * H * S * d);
+          const old = cache.get(name), fresh = need(s, name), all = this.device.act(B * H * S * d);
           for (let bh = 0; bh < B * H; bh++) {
             if (old && offset > 0) a.copy(all.id, bh * S * d, old.id, bh * offset * d, offset * d);
             a.copy(all.id, (bh * S + offset) * d, fresh.id, bh * T * d, T * d);
@@ -93,19 +93,19 @@ export class GptNeoXNativeProgram extends NativeProgramBase implements NativeBlo
     const att = this.product(s, 'att', `${l}.attention.dense`, need(s, 'ctx'), N, C, ctx);
     const parallel = this.config.use_parallel_residual;
     const y = parallel ? x : get('y', () => {
-      const out = this.device.f32(N * C);
+      const out = this.device.act(N * C);
       a.add(x.id, att.id, out.id, N * C);
       return out;
     });
     const h2 = get('h2', () => this.norm(y, `${l}.post_attention_layernorm`, s, 'ln2', N));
     const m = this.product(s, 'm', `${l}.mlp.dense_h_to_4h`, h2, N, this.I, ctx);
     const g = get('g', () => {
-      const out = this.device.f32(N * this.I);
+      const out = this.device.act(N * this.I);
       a.geluForward(m.id, out.id, N * this.I, this.gelu);
       return out;
     });
     if (!output) return undefined;
-    const out = this.device.f32(N * C);
+    const out = this.device.act(N * C);
     const hDown = this.linear(`${l}.mlp.dense_4h_to_h`).forward(g, N, out, ctx.dropoutSeed(`${l}.mlp.dense_4h_to_h`));
     if (hDown) s.set('down.h', hDown);
     a.addInplace(out.id, y.id, N * C);
@@ -139,32 +139,32 @@ export class GptNeoXNativeProgram extends NativeProgramBase implements NativeBlo
     // a recomputed block (full checkpointing) did not run the output product: make its adapter's h alone
     const hDown = s.get('down.h') ?? down.adapterInput(g, N, seedDown);
     if (hDown) s.set('down.h', hDown);
-    const dg = dev.f32(N * I);
+    const dg = dev.act(N * I);
     down.backward(g, hDown, dout, N, dg, seedDown);
-    const dm = dev.f32(N * I);
+    const dm = dev.act(N * I);
     a.geluBackward(need(s, 'm').id, dg.id, dm.id, N * I, this.gelu);
     dev.release(dg);
-    const dh2 = dev.f32(N * C);
+    const dh2 = dev.act(N * C);
     const up = `${l}.mlp.dense_h_to_4h`;
     this.linear(up).backward(need(s, 'h2'), s.get('m.h'), dm, N, dh2, ctx.dropoutSeed(up));
     dev.release(dm);
     // dY: the gradient at the input of the post-attention norm's branch point
-    const dy = dev.f32(N * C);
+    const dy = dev.act(N * C);
     a.copy(dy.id, 0, dout.id, 0, N * C);
     lnBack(dh2, parallel ? x : need(s, 'y'), `${l}.post_attention_layernorm`, 'ln2', dy, true);
     dev.release(dh2);
     // attention: datt = dout (parallel) or dy (sequential)
     const datt = parallel ? dout : dy;
-    const dctx = dev.f32(N * C);
+    const dctx = dev.act(N * C);
     const dense = `${l}.attention.dense`;
     this.linear(dense).backward(need(s, 'ctx'), s.get('att.h'), datt, N, dctx, ctx.dropoutSeed(dense));
-    const dq = dev.f32(N * C), dk = dev.f32(N * C), dv = dev.f32(N * C);
+    const dq = dev.act(N * C), dk = dev.act(N * C), dv = dev.act(N * C);
     a.attentionBackward(dctx.id, need(s, 'q').id, need(s, 'k').id, need(s, 'v').id, need(s, 'ctx').id, need(s, 'lse').id, B, H, T, d, dq.id, dk.id, dv.id);
     dev.release(dctx);
-    const dqkv = dev.f32(N * 3 * C);
+    const dqkv = dev.act(N * 3 * C);
     a.qkvRotaryBackward(dq.id, dk.id, dv.id, B, T, H, d, this.rotaryDims, this.config.rotary_emb_base, 0, dqkv.id);
     dev.release(dq, dk, dv);
-    const dh1 = inputGrad ? dev.f32(N * C) : undefined;
+    const dh1 = inputGrad ? dev.act(N * C) : undefined;
     const qkvPath = `${l}.attention.query_key_value`;
     this.linear(qkvPath).backward(need(s, 'h1'), s.get('qkv.h'), dqkv, N, dh1, ctx.dropoutSeed(qkvPath));
     dev.release(dqkv);

@@ -85,7 +85,7 @@ export abstract class NativeProgramBase {
   /** LN(x; path) [rows, C] into a new buffer; its statistics are kept in `saved` under `${stats}.mean` / `.rstd`. */
   protected norm(x: Buf, path: string, saved: Saved, stats: string, rows: number): Buf {
     const C = this.hiddenSize;
-    const out = this.device.f32(rows * C);
+    const out = this.device.act(rows * C);
     const mean = NativeProgramBase.get(saved, `${stats}.mean`, () => this.device.f32(rows));
     const rstd = NativeProgramBase.get(saved, `${stats}.rstd`, () => this.device.f32(rows));
     this.device.addon.layernormForward(x.id, this.p(`${path}.weight`).id, this.p(`${path}.bias`).id, rows, C, this.eps, out.id, mean.id, rstd.id);
@@ -102,7 +102,7 @@ export abstract class NativeProgramBase {
   protected product(saved: Saved, name: string, path: string, x: Buf, rows: number, out: number, ctx: PassContext): Buf {
     const have = saved.get(name);
     if (have) return have;
-    const y = this.device.f32(rows * out);
+    const y = this.device.act(rows * out);
     const h = this.linear(path).forward(x, rows, y, ctx.dropoutSeed(path));
     saved.set(name, y);
     if (h) saved.set(`${name}.h`, h);

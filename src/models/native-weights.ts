@@ -18,6 +18,9 @@ import { normStorer, type WeightStorers } from './model.js';
 import { declareRwkvWeights } from './rwkv4.js';
 import { WeightLoader, type WeightLoaderOptions } from './weights.js';
 
+/** The token embedding of each architecture (stored in the device's activation dtype, as the head is). */
+export const EMBEDDING: Readonly<Record<ModelConfig['model_type'], string>> = { rwkv: 'rwkv.embeddings.weight', gpt_neox: 'gpt_neox.embed_in.weight' };
+
 export interface NativeWeights {
   /** embeddings, norms, mixes and decays by checkpoint name */
   readonly params: Map<string, Buf>;
@@ -26,6 +29,14 @@ export interface NativeWeights {
   readonly head: Buf;
   readonly warnings: string[];
   dispose(): void;
+}
+
+/** The double-quant offset as a one-float buffer where the kernels read it from device memory (cuda), else -1. */
+function offsetBuffer(device: NativeDevice, offset: number, buffers: Buf[]): number {
+  if (device.kind !== 'cuda') return -1;
+  const b = device.upload(Float32Array.of(offset));
+  buffers.push(b);
+  return b.id;
 }
 
 /** Uploads an NF4 state (bitsandbytes layout) as engine buffers. */
@@ -44,6 +55,7 @@ export function uploadNf4(device: NativeDevice, state: Nf4State): BaseWeight {
     : {
       packed: buffers[0]!.id, rows, cols, blocksize: state.blocksize, absmax: -1, absmaxQ: up(dq.absmaxQ),
       nestedAbsmax: up(dq.nestedAbsmax), nestedMap: up(dq.nestedMap), offset: dq.offset, nestedBlocksize: dq.nestedBlocksize,
+      offsetBuffer: offsetBuffer(device, dq.offset, buffers),
     };
   return { kind: 'nf4', handles, buffers };
 }
@@ -68,10 +80,15 @@ function quantizeOnDevice(device: NativeDevice, values: Float32Array, shape: rea
     const nested = device.f32(Math.ceil(blocks / nestedBlocksize));
     const map = device.upload(DYNAMIC_MAP);
     buffers.push(absmaxQ, nested, map);
-    const offset = a.nf4Quantize(src.id, n, blocksize, true, nestedBlocksize, packed.id, -1, absmaxQ.id, nested.id);
+    const offsetBuf = device.kind === 'cuda' ? device.f32(1) : undefined;
+    if (offsetBuf) buffers.push(offsetBuf);
+    const offset = a.nf4Quantize(src.id, n, blocksize, true, nestedBlocksize, packed.id, -1, absmaxQ.id, nested.id, map.id, offsetBuf?.id ?? -1);
     return {
       kind: 'nf4', buffers,
-      handles: { packed: packed.id, rows: shape[0], cols: shape[1], blocksize, absmax: -1, absmaxQ: absmaxQ.id, nestedAbsmax: nested.id, nestedMap: map.id, offset, nestedBlocksize },
+      handles: {
+        packed: packed.id, rows: shape[0], cols: shape[1], blocksize, absmax: -1, absmaxQ: absmaxQ.id, nestedAbsmax: nested.id, nestedMap: map.id, offset, nestedBlocksize,
+        offsetBuffer: offsetBuf?.id ?? -1,
+      },
     };
   } catch (err) {
     device.free(...buffers);
@@ -98,11 +115,15 @@ export function loadNativeWeights(
     params.clear();
     linears.clear();
   };
-  const param = (name: string, shape: number[]): void => void params.set(name, device.upload(loader.values(name, shape)));
+  // the embedding, the head and the linears' weights and biases are operands of activations: stored in their dtype
+  const param = (name: string, shape: number[]): void => {
+    const values = loader.values(name, shape);
+    params.set(name, name === EMBEDDING[config.model_type] ? device.uploadAct(values) : device.upload(values));
+  };
   const linear = (path: string, out: number, inp: number, bias: boolean): void => {
-    const b = bias ? device.upload(loader.values(`${path}.bias`, [out])) : undefined;
+    const b = bias ? device.uploadAct(loader.values(`${path}.bias`, [out])) : undefined;
     const w = loader.linearWeight(path, out, inp, (values, shape, q) => quantizeOnDevice(device, values, shape, q.blocksize, q.doubleQuant));
-    const base: BaseWeight = w.kind === 'nf4' ? uploadNf4(device, w.state) : w.kind === 'quantized' ? w.quantized : { kind: 'dense', weight: device.upload(w.values) };
+    const base: BaseWeight = w.kind === 'nf4' ? uploadNf4(device, w.state) : w.kind === 'quantized' ? w.quantized : { kind: 'dense', weight: device.uploadAct(w.values) };
     linears.set(path, new NativeLinear(device, path, out, inp, base, b));
   };
   const store: WeightStorers = {
@@ -118,7 +139,7 @@ export function loadNativeWeights(
       if (w.kind !== 'float') {
         throw new InputError(`${source.location}: the output head "${path}" is stored in 4-bit; the native engine needs a float head (load with quantization bits 16 for the head, or use backend wasm)`);
       }
-      head = device.upload(w.values);
+      head = device.uploadAct(w.values);
       ownHead = true;
     },
   };

@@ -6,10 +6,10 @@
  *   selective  blocks keep their products' outputs; backward recomputes the element-wise rest;
  *   full       blocks keep only their input; backward recomputes the block.
  */
-import type { AdamWSettings, AdapterWeight, Checkpointing, Decoder, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
-import { loadAddon, type NativeAddon, type Nf4Handles } from '../engine/native/addon.js';
+import type { AdamWSettings, AdapterWeight, Checkpointing, ComputeDtype, Decoder, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
+import { cudaStatus, loadAddon, type MemoryStats, type NativeAddon, type NativeDeviceKind, type Nf4Handles } from '../engine/native/addon.js';
 import { NativeAdapters, type AdapterSpec } from '../engine/native/adapters.js';
-import { NativeDevice, type Buf } from '../engine/native/device.js';
+import { activationDtype, NativeDevice, type Buf } from '../engine/native/device.js';
 import { InputError } from '../io/errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { adapterKey, checkAdapter, type AdapterFiles } from '../lora/adapter-io.js';
@@ -18,7 +18,7 @@ import { dropoutSeed, initialLoraA, loraLayerSeed, type InitialWeights } from '.
 import { matchTargets } from '../lora/match.js';
 import type { ModelConfig } from '../models/config.js';
 import { GptNeoXNativeProgram } from '../models/gpt-neox-native.js';
-import { loadNativeWeights, type NativeWeights } from '../models/native-weights.js';
+import { EMBEDDING, loadNativeWeights, type NativeWeights } from '../models/native-weights.js';
 import { releaseSaved, type NativeBlockProgram, type PassContext, type Saved } from '../models/native-program.js';
 import { RwkvNativeProgram } from '../models/rwkv4-native.js';
 import type { WeightLoaderOptions } from '../models/weights.js';
@@ -36,13 +36,16 @@ export interface NativeEngineOptions {
   readonly headChunk?: number;
   /** the addon to use (e.g. a profiled one); default: the loaded addon */
   readonly addon?: NativeAddon;
+  /** where buffers live and kernels run (default cpu) */
+  readonly device?: NativeDeviceKind;
+  /** the requested activation dtype (default auto: bf16 on cuda, fp32 on the CPU) */
+  readonly computeDtype?: ComputeDtype;
 }
 
 /** An adapter to put on the linear at `path`. */
 type AdapterPlacement = Omit<AdapterSpec, 'keyA' | 'keyB'> & { readonly path: string };
 
 const FINAL_NORM: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.ln_out', gpt_neox: 'gpt_neox.final_layer_norm' };
-const EMBEDDING: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.embeddings.weight', gpt_neox: 'gpt_neox.embed_in.weight' };
 const BLOCK_INDEX = /^(?:rwkv\.blocks|gpt_neox\.layers)\.(\d+)\./;
 
 export class NativeEngine implements TrainEngine {
@@ -51,6 +54,7 @@ export class NativeEngine implements TrainEngine {
   /** module paths of the adapted linears, in adapter order */
   adaptedModules: readonly string[] = [];
   readonly warnings: readonly string[];
+  readonly computeDtype: 'fp32' | 'bf16';
   private readonly program: NativeBlockProgram;
   private adapters: NativeAdapters;
   private readonly adamw: AdamWSettings | undefined;
@@ -65,6 +69,7 @@ export class NativeEngine implements TrainEngine {
 
   private constructor(private readonly device: NativeDevice, private readonly config: ModelConfig, private readonly weights: NativeWeights, options: NativeEngineOptions) {
     this.warnings = weights.warnings;
+    this.computeDtype = device.activation === 'bf16' ? 'bf16' : 'fp32';
     this.checkpointing = options.checkpointing ?? 'none';
     this.headChunk = options.headChunk ?? 256;
     this.eps = config.model_type === 'rwkv' ? config.layer_norm_epsilon : config.layer_norm_eps;
@@ -91,8 +96,13 @@ export class NativeEngine implements TrainEngine {
     this.adamw = options.adamw;
     this.seed = lora?.seed ?? 0;
     this.adapters = this.install(specs);
-    const info = device.addon.buildInfo();
-    this.description = `native cpu (${info.simd}, ${device.addon.threads()} threads, gemm ${info.gemm})`;
+    if (device.kind === 'cuda') {
+      const cuda = device.addon.cudaInfo();
+      this.description = `native cuda (${cuda.name ?? 'GPU'}${cuda.emulated ? ', emulated on the CPU' : ''}, ${this.computeDtype} activations)`;
+    } else {
+      const info = device.addon.buildInfo();
+      this.description = `native cpu (${info.simd}, ${device.addon.threads()} threads, gemm ${info.gemm})`;
+    }
   }
 
   /** Puts adapters with `specs` on their linears (replacing any there were). */
@@ -125,7 +135,10 @@ export class NativeEngine implements TrainEngine {
     return checked.length;
   }
 
-  /** Loads the model into a new native engine; throws InputError naming what is missing when the addon is not there. */
+  /**
+   * Loads the model into a new native engine; throws InputError naming what is missing when the
+   * addon (or, on cuda, a usable CUDA device) is not there.
+   */
   static open(options: NativeEngineOptions): NativeEngine {
     let addon = options.addon;
     if (!addon) {
@@ -133,8 +146,15 @@ export class NativeEngine implements TrainEngine {
       if (!load.addon) throw new InputError(load.reason);
       addon = load.addon;
     }
-    const device = new NativeDevice(addon);
+    const kind = options.device ?? 'cpu';
+    if (kind === 'cuda' && !options.addon) {
+      const cuda = cudaStatus();
+      if (!cuda.usable) throw new InputError(`backend cuda: ${cuda.reason}`);
+    }
+    const { dtype, note } = activationDtype(kind, options.computeDtype ?? 'auto');
+    const device = new NativeDevice(addon, kind, dtype);
     const weights = loadNativeWeights(device, options.config, options.source, options.weights);
+    if (note) weights.warnings.push(note);
     try {
       return new NativeEngine(device, options.config, weights, options);
     } catch (err) {
@@ -148,13 +168,13 @@ export class NativeEngine implements TrainEngine {
     return [...this.weights.linears.values()].flatMap((l) => (l.base.kind === 'nf4' ? [l.base.handles] : []));
   }
 
-  /** peak bytes held by the engine's buffers since the last reset */
-  memory(): { live: number; peak: number } {
+  /** bytes held by the engine's buffers on its device (peak since the last reset) */
+  memory(): MemoryStats {
     return this.device.memory();
   }
 
   resetPeak(): void {
-    this.device.addon.resetPeak();
+    this.device.resetPeak();
   }
 
   private context(batch: MicroBatch, microStep: number | undefined): PassContext {
@@ -171,7 +191,7 @@ export class NativeEngine implements TrainEngine {
   private embed(batch: MicroBatch): Buf {
     const N = batch.rows * batch.length, C = this.config.hidden_size;
     const ids = this.device.upload(batch.input);
-    const x = this.device.f32(N * C);
+    const x = this.device.act(N * C);
     try {
       this.device.addon.embeddingForward(ids.id, N, this.weights.params.get(EMBEDDING[this.config.model_type])!.id, this.config.vocab_size, C, x.id);
     } catch (err) {
@@ -191,16 +211,16 @@ export class NativeEngine implements TrainEngine {
     const N = batch.rows * batch.length, C = this.config.hidden_size;
     const norm = FINAL_NORM[this.config.model_type];
     const w = this.weights.params.get(`${norm}.weight`)!, b = this.weights.params.get(`${norm}.bias`)!;
-    const hf = this.device.f32(N * C), mean = this.device.f32(N), rstd = this.device.f32(N);
+    const hf = this.device.act(N * C), mean = this.device.f32(N), rstd = this.device.f32(N);
     const targets = this.device.upload(batch.target);
     const weights = this.device.upload(Float32Array.from(batch.weight));
-    const dhf = normalizer === undefined ? undefined : this.device.f32(N * C);
+    const dhf = normalizer === undefined ? undefined : this.device.act(N * C);
     try {
       a.layernormForward(x.id, w.id, b.id, N, C, this.eps, hf.id, mean.id, rstd.id);
       const loss = a.headCrossEntropy(hf.id, N, C, this.weights.head.id, this.config.vocab_size, targets.id, weights.id,
         normalizer === undefined ? 0 : 1 / normalizer, dhf?.id ?? -1, false, this.headChunk);
       if (!dhf) return { loss };
-      const dx = this.device.f32(N * C);
+      const dx = this.device.act(N * C);
       a.layernormBackward(dhf.id, x.id, w.id, mean.id, rstd.id, N, C, dx.id, false);
       return { loss, dx };
     } finally {
@@ -284,7 +304,7 @@ export class NativeEngine implements TrainEngine {
         try {
           // the final norm and the head on the last position only
           const norm = FINAL_NORM[this.config.model_type];
-          const last = this.device.f32(C), hf = this.device.f32(C), mean = this.device.f32(1), rstd = this.device.f32(1), logits = this.device.f32(V);
+          const last = this.device.act(C), hf = this.device.act(C), mean = this.device.f32(1), rstd = this.device.f32(1), logits = this.device.f32(V);
           try {
             a.copy(last.id, 0, x.id, (T - 1) * C, C);
             a.layernormForward(last.id, this.weights.params.get(`${norm}.weight`)!.id, this.weights.params.get(`${norm}.bias`)!.id, 1, C, this.eps, hf.id, mean.id, rstd.id);

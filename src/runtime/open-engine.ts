@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveBackend, type Backend } from '../engine/choice.js';
-import type { AdamWSettings, Checkpointing, TrainEngine } from '../engine/engine.js';
+import type { AdamWSettings, Checkpointing, ComputeDtype, TrainEngine } from '../engine/engine.js';
 import type { AdapterFiles } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import { injectLora, type InitialWeights } from '../lora/lora-linear.js';
@@ -32,6 +32,8 @@ export interface OpenEngineOptions {
   /** optimizer settings, to train; absent: the engine scores and decodes only */
   readonly adamw?: AdamWSettings;
   readonly checkpointing?: Checkpointing;
+  /** the activation dtype asked for (native engine; default auto) */
+  readonly computeDtype?: ComputeDtype;
   /** the model already located (skips resolving `name` again) */
   readonly location?: ModelLocation;
   /** notices about the choice of engine and the load (default: stderr) */
@@ -65,6 +67,7 @@ export async function openEngine(name: string, opts: OpenEngineOptions): Promise
       engine = NativeEngine.open({
         config: location.config, source, weights: weightLoaderOptions(location.config, source, opts.quantization),
         ...(opts.lora ? { lora: opts.lora } : {}), ...(opts.adamw ? { adamw: opts.adamw } : {}), checkpointing,
+        device: resolved.device, ...(opts.computeDtype ? { computeDtype: opts.computeDtype } : {}),
       });
     } finally {
       source.close();

@@ -14,6 +14,7 @@ import { groupByBlock, microBatchGradients, type TrainableGroups } from '../trai
 
 export class TfjsEngine implements TrainEngine {
   readonly adapterNames: readonly string[];
+  readonly computeDtype = 'fp32';
   private readonly variables: Map<string, tf.Variable>;
   private readonly groups: TrainableGroups;
   /** absent for an engine that scores and decodes only */

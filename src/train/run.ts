@@ -184,11 +184,11 @@ async function trainLocked(
     },
     lora: { config: loraConfig, seed: t.seed },
     adamw: { beta1: t.adam_beta1, beta2: t.adam_beta2, epsilon: t.adam_epsilon, weightDecay: t.weight_decay },
-    checkpointing: checkpointingOf(t.gradient_checkpointing),
+    checkpointing: checkpointingOf(t.gradient_checkpointing), computeDtype: t.compute_dtype,
   });
   const { engine } = opened;
   try {
-    if (t.compute_dtype !== 'auto' && t.compute_dtype !== 'fp32') {
+    if (t.compute_dtype !== 'auto' && t.compute_dtype !== engine.computeDtype && opened.engineKind === 'tfjs') {
       log(`compute dtype: ${t.compute_dtype} requested; the ${engine.description} engine computes in fp32, so training runs in fp32`);
     }
     const trainable = engine.adapterTensors().reduce((n, w) => n + w.values.length, 0);

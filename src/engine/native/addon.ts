@@ -14,6 +14,10 @@ export type BufferId = number;
 export const DTYPE = { f32: 0, bf16: 1, u8: 2, i32: 3 } as const;
 export type NativeDType = keyof typeof DTYPE;
 
+/** Where a buffer lives: host memory (the cpu device) or the CUDA device's memory. */
+export const DEVICE = { cpu: 0, cuda: 1 } as const;
+export type NativeDeviceKind = keyof typeof DEVICE;
+
 export const GELU_KIND = { erf: 0, tanh: 1, fast: 2 } as const;
 
 /** An NF4 weight [rows = out, cols = in] in the bitsandbytes layout, as buffer ids (see native/include/ditty/nf4.h). */
@@ -32,6 +36,8 @@ export interface Nf4Handles {
   readonly nestedMap: BufferId;
   readonly offset: number;
   readonly nestedBlocksize: number;
+  /** f32 [1] holding `offset` with double quant on the CUDA device (its kernels read it there), else -1 or absent */
+  readonly offsetBuffer?: BufferId;
 }
 
 export interface BuildInfo {
@@ -43,20 +49,52 @@ export interface BuildInfo {
   readonly threads: number;
 }
 
+/** The addon's CUDA device (native/cuda/device.h); `reason` says why it is not available. */
+export interface CudaInfo {
+  /** the addon was linked with the CUDA device (built with nvcc, or the emulated build) */
+  readonly built: boolean;
+  readonly available: boolean;
+  readonly reason?: string;
+  readonly emulated?: boolean;
+  readonly name?: string;
+  /** compute capability, e.g. "9.0" */
+  readonly capability?: string;
+  readonly totalMemory?: number;
+  readonly freeMemory?: number;
+  /** as CUDA encodes them (13000 = 13.0); the driver's is 0 without a driver */
+  readonly driverVersion?: number;
+  readonly runtimeVersion?: number;
+  /** the cuBLASLt library loaded, or why it could not be */
+  readonly cublasLt?: string;
+}
+
+export interface MemoryStats {
+  /** bytes of live buffers on the device */
+  readonly live: number;
+  readonly peak: number;
+  readonly buffers: number;
+  /** cuda: bytes the caching allocator holds from the driver (live and cached blocks), now and at most */
+  readonly reserved?: number;
+  readonly peakReserved?: number;
+}
+
 export interface NativeAddon {
-  // buffers (native/binding/bind_buffers.cpp)
-  alloc(dtype: number, count: number): BufferId;
+  // buffers (native/binding/bind_buffers.cpp); device: DEVICE[...], default cpu
+  alloc(dtype: number, count: number, device?: number): BufferId;
   view(id: BufferId, offset: number, count: number): BufferId;
   free(id: BufferId): void;
   write(id: BufferId, data: Float32Array | Uint16Array | Uint8Array | Int32Array, offset: number): void;
   read(id: BufferId, out: Float32Array | Uint16Array | Uint8Array | Int32Array, offset: number): void;
   fill(id: BufferId, value: number): void;
   copy(dst: BufferId, dstOffset: number, src: BufferId, srcOffset: number, count: number): void;
-  memoryStats(): { live: number; peak: number; buffers: number };
-  resetPeak(): void;
+  memoryStats(device?: number): MemoryStats;
+  resetPeak(device?: number): void;
   threads(): number;
   setThreads(n: number): void;
   buildInfo(): BuildInfo;
+  cudaInfo(): CudaInfo;
+  /** waits for the CUDA device's stream (timing); nothing on a build without it */
+  cudaSynchronize(): void;
 
   // products (native/binding/bind_gemm.cpp)
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: BufferId, lda: number,
@@ -66,9 +104,12 @@ export interface NativeAddon {
   nf4DequantizeRows(w: Nf4Handles, r0: number, r1: number, out: BufferId): void;
   nf4LinearForward(w: Nf4Handles, bias: BufferId, x: BufferId, rows: number, y: BufferId, accumulate: boolean): void;
   nf4LinearInputGrad(w: Nf4Handles, dy: BufferId, rows: number, dx: BufferId, accumulate: boolean): void;
-  /** returns the double-quant offset (0 without double quant) */
+  /**
+   * returns the double-quant offset (0 without double quant); on the CUDA device double quant also
+   * reads nestedMap and writes the offset into offsetBuffer (f32 [1], optional)
+   */
   nf4Quantize(values: BufferId, n: number, blocksize: number, doubleQuant: boolean, nestedBlocksize: number,
-    packed: BufferId, absmax: BufferId, absmaxQ: BufferId, nestedAbsmax: BufferId): number;
+    packed: BufferId, absmax: BufferId, absmaxQ: BufferId, nestedAbsmax: BufferId, nestedMap?: BufferId, offsetBuffer?: BufferId): number;
   loraForward(x: BufferId, rows: number, inp: number, out: number, r: number, A: BufferId, B: BufferId, scaling: number,
     p: number, seed: number, h: BufferId, y: BufferId): void;
   loraBackward(x: BufferId, h: BufferId, dy: BufferId, rows: number, inp: number, out: number, r: number, A: BufferId,
@@ -113,7 +154,7 @@ export interface NativeAddon {
 /** Every function of NativeAddon: a loaded file must have them all (a stale build or another file does not). */
 const ADDON_FUNCTIONS = [
   'alloc', 'view', 'free', 'write', 'read', 'fill', 'copy', 'memoryStats', 'resetPeak', 'threads', 'setThreads',
-  'buildInfo', 'gemm', 'denseLinearForward', 'denseLinearInputGrad', 'nf4DequantizeRows', 'nf4LinearForward',
+  'buildInfo', 'cudaInfo', 'cudaSynchronize', 'gemm', 'denseLinearForward', 'denseLinearInputGrad', 'nf4DequantizeRows', 'nf4LinearForward',
   'nf4LinearInputGrad', 'nf4Quantize', 'loraForward', 'loraBackward', 'embeddingForward', 'layernormForward',
   'layernormBackward', 'add', 'addInplace', 'scaleInplace', 'headCrossEntropy', 'adamwStep', 'sumSquares',
   'timeMixForward', 'timeMixBackward', 'wkvForward', 'wkvBackward', 'sigmoidGateForward', 'sigmoidGateBackward',
@@ -162,4 +203,23 @@ export function loadAddon(): AddonLoad {
     loaded = { reason: `the native engine failed to load from ${file}: ${(err as Error).message.split('\n')[0]}` };
   }
   return loaded;
+}
+
+export type CudaStatus = { readonly usable: true; readonly info: CudaInfo } | { readonly usable: false; readonly reason: string; readonly info?: CudaInfo };
+
+/**
+ * Whether the native engine's CUDA device can run here, and in one line why not: no addon, an
+ * addon built without it (build/cuda-unavailable.txt says why), or no usable GPU or driver.
+ */
+export function cudaStatus(): CudaStatus {
+  const load = loadAddon();
+  if (!load.addon) return { usable: false, reason: load.reason };
+  const info = load.addon.cudaInfo();
+  if (info.available) return { usable: true, info };
+  if (!info.built) {
+    const file = path.join(packageRoot(), 'build', 'cuda-unavailable.txt');
+    const why = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : 'the native engine was built without it';
+    return { usable: false, reason: `the CUDA device was not built: ${why}`, info };
+  }
+  return { usable: false, reason: info.reason ?? 'the CUDA device is not available', info };
 }

@@ -59,7 +59,7 @@ export class NativeLinear {
     const l = this.lora;
     if (!l) return undefined;
     const h = this.device.f32(rows * l.r);
-    const scratch = this.device.f32(rows * this.outFeatures);
+    const scratch = this.device.act(rows * this.outFeatures);
     this.device.addon.loraForward(x.id, rows, this.inFeatures, this.outFeatures, l.r, l.a, l.b, l.scaling, dropoutOf(l, dropoutSeed), dropoutSeed ?? 0, h.id, scratch.id);
     this.device.release(scratch);
     return h;
