@@ -57,7 +57,7 @@ export interface TrainSummary {
 }
 
 /** Steps of this process timed before the whole run's time is projected (the first one warms up). */
-export const ESTIMATE_AFTER_STEPS = 2;
+export export const ESTIMATE_AFTER_STEPS = 2;
 
 /** Optimizer steps in one epoch: an epoch's last step takes the batches that are left. */
 export function stepsPerEpoch(config: TrainConfig, trainBlocks: number): number {
@@ -204,10 +204,8 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
 
   signals.training(saved);
   try {
-    if (state.global_step === 0 && setup.samples?.due(0, false)) {
-      await writeSamples();
-      await report.update(true);
-    }
+    // the report follows at the first logged step: it needs metrics.jsonl
+    if (state.global_step === 0 && setup.samples?.due(0, false)) await writeSamples();
     while (state.global_step < total) {
       const step = state.global_step;
       stepStarted = performance.now();

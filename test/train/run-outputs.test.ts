@@ -100,6 +100,7 @@ describe.skipIf(!present)('a run with eval.prompts: samples, the final adapter, 
 
   it('generates every prompt before the first step, every eval.every steps and at the end, with the settings recorded', async () => {
     expect(first.status, first.stderr).toBe(0);
+    expect(first.stderr).not.toMatch(/report\.html not updated/);
     expect(firstSamples.map((s) => [s.step, s.prompt])).toEqual([
       [0, 'Name three colors.'], [0, 'What is the capital of France?'], [2, 'Name three colors.'], [2, 'What is the capital of France?'],
       [4, 'Name three colors.'], [4, 'What is the capital of France?'],
