@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeBytesAtomic } from '../io/atomic.js';
 import { fromFloat32 } from '../io/dtypes.js';
+import { makeFolderSync } from '../io/make-folder.js';
 import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import { Rng } from '../generate/rng.js';
 import { parseModelConfig } from '../models/config.js';
@@ -166,7 +167,7 @@ export async function writeRandomModel(folder: string, configJson: Record<string
   const tensors: TensorToWrite[] = source.names().map((name) => ({
     name, dtype, shape: source.info(name).shape, data: () => fromFloat32(source.readFloat32(name), dtype),
   }));
-  fs.mkdirSync(folder, { recursive: true });
+  makeFolderSync(folder);
   await writeBytesAtomic(path.join(folder, 'config.json'), `${JSON.stringify({ ...configJson, torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16' }, null, 2)}\n`);
   await writeShardedSafetensors(folder, tensors, { maxShardBytes: opts.maxShardBytes ?? 2 ** 31, metadata: { format: 'pt' } });
   if (opts.tokenizer) fs.copyFileSync(opts.tokenizer, path.join(folder, 'tokenizer.json'));

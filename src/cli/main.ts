@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { InputError } from '../io/errors.js';
+import { fileSystemError, InputError } from '../io/errors.js';
 import { registerBench } from './bench.js';
 import { registerEnv } from './env.js';
 import { registerEval } from './eval.js';
@@ -29,7 +29,7 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI and returns the process exit code. Input errors print one line, never a stack trace. */
+/** Runs the CLI and returns the process exit code. Input errors and file system failures print one line, never a stack trace. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv]);
@@ -37,8 +37,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    if (err instanceof InputError) {
-      process.stderr.write(`ditty: error: ${err.message}\n`);
+    const user = err instanceof InputError ? err : fileSystemError(err);
+    if (user !== undefined) {
+      process.stderr.write(`ditty: error: ${user.message}\n`);
       return 1;
     }
     process.stderr.write(`ditty: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

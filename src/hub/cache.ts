@@ -15,6 +15,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeBytesAtomic, tempNameFor } from '../io/atomic.js';
 import { InputError } from '../io/errors.js';
+import { makeFolder } from '../io/make-folder.js';
 import { checkRepoPath, checkRevision, isCommitHash, type RepoRef } from './repo.js';
 
 /** `models--org--name` / `datasets--org--name`. */
@@ -109,7 +110,7 @@ export async function hasCachedFile(folder: string, relPath: string): Promise<bo
 export async function linkSnapshotFile(storage: string, commit: string, relPath: string, etag: string): Promise<string> {
   const dst = path.join(snapshotFolder(storage, commit), checkRepoPath(relPath, storage));
   const src = blobPath(storage, etag);
-  await fsp.mkdir(path.dirname(dst), { recursive: true });
+  await makeFolder(path.dirname(dst));
   const tmp = tempNameFor(dst);
   try {
     try {

@@ -10,6 +10,7 @@ import { promises as fsp, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { datasetInfo, listFiles, modelInfo, type ListFileEntry } from '@huggingface/hub';
 import { InputError } from '../io/errors.js';
+import { makeFolder } from '../io/make-folder.js';
 import { parseWeightIndex, WEIGHT_LAYOUTS } from '../io/weight-index.js';
 import {
   blobLockFolder,
@@ -365,7 +366,7 @@ async function checkDiskSpace(ctx: Context, entries: ListFileEntry[], folder: st
   }
   if (need <= 0) return 0;
   const blobs = path.join(ctx.storage, 'blobs');
-  await fsp.mkdir(blobs, { recursive: true });
+  await makeFolder(blobs);
   let free: number;
   try {
     const s = await fsp.statfs(blobs);

@@ -13,6 +13,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir } from '../io/atomic.js';
+import { makeFolder } from '../io/make-folder.js';
 import { blobPath, incompletePath } from './cache.js';
 import { describeFetchFailure, httpErrorFrom, HubNetworkError, isNetworkError, isTransient, withRetries } from './http.js';
 import { withFileLock } from './lock.js';
@@ -85,7 +86,7 @@ async function exists(p: string): Promise<boolean> {
 
 /** Download (or resume) one blob; returns the path of the complete blob. */
 export async function fetchBlob(req: BlobRequest): Promise<string> {
-  await fsp.mkdir(path.join(req.storage, 'blobs'), { recursive: true });
+  await makeFolder(path.join(req.storage, 'blobs'));
   const final = blobPath(req.storage, req.etag);
   const download = async (): Promise<string> => {
     // Another process may have finished it while this one waited for the lock.

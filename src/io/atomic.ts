@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { withPath } from './errors.js';
 import { faultPoint } from './fault-injection.js';
 import { makeFolder } from './make-folder.js';
 
@@ -28,13 +29,6 @@ export async function writeAll(h: fsp.FileHandle, data: Uint8Array, position: nu
   return done;
 }
 
-/** `err` with `path` set when the failed call had none (a write or fsync on a file handle), so its message can name the file. */
-function naming(err: unknown, file: string): unknown {
-  const e = err as NodeJS.ErrnoException;
-  if (typeof e === 'object' && e !== null && typeof e.code === 'string' && !e.path) e.path = file;
-  return err;
-}
-
 /**
  * Write a file by streaming chunks to a temporary name, fsync, then rename to `finalPath`.
  * On any failure the temporary file is removed and nothing appears under the final name.
@@ -59,7 +53,7 @@ export async function writeFileAtomic(
     await h.close().catch(() => undefined);
     faultPoint('unlink', tmp);
     await fsp.rm(tmp, { force: true });
-    throw naming(err, finalPath);
+    throw withPath(err, finalPath);
   }
 }
 

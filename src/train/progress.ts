@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { writeBytesAtomic } from '../io/atomic.js';
+import { withPath } from '../io/errors.js';
 import { faultPoint } from '../io/fault-injection.js';
 import type { LogEntry } from './checkpoint.js';
 
@@ -111,7 +112,11 @@ export class MetricsFile<T extends { readonly step: number } = LogEntry> {
   }
 
   append(entry: T): void {
-    faultPoint('append', this.file);
-    fs.appendFileSync(this.file, `${JSON.stringify(entry)}\n`);
+    try {
+      faultPoint('append', this.file);
+      fs.appendFileSync(this.file, `${JSON.stringify(entry)}\n`);
+    } catch (err) {
+      throw withPath(err, this.file);
+    }
   }
 }
