@@ -169,7 +169,7 @@ table.kv th{font-weight:500;color:#555}
 table.metrics td{text-align:right;font-variant-numeric:tabular-nums}
 tr.total td,tr.total th{border-top:2px solid #999;font-weight:700}
 .sample{margin:0 0 14px}.prompt{font-weight:600;white-space:pre-wrap;margin-bottom:4px}
-table.gen td{white-space:pre-wrap;font-family:ui-monospace,Menlo,monospace}
+table.gen td{white-space:pre-wrap;font-family:ui-monospace,Menlo,monospace}table.gen th{white-space:nowrap}
 .none{color:#888}
 `;
 
