@@ -8,6 +8,7 @@
 // bf16-rounded inputs, so what differs is mostly the final rounding to bf16, at most 2^-9). lse is
 // float in both and held to the float tolerance.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

@@ -4,6 +4,8 @@
 // contraction and CUDA's expf; the CPU twin: its own vector exp; measured up to 1.5e-5 for WKV at
 // T = 600 in the emulator); bf16 storage 1/128 (the CPU gets the same bf16-rounded inputs, so what
 // differs is the final rounding to bf16, at most 2^-9).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
