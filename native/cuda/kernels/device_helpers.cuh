@@ -37,6 +37,7 @@ __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
 
 // Single float/double operations, each rounded once (nvcc would otherwise contract a*b+c into an
 // FMA, which the CPU twins do not do). The emulated build compiles as ISO C++ (no contraction).
+// The bit-exact kernels also need denormals kept: no -ftz=true / --use_fast_math for these files.
 #ifdef __CUDA_ARCH__
 __device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
 __device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
