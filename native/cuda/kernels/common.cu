@@ -136,10 +136,11 @@ __global__ void __launch_bounds__(kThreads) layernorm_forward_kernel(const S* a,
   const float inv_c = 1.0f / static_cast<float>(C);
   for (int64_t row = blockIdx.x; row < N; row += gridDim.x) {
     const S* x = a + row * C;
-    // from the inputs: thread 0 may already have overwritten sum[row, 0] when another reads it
+    // from the inputs, before any thread writes `sum` (which may alias a or r)
     const float shift = r ? to_f32(from_f32<S>(add_rn(to_f32(x[0]), to_f32(r[row * C])))) : to_f32(x[0]);
     float s1 = 0.0f;
     if (r) {
+      __syncthreads();
       S* srow = sum + row * C;
       for_row<kVec>(x, C, [&](int64_t c, F8 v) {
         F8 o;

@@ -315,6 +315,41 @@ void layernorm_cases() {
   }
 }
 
+// the residual sum written over one of its inputs (sum aliases a, then r)
+template <class S>
+void residual_in_place_case(bool over_a) {
+  const int64_t N = 5, C = 264, n = N * C;
+  const std::string what = std::string("residual_layernorm_forward in place ") + type_name<S>() +
+                           (over_a ? " over a" : " over r");
+  const auto a = rounded<S>(t::normal(n, 1.0f, 21)), res = rounded<S>(t::normal(n, 1.0f, 22));
+  const auto w = t::normal(C, 1.0f, 23), b = t::normal(C, 0.5f, 24);
+  std::vector<float> x(n), want(n), mean(N), rstd(N);
+  ditty::cpu::add(a.data(), res.data(), x.data(), n);
+  x = rounded<S>(x);
+  ditty::cpu::layernorm_forward(x.data(), w.data(), b.data(), N, C, 1e-5f, want.data(), mean.data(), rstd.data());
+  auto da = t::device_array<S>(n), dres = t::device_array<S>(n), dout = t::device_array<S>(n);
+  auto dw = t::upload(w), db = t::upload(b);
+  auto dmean = t::device_array<float>(N), drstd = t::device_array<float>(N);
+  const auto got = t::same_under_all_schedules(what, [&] {
+    t::copy_to_device(da, store<S>(a));
+    t::copy_to_device(dres, store<S>(res));
+    S* sum = over_a ? da.get() : dres.get();
+    ditty::cuda::residual_layernorm_forward(da.get(), dres.get(), sum, dw.get(), db.get(), N, C, 1e-5f, dout.get(),
+                                            dmean.get(), drstd.get(), nullptr);
+    return std::make_tuple(t::download(sum, n), t::download(dout), t::download(drstd));
+  });
+  expect_bits(what + " sum", std::get<0>(got), x);
+  expect_close(what + " out", std::get<1>(got), want, std::is_same_v<S, float> ? 1e-4 : 1.0 / 64);
+  expect_close(what + " rstd", std::get<2>(got), rstd, 2e-5);
+}
+
+DITTY_TEST(residual_layernorm_in_place) {
+  for (bool over_a : {true, false}) {
+    residual_in_place_case<float>(over_a);
+    residual_in_place_case<bf16>(over_a);
+  }
+}
+
 DITTY_TEST(layernorm_f32) { layernorm_cases<float>(); }
 DITTY_TEST(layernorm_bf16) { layernorm_cases<bf16>(); }
 
