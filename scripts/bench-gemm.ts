@@ -6,7 +6,7 @@
  * time, which stays meaningful on a machine shared with other jobs; "wall" by elapsed time.
  */
 import { loadAddon, type NativeAddon, type Nf4Handles } from '../src/engine/native/addon.js';
-import { uniformValues } from '../src/lora/random.js';
+import { uniformValues } from '../src/random/rng.js';
 
 const load = loadAddon();
 if (!load.addon) {

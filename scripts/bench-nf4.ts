@@ -3,7 +3,7 @@
  *   npm run build && node dist/scripts/bench-nf4.js [--values 10000000]
  */
 import { dequantizeNf4, quantizeNf4 } from '../src/quant/nf4.js';
-import { Rng } from '../src/generate/rng.js';
+import { Rng } from '../src/random/rng.js';
 
 const arg = process.argv.indexOf('--values');
 const n = arg > 0 ? Number(process.argv[arg + 1]) : 10_000_000;

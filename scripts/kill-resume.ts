@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../src/io/safetensors.js';
-import { Rng } from '../src/generate/rng.js';
+import { Rng } from '../src/random/rng.js';
 
 /** The folder holding package.json: scripts/ when run from source, dist/scripts/ when compiled. */
 function findRepoRoot(from: string): string {

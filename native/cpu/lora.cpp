@@ -19,7 +19,7 @@
 namespace ditty::cpu {
 namespace {
 
-// mulberry32's output for state s (src/lora/random.ts uniformStream, one step)
+// mulberry32's output for state s (src/random/rng.ts Rng.next, one step)
 inline uint32_t mulberry32(uint32_t s) {
   uint32_t t = s;
   t = (t ^ (t >> 15)) * (t | 1u);

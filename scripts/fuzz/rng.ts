@@ -1,13 +1,7 @@
-/** A small seeded PRNG (mulberry32), so every fuzz case can be rebuilt from (seed, index). */
-export class Rng {
-  private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+import { Rng as SeededRng } from '../../src/random/rng.js';
+
+/** ditty's seeded PRNG with the draws the fuzzer needs, so every case can be rebuilt from (seed, index). */
+export class Rng extends SeededRng {
   /** An integer in [0, n). */
   int(n: number): number { return Math.floor(this.next() * n); }
   pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]!; }

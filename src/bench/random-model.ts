@@ -4,7 +4,7 @@ import { writeBytesAtomic } from '../io/atomic.js';
 import { fromFloat32 } from '../io/dtypes.js';
 import { makeFolderSync } from '../io/make-folder.js';
 import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
-import { Rng } from '../generate/rng.js';
+import { Rng } from '../random/rng.js';
 import { parseModelConfig } from '../models/config.js';
 import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
 

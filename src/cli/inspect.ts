@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
-import { buildModuleTree, findLinears, sortedChildren, type LinearSummary, type ModuleNode } from '../inspect/module-tree.js';
+import { buildModuleTree, findLinears, sortedChildren, type LinearSummary, type ModuleNode } from '../models/module-tree.js';
 import { InputError } from '../io/errors.js';
 import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
 import { parseQuantState, QUANT_STATE_SUFFIX, quantStateDtypeOf, type QuantStateJson } from '../quant/bnb-format.js';

@@ -6,7 +6,6 @@
 import * as z from 'zod';
 import { BACKENDS } from '../engine/choice.js';
 import { CHECKPOINTING, COMPUTE_DTYPES } from '../engine/engine.js';
-import { DEFAULT_TARGET_MODULES } from '../lora/config.js';
 
 export const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
 export const DATA_FORMATS = ['dolly', 'text'] as const;
@@ -15,6 +14,12 @@ export const ON_BAD_ROW = ['skip', 'error'] as const;
 
 export const DEFAULT_DATASET = 'databricks/databricks-dolly-15k';
 export const DEFAULT_DATASET_FILE = 'databricks-dolly-15k.jsonl';
+
+/** ditty's default LoRA targets per architecture (RWKV: the 2023 recipe's key, value, receptance). */
+export const DEFAULT_TARGET_MODULES = {
+  rwkv: ['key', 'value', 'receptance'],
+  gpt_neox: ['query_key_value'],
+} as const satisfies Readonly<Record<string, readonly string[]>>;
 
 /** Metadata a key carries besides its type: shown in errors and the config reference. */
 export interface KeyMeta {
@@ -168,7 +173,7 @@ type Parsed = z.output<typeof TrainConfigSchema>;
 
 /**
  * A fully resolved training config: defaults applied, local paths absolute, output.dir filled in.
- * `lora.target_modules` null means the architecture's default (DEFAULT_TARGET_MODULES in lora/config).
+ * `lora.target_modules` null means the architecture's default (DEFAULT_TARGET_MODULES).
  */
 export type TrainConfig = Omit<Parsed, 'output'> & { output: Parsed['output'] & { dir: string } };
 

@@ -1,4 +1,4 @@
-import { Rng } from '../generate/rng.js';
+import { Rng } from '../random/rng.js';
 import type { Block } from './blocks.js';
 import { shuffleInPlace } from './shuffle.js';
 

@@ -1,5 +1,5 @@
 import { InputError } from '../io/errors.js';
-import { Rng } from '../generate/rng.js';
+import { Rng } from '../random/rng.js';
 import { packBlocks, padBlocks, blockWindow, type Block } from './blocks.js';
 import { tokenizeExample, type Encoder, type Example, type TrainOn } from './examples.js';
 import { loadRows, skippedRowsWarning, type OnBadRow, type Row } from './rows.js';

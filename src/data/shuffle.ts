@@ -1,4 +1,4 @@
-import { Rng } from '../generate/rng.js';
+import { Rng } from '../random/rng.js';
 
 /** Fisher–Yates shuffle in place, drawing from `rng`; returns `items`. */
 export function shuffleInPlace<T>(items: T[], rng: Rng): T[] {

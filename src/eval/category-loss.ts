@@ -7,7 +7,7 @@ import { loadRows, type OnBadRow } from '../data/rows.js';
 import { shuffleInPlace, splitValidation } from '../data/shuffle.js';
 import { resolveDatasetFile } from '../data/source.js';
 import { templateFor, type DataFormat } from '../data/templates.js';
-import { Rng } from '../generate/rng.js';
+import { Rng } from '../random/rng.js';
 import { InputError } from '../io/errors.js';
 import type { LossEngine, TrainEngine } from '../engine/engine.js';
 

@@ -4,7 +4,7 @@
  */
 import { InputError } from '../io/errors.js';
 import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
-import { buildModuleTree, findLinears } from '../inspect/module-tree.js';
+import { buildModuleTree, findLinears } from '../models/module-tree.js';
 import type { LinearLayer } from '../models/types.js';
 import { fromBnbTensors, parseQuantState, QUANT_STATE_SUFFIX } from '../quant/bnb-format.js';
 import { dequantizeNf4 } from '../quant/nf4.js';

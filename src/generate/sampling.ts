@@ -1,4 +1,4 @@
-import { Rng } from './rng.js';
+import { Rng } from '../random/rng.js';
 
 export interface SamplingOptions {
   /** 0 means greedy */

@@ -16,12 +16,12 @@ import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { TorchCheckpointFile } from '../io/torch-checkpoint.js';
-import { describeLinears } from '../models/linear-names.js';
+import { describeLinears } from '../io/module-names.js';
 import type { LinearLayer } from '../models/types.js';
 import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from './config.js';
 import { injectLora, type LoraLinear } from './lora-linear.js';
 import { isTarget } from './match.js';
-import { PyFloat, pythonJsonDumps, type PyJson } from './python-json.js';
+import { PyFloat, pythonJsonDumps, type PyJson } from '../io/python-json.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_SAFETENSORS = 'adapter_model.safetensors';

@@ -1,13 +1,8 @@
 /** LoRA hyper-parameters with PEFT's meaning, and the defaults for the architectures ditty trains. */
+import { DEFAULT_TARGET_MODULES } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
 import type { Architecture } from '../models/types.js';
-import { patternValue } from './match.js';
-
-/**
- * Which modules get an adapter: a list of names (a module path equal to an entry or ending in
- * "." + entry) or, as in PEFT, one regular expression that must match the whole path.
- */
-export type TargetModules = readonly string[] | string;
+import { patternValue, type TargetModules } from './match.js';
 
 export interface LoraConfig {
   /** rank */
@@ -37,12 +32,6 @@ export const PEFT_LORA_DEFAULTS = { r: 8, alpha: 8, dropout: 0, useRslora: false
 
 /** The 2023 RWKV QLoRA recipe: r 8, alpha 16, dropout 0.05. */
 export const RECIPE_LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, useRslora: false, bias: 'none', fanInFanOut: false } as const;
-
-/** ditty's default targets per architecture (RWKV: the 2023 recipe's key, value, receptance). */
-export const DEFAULT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[]>> = {
-  rwkv: ['key', 'value', 'receptance'],
-  gpt_neox: ['query_key_value'],
-};
 
 /** PEFT's built-in targets (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 export const PEFT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[]>> = {

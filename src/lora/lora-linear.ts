@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LinearLayer } from '../models/types.js';
 import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from './config.js';
 import { matchTargets, type MatchOptions } from './match.js';
-import { dropoutMask, hashString, mixSeed, uniformValues } from './random.js';
+import { dropoutMask, hashString, mixSeed, uniformValues } from '../random/rng.js';
 import { matMul } from '../engine/matmul.js';
 
 export interface LoraLinearOptions {

@@ -1,7 +1,12 @@
 /** PEFT's rules for choosing the modules that get a LoRA adapter, with errors that show what exists. */
 import { InputError } from '../io/errors.js';
-import { describeLinears, matchesName } from '../models/linear-names.js';
-import type { TargetModules } from './config.js';
+import { describeLinears, matchesName } from '../io/module-names.js';
+
+/**
+ * Which modules get an adapter: a list of names (a module path equal to an entry or ending in
+ * "." + entry) or, as in PEFT, one regular expression that must match the whole path.
+ */
+export type TargetModules = readonly string[] | string;
 
 export interface MatchOptions {
   /** PEFT layers_to_transform: keep only suffix matches inside these layer indices. */

@@ -1,4 +1,4 @@
-import { buildModuleTree, findLinears } from '../inspect/module-tree.js';
+import { buildModuleTree, findLinears } from './module-tree.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { isBnb4bitConfig } from '../quant/bnb-checkpoint.js';
 import { quantizedLinearSelector, type QuantizationOptions } from '../quant/options.js';

@@ -9,7 +9,7 @@ import { float32Bytes, toFloat32 } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { NF4_CODE } from './nf4-codebook.js';
 import { validateBlocksize, type Nf4DoubleQuant, type Nf4State } from './nf4.js';
-import { pythonJsonFloat } from './python-repr.js';
+import { pythonJsonFloat } from '../io/python-json.js';
 
 /** A compute dtype as config.json's `bnb_4bit_compute_dtype` names it (torch dtype name without "torch."). */
 export type ComputeDtype = 'bfloat16' | 'float16' | 'float32';

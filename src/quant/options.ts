@@ -4,7 +4,7 @@
  * norms and the RWKV time_* parameters are not linears, so they are never quantized.
  */
 import { InputError } from '../io/errors.js';
-import { describeLinears, matchesName } from '../models/linear-names.js';
+import { describeLinears, matchesName } from '../io/module-names.js';
 import { DEFAULT_BLOCKSIZE, validateBlocksize } from './nf4.js';
 
 export interface QuantizationOptions {

@@ -12,7 +12,7 @@ import { DTYPE_SIZES, FLOAT_DTYPES, numel } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { writeShardedUnits, type ShardUnit } from '../io/safetensors-writer.js';
 import type { TensorSource } from '../io/tensor-source.js';
-import { PyFloat, pythonJsonDumps, type PyJson } from '../lora/python-json.js';
+import { PyFloat, pythonJsonDumps, type PyJson } from '../io/python-json.js';
 import { quantStateKey } from './bnb-checkpoint.js';
 import { quantStateDtypeOf, toBnbTensors, type ComputeDtype } from './bnb-format.js';
 import { nf4Bytes, quantizeNf4 } from './nf4.js';

@@ -9,8 +9,8 @@ import { adapterTensorsOf, adapterVariables } from '../lora/adapter-io.js';
 import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
 import { sequenceLoss } from '../models/loss.js';
 import type { BlockwiseCausalLM } from '../models/model.js';
-import { AdamW, clipByGlobalNorm } from '../train/adamw.js';
-import { groupByBlock, microBatchGradients, type TrainableGroups } from '../train/step-gradients.js';
+import { AdamW, clipByGlobalNorm } from './tfjs-adamw.js';
+import { groupByBlock, microBatchGradients, type TrainableGroups } from './tfjs-step-gradients.js';
 
 export class TfjsEngine implements TrainEngine {
   readonly adapterNames: readonly string[];

@@ -14,7 +14,7 @@ import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.j
 import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import { listCheckpoints, TRAINER_STATE } from '../runtime/run-folder.js';
-import type { AdamWSlot } from './adamw.js';
+import type { AdamWSlot } from '../runtime/tfjs-adamw.js';
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const CONFIG_FILE = 'config.yaml';

@@ -7,7 +7,7 @@ import type { AdamWSettings, Checkpointing, MicroBatch, TrainEngine } from '../.
 import type { TensorInfo, TensorSource } from '../../src/io/tensor-source.js';
 import { fromFloat32 } from '../../src/io/dtypes.js';
 import { checkpointPlan } from '../../src/bench/random-model.js';
-import { Rng } from '../../src/generate/rng.js';
+import { Rng } from '../../src/random/rng.js';
 import type { LoraConfig } from '../../src/lora/config.js';
 import { injectLora, type InitialWeights } from '../../src/lora/lora-linear.js';
 import { matchTargets } from '../../src/lora/match.js';

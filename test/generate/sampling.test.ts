@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/generate/rng.js';
+import { Rng } from '../../src/random/rng.js';
 import { argmax, sampleToken } from '../../src/generate/sampling.js';
 
 /** A stand-in Rng that returns the given uniforms in turn. */

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loraUpdateComposed } from '../../src/engine/reference/composed.js';
 import { dropoutSeed, LoraLinear, loraLayerSeed } from '../../src/lora/lora-linear.js';
-import { dropoutMask } from '../../src/lora/random.js';
+import { dropoutMask } from '../../src/random/rng.js';
 import { DenseLinear } from '../../src/models/linear.js';
 import type { LinearLayer } from '../../src/models/types.js';
 import { useBackend } from '../helpers/backend.js';

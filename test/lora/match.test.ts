@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/io/errors.js';
 import { isTarget, matchesName, matchTargets, patternValue } from '../../src/lora/match.js';
-import { describeLinears } from '../../src/models/linear-names.js';
+import { describeLinears } from '../../src/io/module-names.js';
 import { useBackend } from '../helpers/backend.js';
 import { neoxLinears, rwkvLinears, rwkvOtherNames } from './helpers.js';
 

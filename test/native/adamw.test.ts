@@ -1,10 +1,10 @@
 /**
- * The native AdamW step against src/train/adamw.ts (the tfjs engine's optimizer): the same float32
+ * The native AdamW step against src/runtime/tfjs-adamw.ts (the tfjs engine's optimizer): the same float32
  * operations in the same order, so parameters and moments agree to the bit over several steps.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdamW } from '../../src/train/adamw.js';
+import { AdamW } from '../../src/runtime/tfjs-adamw.js';
 import { useBackend } from '../helpers/backend.js';
 import { addon, f32Buffer, nativeMissing, readF32 } from '../helpers/native.js';
 import { SIMD_PATHS, ulpDiff, uniform, useSimdPath } from './common-simd.js';
@@ -30,7 +30,7 @@ describe.skipIf(nativeMissing)('native AdamW', () => {
       useSimdPath(path);
 
       for (const [n, weightDecay] of [[1, 0], [37, 0.01], [20011, 0.1]] as const) {
-        it(`equals src/train/adamw.ts over 4 steps (n = ${n}, weight decay ${weightDecay})`, () => {
+        it(`equals src/runtime/tfjs-adamw.ts over 4 steps (n = ${n}, weight decay ${weightDecay})`, () => {
           const a = addon();
           const opts = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay };
           const p0 = uniform(n, -1, 1, n);

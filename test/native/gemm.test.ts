@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DenseLinear } from '../../src/models/linear.js';
 import { gemmReference } from '../../src/engine/reference/products.js';
-import { uniformValues } from '../../src/lora/random.js';
+import { uniformValues } from '../../src/random/rng.js';
 import { useBackend } from '../helpers/backend.js';
 import { addon, f32Buffer, nativeMissing, readF32 } from '../helpers/native.js';
 import { bitEqual, eachSimd, relativeError, withEnv, withThreads } from './gemm-helpers.js';

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headCrossEntropy } from '../../src/engine/cross-entropy.js';
 import { headCrossEntropyReference } from '../../src/engine/reference/products.js';
-import { uniformValues } from '../../src/lora/random.js';
+import { uniformValues } from '../../src/random/rng.js';
 import { useBackend } from '../helpers/backend.js';
 import { addon, f32Buffer, nativeMissing, readF32 } from '../helpers/native.js';
 import { bitEqual, eachSimd, relativeError, withThreads } from './gemm-helpers.js';

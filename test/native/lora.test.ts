@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoraLinear } from '../../src/lora/lora-linear.js';
-import { dropoutMask, hashString, mixSeed, uniformValues } from '../../src/lora/random.js';
+import { dropoutMask, hashString, mixSeed, uniformValues } from '../../src/random/rng.js';
 import { DenseLinear } from '../../src/models/linear.js';
 import { useBackend } from '../helpers/backend.js';
 import { addon, f32Buffer, nativeMissing, readF32 } from '../helpers/native.js';

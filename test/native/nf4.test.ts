@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import type { Nf4Handles } from '../../src/engine/native/addon.js';
-import { uniformValues } from '../../src/lora/random.js';
+import { uniformValues } from '../../src/random/rng.js';
 import { dequantizeNf4Rows, quantizeNf4, type Nf4State } from '../../src/quant/nf4.js';
 import { useBackend } from '../helpers/backend.js';
 import { addon, f32Buffer, nativeMissing, readF32 } from '../helpers/native.js';

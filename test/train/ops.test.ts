@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, clipByGlobalNorm } from '../../src/train/adamw.js';
+import { AdamW, clipByGlobalNorm } from '../../src/runtime/tfjs-adamw.js';
 import { headCrossEntropy, weightedCrossEntropy } from '../../src/engine/cross-entropy.js';
 import { learningRate } from '../../src/train/schedule.js';
 import { microBatchOf } from '../../src/train/micro-batch.js';

@@ -7,7 +7,7 @@ import { injectLora, setLoraTraining } from '../../src/lora/lora-linear.js';
 import { readModelConfig } from '../../src/models/config.js';
 import { buildModel } from '../../src/models/load.js';
 import type { MicroBatch } from '../../src/engine/engine.js';
-import { groupByBlock, microBatchGradients } from '../../src/train/step-gradients.js';
+import { groupByBlock, microBatchGradients } from '../../src/runtime/tfjs-step-gradients.js';
 import { useBackend } from '../helpers/backend.js';
 import { sharedPath } from '../helpers/shared.js';
 

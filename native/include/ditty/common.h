@@ -27,7 +27,7 @@ double head_cross_entropy(const float* hidden, int64_t N, int64_t C, const float
                           bool accumulate, int64_t chunk);
 
 // torch.optim.AdamW on n contiguous values at 1-based `step` (the same float32 arithmetic as
-// src/train/adamw.ts). The scalars are doubles because the tfjs engine forms its constants
+// src/runtime/tfjs-adamw.ts). The scalars are doubles because the tfjs engine forms its constants
 // (1 - beta1, lr / (1 - beta1^step), ...) in double from the JS numbers and rounds them to float once.
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
                 double eps, double weight_decay, int64_t step);

@@ -5,7 +5,7 @@
 namespace ditty::cpu {
 
 // The inverted-dropout mask value of flat element i (0 or 1/(1-p)), identical to
-// src/lora/random.ts dropoutMask(n, p, seed)[i]: mulberry32 is counter-based, so element i
+// src/random/rng.ts dropoutMask(n, p, seed)[i]: mulberry32 is counter-based, so element i
 // depends on (seed, i) only. p = 0 gives 1. p is a double because dropoutMask compares the
 // uniform draw with the JS number p and computes 1/(1-p) in double: a float p would flip a few
 // draws in 2^32 and round `keep` differently.

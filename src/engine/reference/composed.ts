@@ -34,7 +34,7 @@ export function attentionComposed(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask
 
 /**
  * The LoRA update (dropout(x) A^T B^T) * scaling of x [rows, in], A [r, in], B [out, r]; `mask`
- * [rows * in] is the inverted-dropout mask (0 or 1 / (1 - p); lora/random.ts dropoutMask), absent
+ * [rows * in] is the inverted-dropout mask (0 or 1 / (1 - p); random/rng.ts dropoutMask), absent
  * without dropout.
  */
 export function loraUpdateComposed(x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D, scaling: number, mask: Float32Array | undefined): tf.Tensor2D {

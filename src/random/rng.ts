@@ -1,4 +1,35 @@
-/** Small seeded random numbers for adapter initialisation and dropout masks (reproducible runs). */
+/**
+ * ditty's one pseudo-random generator, mulberry32, for everything seeded: LoRA initialisation,
+ * dropout masks, shuffling, the validation split, sampling and random bench weights. The native
+ * engine reproduces mulberry32, mixSeed and hashString bit for bit (native/cpu), so their outputs
+ * must never change.
+ */
+
+/** A seeded mulberry32 stream whose 32-bit state can be saved and restored. */
+export class Rng {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  /** uniform in [0, 1) */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  getState(): number {
+    return this.state;
+  }
+
+  setState(state: number): void {
+    this.state = state >>> 0;
+  }
+}
 
 /** Mixes 32-bit words into one seed (murmur3 finalizer on a running hash). */
 export function mixSeed(...words: number[]): number {
@@ -18,16 +49,10 @@ export function hashString(s: string): number {
   return h >>> 0;
 }
 
-/** mulberry32: a uniform stream in [0, 1) from a 32-bit seed. */
+/** The stream of an Rng seeded with `seed`, as a function. */
 export function uniformStream(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** n values uniform in [lo, hi) (float32), drawn from `seed`. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pythonFloatRepr, pythonJsonFloat } from '../../src/quant/python-repr.js';
+import { pythonFloatRepr, pythonJsonFloat } from '../../src/io/python-json.js';
 
 describe('pythonFloatRepr', () => {
   // Pairs checked against CPython 3 repr().
