@@ -25,7 +25,7 @@ for f in native/cpu/*.cpp; do
   pids+=($!)
   if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
-for f in native/cuda/kernels/*.cu native/cuda/*.cpp; do
+for f in native/cuda/kernels/*.cu native/cuda/cublaslt.cpp native/cuda/allocator.cpp; do
   [ -e "$f" ] || continue
   o="$out/obj/cuda_$(basename "$f" | tr . _).o"
   objs+=("$o")
