@@ -1,12 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeBytesAtomic } from '../io/atomic.js';
-import { fromFloat32 } from '../io/dtypes.js';
+import { fromFloat32, numel } from '../io/dtypes.js';
 import { makeFolderSync } from '../io/make-folder.js';
 import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
-import { Rng } from '../random/rng.js';
+import { hashString, mixSeed, uniformValues } from '../random/rng.js';
 import { parseModelConfig } from '../models/config.js';
-import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
+import { TensorMap, type TensorInfo } from '../io/tensor-source.js';
 
 type Init = { kind: 'normal'; std: number } | { kind: 'const'; value: number } | { kind: 'uniform'; lo: number; hi: number };
 
@@ -85,70 +85,29 @@ export function checkpointPlan(configJson: Record<string, unknown>): TensorPlan[
  * needs the scale, not the shape, and a 14B-parameter shape is made in about a minute this way
  * (Box-Muller normals took a quarter of an hour).
  */
-function fill(plan: TensorPlan, rng: Rng): Float32Array {
-  const n = plan.shape.reduce((a, b) => a * b, 1);
-  const v = new Float32Array(n);
+function fill(plan: TensorPlan, seed: number): Float32Array {
+  const n = numel(plan.shape);
   const init = plan.init;
-  if (init.kind === 'const') return v.fill(init.value);
+  if (init.kind === 'const') return new Float32Array(n).fill(init.value);
   const [lo, hi] = init.kind === 'uniform' ? [init.lo, init.hi] : [-init.std * Math.sqrt(3), init.std * Math.sqrt(3)];
-  // mulberry32 inline, seeded from the tensor's generator
-  let state = Math.floor(rng.next() * 4294967296) >>> 0;
-  const scale = (hi - lo) / 4294967296;
-  for (let i = 0; i < n; i++) {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    v[i] = lo + ((t ^ (t >>> 14)) >>> 0) * scale;
-  }
-  return v;
-}
-
-function nameSeed(seed: number, name: string): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
+  return uniformValues(n, lo, hi, seed);
 }
 
 /**
  * A checkpoint of random weights for `configJson`, made tensor by tensor when read (nothing on disk):
  * what `ditty bench` trains on. Each tensor's values depend only on the seed and its name.
  */
-export class RandomTensorSource implements TensorSource {
-  readonly location: string;
-  private readonly plans: Map<string, TensorPlan>;
-
+export class RandomTensorSource extends TensorMap<TensorPlan & TensorInfo> {
   constructor(configJson: Record<string, unknown>, private readonly seed = 1, label = 'random weights') {
-    this.location = label;
-    this.plans = new Map(checkpointPlan(configJson).map((p) => [p.name, p]));
+    super(label, new Map(checkpointPlan(configJson).map((p) => [p.name, { ...p, dtype: 'F32' }])));
   }
 
-  names(): string[] {
-    return [...this.plans.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.plans.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const p = this.plan(name);
-    return { name, dtype: 'F32', shape: p.shape };
-  }
-
-  readFloat32(name: string): Float32Array {
-    return fill(this.plan(name), new Rng(nameSeed(this.seed, name)));
+  override readFloat32(name: string): Float32Array {
+    return fill(this.entry(name), mixSeed(this.seed, hashString(name)));
   }
 
   readBytes(name: string): Uint8Array {
     return fromFloat32(this.readFloat32(name), 'F32');
-  }
-
-  close(): void {}
-
-  private plan(name: string): TensorPlan {
-    const p = this.plans.get(name);
-    if (!p) throw new Error(`${this.location}: no tensor "${name}"`);
-    return p;
   }
 }
 

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError, WeightFileError } from './errors.js';
 import { SafetensorsFile } from './safetensors.js';
-import type { TensorInfo, TensorSource } from './tensor-source.js';
+import { TensorMap, type TensorInfo, type TensorSource } from './tensor-source.js';
 import { TorchCheckpointFile } from './torch-checkpoint.js';
 import { parseWeightIndex, WEIGHT_LAYOUTS } from './weight-index.js';
 
@@ -51,11 +51,11 @@ async function openSharded(folder: string, indexFile: string): Promise<TensorSou
       if (!fs.existsSync(file)) throw new WeightFileError(file, `shard listed in ${path.basename(indexFile)} is missing from ${folder}`);
       shards.set(name, await openWeightFile(file));
     }
-    const routes = new Map<string, TensorSource>();
+    const routes = new Map<string, Routed>();
     for (const [tensor, name] of index.weightMap) {
       const shard = shards.get(name)!;
       if (!shard.has(tensor)) throw new WeightFileError(shard.location, `listed in ${path.basename(indexFile)} but absent from this shard`, tensor);
-      routes.set(tensor, shard);
+      routes.set(tensor, { ...shard.info(tensor), shard });
     }
     return new ShardedSource(folder, routes, [...shards.values()]);
   } catch (err) {
@@ -64,41 +64,21 @@ async function openSharded(folder: string, indexFile: string): Promise<TensorSou
   }
 }
 
+interface Routed extends TensorInfo {
+  readonly shard: TensorSource;
+}
+
 /** Tensors of several shard files, routed by the index's weight map. */
-class ShardedSource implements TensorSource {
-  constructor(
-    readonly location: string,
-    private readonly routes: ReadonlyMap<string, TensorSource>,
-    private readonly shards: readonly TensorSource[],
-  ) {}
-
-  names(): string[] {
-    return [...this.routes.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.routes.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    return this.shard(name).info(name);
+class ShardedSource extends TensorMap<Routed> {
+  constructor(location: string, routes: ReadonlyMap<string, Routed>, private readonly shards: readonly TensorSource[]) {
+    super(location, routes);
   }
 
   readBytes(name: string): Uint8Array {
-    return this.shard(name).readBytes(name);
+    return this.entry(name).shard.readBytes(name);
   }
 
-  readFloat32(name: string): Float32Array {
-    return this.shard(name).readFloat32(name);
-  }
-
-  close(): void {
+  override close(): void {
     for (const s of this.shards) s.close();
-  }
-
-  private shard(name: string): TensorSource {
-    const s = this.routes.get(name);
-    if (!s) throw new WeightFileError(this.location, 'no such tensor in this checkpoint', name);
-    return s;
   }
 }

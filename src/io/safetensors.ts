@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
-import { DTYPE_SIZES, freshBytesToFloat32, isDType, numel, type DType } from './dtypes.js';
+import { DTYPE_SIZES, isDType, numel, type DType } from './dtypes.js';
 import { WeightFileError } from './errors.js';
 import { firstDuplicateKey } from './json-duplicates.js';
 import { openForReading, readFully } from './positional-read.js';
-import type { TensorInfo, TensorSource } from './tensor-source.js';
+import { TensorMap, type TensorInfo } from './tensor-source.js';
 
 /** Largest header accepted, as the reference implementation (MAX_HEADER_SIZE in the safetensors crate). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -14,19 +14,15 @@ interface Entry extends TensorInfo {
 }
 
 /** A safetensors file opened for reading tensor by tensor (positional reads, nothing mapped whole). */
-export class SafetensorsFile implements TensorSource {
-  readonly location: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  private readonly entries: Map<string, Entry>;
-  private readonly dataStart: number;
+export class SafetensorsFile extends TensorMap<Entry> {
   private fd: number | undefined;
 
-  private constructor(file: string, fd: number, dataStart: number, entries: Map<string, Entry>, metadata: Record<string, string>) {
-    this.location = file;
+  private constructor(
+    file: string, fd: number, private readonly dataStart: number, entries: Map<string, Entry>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {
+    super(file, entries);
     this.fd = fd;
-    this.dataStart = dataStart;
-    this.entries = entries;
-    this.metadata = metadata;
   }
 
   static open(file: string): SafetensorsFile {
@@ -38,19 +34,6 @@ export class SafetensorsFile implements TensorSource {
       fs.closeSync(fd);
       throw err;
     }
-  }
-
-  names(): string[] {
-    return [...this.entries.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const e = this.entry(name);
-    return { name: e.name, dtype: e.dtype, shape: e.shape };
   }
 
   /** Byte offset of the tensor's data in the file and its length. */
@@ -67,19 +50,9 @@ export class SafetensorsFile implements TensorSource {
     return out;
   }
 
-  readFloat32(name: string): Float32Array {
-    return freshBytesToFloat32(this.readBytes(name), this.entry(name).dtype);
-  }
-
-  close(): void {
+  override close(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
-  }
-
-  private entry(name: string): Entry {
-    const e = this.entries.get(name);
-    if (!e) throw new WeightFileError(this.location, 'no such tensor in this file', name);
-    return e;
   }
 
   private handle(): number {

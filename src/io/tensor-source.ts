@@ -1,4 +1,5 @@
-import type { DType } from './dtypes.js';
+import { freshBytesToFloat32, type DType } from './dtypes.js';
+import { WeightFileError } from './errors.js';
 
 export interface TensorInfo {
   readonly name: string;
@@ -21,4 +22,39 @@ export interface TensorSource {
   /** Values converted to float32. */
   readFloat32(name: string): Float32Array;
   close(): void;
+}
+
+/**
+ * A TensorSource over a map of per-tensor entries, in the map's order: the lookups, the one error for
+ * a name that is not there, and float32 by conversion of the stored bytes. A subclass reads the bytes.
+ */
+export abstract class TensorMap<E extends TensorInfo> implements TensorSource {
+  protected constructor(readonly location: string, protected readonly entries: ReadonlyMap<string, E>) {}
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const { dtype, shape } = this.entry(name);
+    return { name, dtype, shape };
+  }
+
+  abstract readBytes(name: string): Uint8Array;
+
+  readFloat32(name: string): Float32Array {
+    return freshBytesToFloat32(this.readBytes(name), this.entry(name).dtype);
+  }
+
+  close(): void {}
+
+  protected entry(name: string): E {
+    const e = this.entries.get(name);
+    if (!e) throw new WeightFileError(this.location, 'no such tensor', name);
+    return e;
+  }
 }

@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as yauzl from 'yauzl';
-import { DTYPE_SIZES, freshBytesToFloat32, numel } from './dtypes.js';
+import { DTYPE_SIZES, numel } from './dtypes.js';
 import { WeightFileError } from './errors.js';
 import { describeValue, PickleTruncatedError, PyDict, TorchTensor, unpickle, unpickleAt, type PyValue, type TorchStorage } from './pickle.js';
 import { openForReading, readFully } from './positional-read.js';
-import type { TensorInfo, TensorSource } from './tensor-source.js';
+import { TensorMap, type TensorInfo } from './tensor-source.js';
 
 /**
  * data.pkl of a state dict is small (about 200 bytes per tensor: 100k tensors take ~20 MB); refuse
@@ -46,10 +46,11 @@ interface TensorEntry extends TensorInfo {
  * bytes are read positionally on demand, from the stored (uncompressed) `data/<key>` zip entries or
  * from the raw storages that follow the legacy pickles.
  */
-export class TorchCheckpointFile implements TensorSource {
+export class TorchCheckpointFile extends TensorMap<TensorEntry> {
   private fd: number | undefined;
 
-  private constructor(readonly location: string, fd: number, private readonly tensors: Map<string, TensorEntry>) {
+  private constructor(location: string, fd: number, tensors: Map<string, TensorEntry>) {
+    super(location, tensors);
     this.fd = fd;
   }
 
@@ -64,21 +65,8 @@ export class TorchCheckpointFile implements TensorSource {
     }
   }
 
-  names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const t = this.tensor(name);
-    return { name: t.name, dtype: t.dtype, shape: t.shape };
-  }
-
   readBytes(name: string): Uint8Array {
-    const t = this.tensor(name);
+    const t = this.entry(name);
     const es = DTYPE_SIZES[t.dtype];
     const { shape, stride, storageOffset } = t.view;
     const n = numel(shape);
@@ -97,19 +85,9 @@ export class TorchCheckpointFile implements TensorSource {
     return out;
   }
 
-  readFloat32(name: string): Float32Array {
-    return freshBytesToFloat32(this.readBytes(name), this.tensor(name).dtype);
-  }
-
-  close(): void {
+  override close(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
-  }
-
-  private tensor(name: string): TensorEntry {
-    const t = this.tensors.get(name);
-    if (!t) throw new WeightFileError(this.location, 'no such tensor in this file', name);
-    return t;
   }
 
   private readAt(buf: Uint8Array, position: number, tensor: string): void {

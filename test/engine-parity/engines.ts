@@ -4,7 +4,7 @@
  * initial adapter weights.
  */
 import type { AdamWSettings, Checkpointing, MicroBatch, TrainEngine } from '../../src/engine/engine.js';
-import type { TensorInfo, TensorSource } from '../../src/io/tensor-source.js';
+import { TensorMap, type TensorInfo, type TensorSource } from '../../src/io/tensor-source.js';
 import { fromFloat32 } from '../../src/io/dtypes.js';
 import { checkpointPlan } from '../../src/bench/random-model.js';
 import { Rng } from '../../src/random/rng.js';
@@ -98,22 +98,15 @@ type Init = (rng: Rng, i: number) => number;
  * (RandomTensorSource's std 0.02 leaves attention uniform and the logits near 0): linears std ~0.3
  * to 1/sqrt(fan-in) * 1.5, biases and norm parameters nonzero, RWKV decays spread.
  */
-export class ScaledRandomSource implements TensorSource {
-  readonly location = 'scaled random weights';
-  private readonly shapes: Map<string, number[]>;
-
+export class ScaledRandomSource extends TensorMap<TensorInfo> {
   constructor(configJson: Record<string, unknown>, private readonly seed: number) {
-    this.shapes = new Map(checkpointPlan(configJson).map((p) => [p.name, p.shape]));
+    super('scaled random weights', new Map(checkpointPlan(configJson).map((p) => [p.name, { name: p.name, dtype: 'F32', shape: p.shape }])));
   }
 
-  names(): string[] { return [...this.shapes.keys()]; }
-  has(name: string): boolean { return this.shapes.has(name); }
-  info(name: string): TensorInfo { return { name, dtype: 'F32', shape: this.shape(name) }; }
   readBytes(name: string): Uint8Array { return fromFloat32(this.readFloat32(name), 'F32'); }
-  close(): void {}
 
-  readFloat32(name: string): Float32Array {
-    const shape = this.shape(name);
+  override readFloat32(name: string): Float32Array {
+    const shape = [...this.entry(name).shape];
     const n = shape.reduce((a, b) => a * b, 1);
     let h = this.seed >>> 0;
     for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
@@ -135,12 +128,6 @@ export class ScaledRandomSource implements TensorSource {
       return () => std * gauss();
     }
     throw new Error(`no init for ${name} [${shape.join(', ')}]`);
-  }
-
-  private shape(name: string): number[] {
-    const s = this.shapes.get(name);
-    if (!s) throw new Error(`${this.location}: no tensor "${name}"`);
-    return s;
   }
 }
 

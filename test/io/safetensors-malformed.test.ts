@@ -102,7 +102,7 @@ describe('SafetensorsFile refuses malformed files, naming the file and the tenso
   it('asking for a tensor the file does not have', () => {
     const file = raw('ok2.safetensors', two, 16);
     const st = SafetensorsFile.open(file);
-    expect(() => st.readBytes('c')).toThrow(`${file}: tensor "c": no such tensor in this file`);
+    expect(() => st.readBytes('c')).toThrow(`${file}: tensor "c": no such tensor`);
     st.close();
   });
 });
