@@ -193,10 +193,11 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     await pruneCheckpoints(runDir, config.output.keep_last);
   };
 
+  const { samples } = setup;
   let sampleSeconds: number | undefined;
-  const writeSamples = async (): Promise<void> => {
+  const writeSamples = async (writer: SampleWriter): Promise<void> => {
     const t0 = performance.now();
-    await setup.samples!.write(engine, state.global_step);
+    await writer.write(engine, state.global_step);
     sampleSeconds = (performance.now() - t0) / 1000;
   };
   let estimatedSeconds: number | undefined;
@@ -205,7 +206,7 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   signals.training(saved);
   try {
     // the report follows at the first logged step: it needs metrics.jsonl
-    if (state.global_step === 0 && setup.samples?.due(0, false)) await writeSamples();
+    if (state.global_step === 0 && samples?.due(0, false)) await writeSamples(samples);
     while (state.global_step < total) {
       const step = state.global_step;
       stepStarted = performance.now();
@@ -231,24 +232,25 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
       };
       const isLast = state.global_step === total;
       if (state.global_step - startStep === ESTIMATE_AFTER_STEPS && !isLast) {
+        const stepSeconds = (performance.now() - stepStarted) / 1000;
         estimatedSeconds = elapsed + remainingSeconds({
-          stepSeconds: (performance.now() - stepStarted) / 1000, remainingSteps: total - state.global_step,
+          stepSeconds, remainingSteps: total - state.global_step,
           blocksPerStep: t.batch_size * t.grad_accum, validationBlocks: setup.validation.length,
           validationRounds: setup.validation.length > 0 ? roundsBetween(state.global_step - 1, total, t.eval_every) : 0,
-          sampleRounds: setup.samples ? roundsBetween(state.global_step - 1, total, config.eval.every) : 0,
+          sampleRounds: samples ? roundsBetween(state.global_step - 1, total, config.eval.every) : 0,
           ...(sampleSeconds !== undefined ? { sampleSeconds } : {}),
         });
         entry.estimated_total_s = estimatedSeconds;
         progress.log(`time estimate: about ${formatDuration(estimatedSeconds)} for the whole run of ${total} steps `
-          + `(${((performance.now() - stepStarted) / 1000).toFixed(2)} s per step after warm-up${setup.validation.length > 0 ? ', with validation' : ''}`
-          + `${setup.samples ? (sampleSeconds !== undefined ? ' and samples' : '; samples not counted') : ''})`);
+          + `(${stepSeconds.toFixed(2)} s per step after warm-up${setup.validation.length > 0 ? ', with validation' : ''}`
+          + `${samples ? (sampleSeconds !== undefined ? ' and samples' : '; samples not counted') : ''})`);
       }
       if (setup.validation.length > 0 && ((t.eval_every !== undefined && state.global_step % t.eval_every === 0) || isLast)) {
         lastVal = evaluateLoss(engine, setup.validation, t.batch_size);
         if (lastVal !== undefined) entry.val_loss = lastVal;
       }
-      const samplesDue = setup.samples?.due(state.global_step, isLast) ?? false;
-      if (samplesDue) await writeSamples();
+      const samplesDue = samples?.due(state.global_step, isLast) ?? false;
+      if (samples && samplesDue) await writeSamples(samples);
       losses.push(loss);
       metrics.append(entry);
       state.log_history = [...state.log_history, entry].slice(-100);
