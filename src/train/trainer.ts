@@ -57,7 +57,7 @@ export interface TrainSummary {
 }
 
 /** Steps of this process timed before the whole run's time is projected (the first one warms up). */
-export export const ESTIMATE_AFTER_STEPS = 2;
+export const ESTIMATE_AFTER_STEPS = 2;
 
 /** Optimizer steps in one epoch: an epoch's last step takes the batches that are left. */
 export function stepsPerEpoch(config: TrainConfig, trainBlocks: number): number {
