@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadTrainConfig } from '../../src/config/index.js';
 import { TrainConfigSchema, type TrainConfig, type TrainConfigInput } from '../../src/config/schema.js';
 import { GENERATION_TEMPLATES } from '../../src/data/templates.js';
 import { generationBudget, StopText } from '../../src/generate/generate.js';
@@ -112,6 +113,19 @@ describe('templates for generation', () => {
 });
 
 describe('eval.prompts', () => {
+  it('a file is relative to the config file and must exist; the sampling settings have their defaults', () => {
+    const dir = path.join(tmp, 'cfg');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'p.txt'), 'Hello\n');
+    const file = path.join(dir, 'train.yaml');
+    fs.writeFileSync(file, 'model:\n  name_or_path: org/model\neval:\n  prompts: p.txt\n');
+    const c = loadTrainConfig(file, []);
+    expect(c.eval).toEqual({ prompts: path.join(dir, 'p.txt'), every: 50, max_new_tokens: 64, temperature: 0.7, top_p: 0.9, seed: 0 });
+    expect(() => loadTrainConfig(file, ['eval.prompts=missing.txt'])).toThrow(/eval\.prompts: "missing\.txt" does not exist/);
+    expect(loadTrainConfig(file, ['eval.prompts=[a, b]']).eval.prompts).toEqual(['a', 'b']);
+  });
+
+
   it('reads a list as is, and a file as one prompt per non-blank line', () => {
     expect(readPrompts(['a', 'b'])).toEqual(['a', 'b']);
     const file = path.join(tmp, 'prompts.txt');
