@@ -10,7 +10,10 @@ import { InputError } from '../../src/io/errors.js';
 import { parseModelConfig, type ModelConfig } from '../../src/models/config.js';
 import { remainingSeconds, roundsBetween } from '../../src/train/estimate.js';
 import { modelCard } from '../../src/train/final-adapter.js';
-import { checkBlockSize, checkEpochs, renderBlock } from '../../src/train/preflight.js';
+import { checkBlockSize, checkEpochs, estimateMemory, renderBlock } from '../../src/train/preflight.js';
+import { openCheckpoint } from '../../src/io/checkpoint.js';
+import { readModelConfig } from '../../src/models/config.js';
+import { sharedPath } from '../helpers/shared.js';
 import { readPrompts } from '../../src/train/samples.js';
 import { reportHtml } from '../../src/report/html.js';
 import { loadReportInput } from '../../src/report/run-report.js';
@@ -168,5 +171,28 @@ describe('the model card', () => {
     expect(card).toContain('### Instruction:\\nName three primary colors.');
     expect(card).toContain('ditty generate org/model --adapter path/to/this/folder');
     expect(card).toContain('```yaml\nmodel:\n  name_or_path: org/model\n```');
+  });
+});
+
+const tinyRwkv = sharedPath('fixtures', 'tiny-rwkv');
+
+describe.skipIf(!tinyRwkv.present)('the memory estimate', () => {
+  it('counts the LoRA parameters the engine trains, NF4 linears at about 4.5 bits, and more activations without checkpointing', async () => {
+    const model = readModelConfig(path.join(tinyRwkv.path, 'config.json'));
+    const source = await openCheckpoint(tinyRwkv.path);
+    try {
+      const lora = { r: 8, alpha: 16, dropout: 0, targetModules: ['key', 'value', 'receptance'], useRslora: false, bias: 'none' as const, fanInFanOut: false };
+      const c = config({ data: { block_size: 64 }, training: { batch_size: 2 } });
+      const nf4 = estimateMemory(c, model, source, lora, 'none');
+      // what `ditty train configs/tiny.yaml` reports the engine holds
+      expect(nf4.trainableParameters).toBe(13_824);
+      expect(nf4.adapterBytes).toBe(16 * 13_824);
+      const float = estimateMemory(config({ data: { block_size: 64 }, training: { batch_size: 2 }, quantization: { bits: 16 } }), model, source, lora, 'none');
+      expect(nf4.baseBytes).toBeLessThan(float.baseBytes);
+      expect(estimateMemory(c, model, source, lora, 'full').activationBytes).toBeLessThan(nf4.activationBytes);
+      expect(nf4.totalBytes).toBe(nf4.baseBytes + nf4.adapterBytes + nf4.activationBytes);
+    } finally {
+      source.close();
+    }
   });
 });
