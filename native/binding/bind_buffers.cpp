@@ -217,6 +217,7 @@ Napi::Value cuda_info(const Napi::CallbackInfo& info) {
   o.Set("totalMemory", static_cast<double>(d.total_memory));
   o.Set("freeMemory", static_cast<double>(d.free_memory));
   o.Set("cublasLt", d.cublaslt);
+  o.Set("cublasLtLoaded", d.cublaslt_loaded);
   return o;
 }
 

@@ -111,6 +111,7 @@ DeviceInfo device_info() {
     try {
       const lt::Api& api = s.context.blas().library();
       info.cublaslt = api.path + " (version " + std::to_string(api.version) + ")";
+      info.cublaslt_loaded = true;
     } catch (const std::exception& e) {
       info.cublaslt = e.what();
     }

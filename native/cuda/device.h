@@ -30,7 +30,8 @@ struct DeviceInfo {
   int major = 0, minor = 0;  // compute capability
   size_t total_memory = 0, free_memory = 0;
   int driver_version = 0, runtime_version = 0;  // as CUDA encodes them (13000 = 13.0)
-  std::string cublaslt;  // the cuBLASLt library loaded, or why it is not
+  std::string cublaslt;  // the cuBLASLt library loaded, or why it could not be
+  bool cublaslt_loaded = false;
   bool emulated = false;  // the CPU emulation layer, not a GPU
 };
 

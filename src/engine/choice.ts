@@ -14,8 +14,8 @@ const TFJS: Readonly<Record<'wasm' | 'js' | 'tensorflow', BackendName>> = { wasm
 
 /**
  * The engine a backend name selects. `auto` takes the native engine on the CUDA device when it is
- * usable, else on the CPU when the addon loads, else wasm, and says why in `note`; `cpu` and `cuda`
- * refuse with one line naming what is missing.
+ * usable (a GPU, not the CPU emulation of one in a test build), else on the CPU when the addon
+ * loads, else wasm, and says why in `note`; `cpu` and `cuda` refuse with one line naming what is missing.
  */
 export function resolveBackend(requested: Backend): { readonly resolved: ResolvedBackend; readonly note?: string } {
   switch (requested) {
@@ -39,7 +39,8 @@ export function resolveBackend(requested: Backend): { readonly resolved: Resolve
     case 'auto': {
       const load = loadAddon();
       if (!load.addon) return { resolved: { engine: 'tfjs', backend: 'wasm' }, note: `${load.reason}; running on the tfjs engine (wasm)` };
-      return { resolved: { engine: 'native', device: cudaStatus().usable ? 'cuda' : 'cpu' } };
+      const cuda = cudaStatus();
+      return { resolved: { engine: 'native', device: cuda.usable && !cuda.info.emulated ? 'cuda' : 'cpu' } };
     }
   }
 }

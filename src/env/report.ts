@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { createRequire } from 'node:module';
+import { resolveBackend } from '../engine/choice.js';
 import { cudaStatus, loadAddon, type CudaStatus } from '../engine/native/addon.js';
 
 export interface EngineStatus {
@@ -69,6 +70,12 @@ function cudaDetail(cuda: CudaStatus): string {
     + `driver ${cudaVersion(i.driverVersion)}, runtime ${cudaVersion(i.runtimeVersion)}, cuBLASLt ${i.cublasLt ?? '?'}`;
 }
 
+/** What `backend: auto` picks here, as the engines are named above. */
+function autoLabel(): string {
+  const { resolved } = resolveBackend('auto');
+  return resolved.engine === 'native' ? `${resolved.device} (native)` : `${resolved.backend} (tfjs)`;
+}
+
 export function envReport(dittyVersion: string): EnvReport {
   const load = loadAddon();
   const info = load.addon?.buildInfo();
@@ -92,7 +99,7 @@ export function envReport(dittyVersion: string): EnvReport {
     ditty: dittyVersion, node: process.version, platform: `${process.platform} ${process.arch} (${os.release()})`,
     cpu: { model: info?.cpu ?? cpus[0]?.model ?? 'unknown', cores: os.availableParallelism(), features: info?.features ?? [], simd: info?.simd ?? 'unknown (no native engine)' },
     threads: { native: info?.threads, override: process.env.DITTY_THREADS },
-    engines, gpu, auto: cuda.usable ? 'cuda (native)' : load.addon ? 'cpu (native)' : 'wasm (tfjs)',
+    engines, gpu, auto: autoLabel(),
   };
 }
 

@@ -66,6 +66,7 @@ export interface CudaInfo {
   readonly runtimeVersion?: number;
   /** the cuBLASLt library loaded, or why it could not be */
   readonly cublasLt?: string;
+  readonly cublasLtLoaded?: boolean;
 }
 
 export interface MemoryStats {
@@ -209,12 +210,14 @@ export type CudaStatus = { readonly usable: true; readonly info: CudaInfo } | { 
 
 /**
  * Whether the native engine's CUDA device can run here, and in one line why not: no addon, an
- * addon built without it (build/cuda-unavailable.txt says why), or no usable GPU or driver.
+ * addon built without it (build/cuda-unavailable.txt says why), no usable GPU or driver, or no cuBLASLt.
  */
 export function cudaStatus(): CudaStatus {
   const load = loadAddon();
   if (!load.addon) return { usable: false, reason: load.reason };
   const info = load.addon.cudaInfo();
+  // the engine's products need cuBLASLt (dlopen'ed: libcublasLt.so.13 or .12, or DITTY_CUBLASLT)
+  if (info.available && info.cublasLtLoaded === false) return { usable: false, reason: info.cublasLt ?? 'cuBLASLt could not be loaded', info };
   if (info.available) return { usable: true, info };
   if (!info.built) {
     const file = path.join(packageRoot(), 'build', 'cuda-unavailable.txt');
