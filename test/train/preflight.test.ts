@@ -12,6 +12,7 @@ import { remainingSeconds, roundsBetween } from '../../src/train/estimate.js';
 import { modelCard } from '../../src/train/final-adapter.js';
 import { checkBlockSize, checkEpochs, estimateMemory, renderBlock } from '../../src/train/preflight.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
+import type { LoraConfig } from '../../src/lora/config.js';
 import { readModelConfig } from '../../src/models/config.js';
 import { sharedPath } from '../helpers/shared.js';
 import { readPrompts } from '../../src/train/samples.js';
@@ -181,7 +182,7 @@ describe.skipIf(!tinyRwkv.present)('the memory estimate', () => {
     const model = readModelConfig(path.join(tinyRwkv.path, 'config.json'));
     const source = await openCheckpoint(tinyRwkv.path);
     try {
-      const lora = { r: 8, alpha: 16, dropout: 0, targetModules: ['key', 'value', 'receptance'], useRslora: false, bias: 'none' as const, fanInFanOut: false };
+      const lora: LoraConfig = { r: 8, alpha: 16, dropout: 0, targetModules: ['key', 'value', 'receptance'], useRslora: false, bias: 'none', fanInFanOut: false };
       const c = config({ data: { block_size: 64 }, training: { batch_size: 2 } });
       const nf4 = estimateMemory(c, model, source, lora, 'none');
       // what `ditty train configs/tiny.yaml` reports the engine holds
