@@ -95,7 +95,12 @@ const data = z.strictObject({
   max_rows: doc(int(1).optional(), 'Use only the first N rows of the dataset (before the validation split).'),
   on_bad_row: doc(z.enum(ON_BAD_ROW).default('skip'), 'A row missing its fields: skip it (and count it in the log) or stop with an error naming the row.'),
   shuffle: doc(z.boolean().default(true), 'Shuffle the training examples each epoch (seeded by training.seed).'),
-}).transform((d) => ({ ...d, train_on: d.train_on ?? (d.format === 'dolly' ? 'response' : 'all') }));
+}).transform((d) => ({ ...d, train_on: d.train_on ?? defaultTrainOn(d.format) }));
+
+/** Which tokens carry the loss when data.train_on is unset: the response in dolly rows, all of plain text. */
+export function defaultTrainOn(format: (typeof DATA_FORMATS)[number]): (typeof TRAIN_ON)[number] {
+  return format === 'dolly' ? 'response' : 'all';
+}
 
 const training = z.strictObject({
   batch_size: doc(int(1).default(1), 'Sequences per forward/backward pass (micro batch).'),
@@ -169,6 +174,17 @@ export const TrainConfigSchema = z.strictObject({
 });
 
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+
+export type LoraSection = z.output<typeof lora>;
+export type DataSection = z.output<typeof data>;
+
+/**
+ * Each section's defaults, read from the schema (parsing an empty section applies every .default()):
+ * library code that is called without a config takes its defaults from here, never its own.
+ */
+export const LORA_DEFAULTS: LoraSection = lora.parse({});
+export const DATA_DEFAULTS: DataSection = data.parse({});
+export const TRAINING_DEFAULTS: z.output<typeof training> = training.parse({});
 type Parsed = z.output<typeof TrainConfigSchema>;
 
 /**

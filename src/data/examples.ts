@@ -1,7 +1,8 @@
+import type { DataSection } from '../config/schema.js';
 import type { PromptParts } from './templates.js';
 
 /** Which tokens count in the loss: the completion (response + end key + EOS) or every token. */
-export type TrainOn = 'response' | 'all';
+export type TrainOn = DataSection['train_on'];
 
 /** The tokenizer calls examples need (TextTokenizer has them). */
 export interface Encoder {

@@ -1,3 +1,4 @@
+import { DATA_DEFAULTS, defaultTrainOn, TRAINING_DEFAULTS } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
 import { Rng } from '../random/rng.js';
 import { packBlocks, padBlocks, blockWindow, type Block } from './blocks.js';
@@ -8,26 +9,25 @@ import { resolveDatasetFile, type DatasetLocation } from './source.js';
 import { blockTotals, summarizeLengths, type DataStats } from './stats.js';
 import { templateFor, type DataFormat } from './templates.js';
 
+/** The data section of the config (config/schema.ts) in camelCase; what is left out takes the schema's default. */
 export interface DataOptions extends DatasetLocation {
-  /** default 'dolly' */
   format?: DataFormat;
-  /** the field of format 'text' (default "text") */
+  /** the field of format 'text' */
   textField?: string;
   /** positions per block (the model's context length in training) */
   blockSize: number;
-  /** default true: pack examples into blocks; false: one padded (or truncated) example per block */
+  /** true: pack examples into blocks; false: one padded (or truncated) example per block */
   packing?: boolean;
-  /** default 'response' */
+  /** unset: the schema's rule for the format (defaultTrainOn) */
   trainOn?: TrainOn;
-  /** share of rows held out for validation, in [0, 1) (default 0) */
+  /** share of rows held out for validation, in [0, 1) */
   validationFraction?: number;
   /** use only the first maxRows good rows of the file */
   maxRows?: number;
-  /** default 'error' */
   onBadRow?: OnBadRow;
-  /** seed of the row shuffle (default 42, Dolly's) */
+  /** seed of the row shuffle (training.seed) */
   seed?: number;
-  /** shuffle rows before the split and packing (default true) */
+  /** shuffle rows before the split and packing */
   shuffle?: boolean;
 }
 
@@ -49,9 +49,11 @@ export interface PreparedDataset {
  */
 export async function prepareDataset(options: DataOptions, tokenizer: Encoder): Promise<PreparedDataset> {
   checkOptions(options);
-  const template = templateFor(options.format ?? 'dolly', options.textField);
+  const format = options.format ?? DATA_DEFAULTS.format;
+  const template = templateFor(format, options.textField ?? DATA_DEFAULTS.text_field);
   const resolved = await resolveDatasetFile(options);
-  const loaded = await loadRows(resolved.path, { fields: template.fields, onBadRow: options.onBadRow, maxRows: options.maxRows });
+  const onBadRow = options.onBadRow ?? DATA_DEFAULTS.on_bad_row;
+  const loaded = await loadRows(resolved.path, { fields: template.fields, onBadRow, maxRows: options.maxRows });
   if (loaded.rows.length === 0) {
     const skipped = skippedRowsWarning(loaded);
     const why = skipped !== undefined ? `: ${skipped}` : ' (the file holds no rows)';
@@ -59,11 +61,11 @@ export async function prepareDataset(options: DataOptions, tokenizer: Encoder): 
   }
 
   const rows = [...loaded.rows];
-  if (options.shuffle ?? true) shuffleInPlace(rows, new Rng(options.seed ?? 42));
-  const split = splitValidation(rows, options.validationFraction ?? 0);
+  if (options.shuffle ?? DATA_DEFAULTS.shuffle) shuffleInPlace(rows, new Rng(options.seed ?? TRAINING_DEFAULTS.seed));
+  const split = splitValidation(rows, options.validationFraction ?? DATA_DEFAULTS.validation_fraction);
 
-  const trainOn = options.trainOn ?? 'response';
-  const packing = options.packing ?? true;
+  const trainOn = options.trainOn ?? defaultTrainOn(format);
+  const packing = options.packing ?? DATA_DEFAULTS.packing;
   const padId = tokenizer.eosId;
   const toExamples = (part: Row[]): Example[] => part.map((row) => tokenizeExample(tokenizer, template.render(row), trainOn));
   const trainExamples = toExamples(split.train);
@@ -108,7 +110,7 @@ export async function prepareDataset(options: DataOptions, tokenizer: Encoder): 
 
 function checkOptions(o: DataOptions): void {
   if (!Number.isInteger(o.blockSize) || o.blockSize < 1) throw new InputError(`blockSize must be a positive integer, got ${o.blockSize}`);
-  const f = o.validationFraction ?? 0;
+  const f = o.validationFraction ?? DATA_DEFAULTS.validation_fraction;
   if (!(f >= 0 && f < 1)) throw new InputError(`validationFraction must be in [0, 1), got ${f}`);
   if (o.maxRows !== undefined && (!Number.isInteger(o.maxRows) || o.maxRows < 1)) {
     throw new InputError(`maxRows must be a positive integer, got ${o.maxRows}`);

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { DATA_DEFAULTS, type DataSection } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
 
 /**
@@ -20,7 +21,7 @@ export const MAX_ROW_CHARS = 1_000_000;
 export const PARQUET_DEADLINE = { baseMs: 60_000, perMiBMs: 2_000, heapMb: 4096 };
 
 /** What to do with a row that cannot be used: leave it out (counted, listed) or stop with an error. */
-export type OnBadRow = 'skip' | 'error';
+export type OnBadRow = DataSection['on_bad_row'];
 
 /** A dataset row: the string fields a template needs (optional ones absent or null read as ""). */
 export type Row = Readonly<Record<string, string>>;
@@ -40,7 +41,7 @@ export interface BadRow {
 
 export interface LoadRowsOptions {
   fields: FieldSpec;
-  /** default 'error' */
+  /** unset: the config's default (data.on_bad_row) */
   onBadRow?: OnBadRow;
   /** stop after this many good rows (the first ones in file order) */
   maxRows?: number;
@@ -59,7 +60,7 @@ type RawRecord = { where: string; value: unknown; error?: undefined } | { where:
 
 /** Read rows from a .jsonl, .json (array, or {"data": [...]}) or .parquet file and check their fields. */
 export async function loadRows(file: string, options: LoadRowsOptions): Promise<LoadedRows> {
-  const onBadRow = options.onBadRow ?? 'error';
+  const onBadRow = options.onBadRow ?? DATA_DEFAULTS.on_bad_row;
   const maxRows = options.maxRows ?? Infinity;
   const rows: Row[] = [];
   const skipped: BadRow[] = [];

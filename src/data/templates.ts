@@ -1,3 +1,4 @@
+import { DATA_DEFAULTS, type DataSection } from '../config/schema.js';
 import type { FieldSpec, Row } from './rows.js';
 
 // The strings of Dolly's training prompt (databrickslabs/dolly training/consts.py).
@@ -28,7 +29,7 @@ export interface PromptParts {
   completion: string;
 }
 
-export type DataFormat = 'dolly' | 'text';
+export type DataFormat = DataSection['format'];
 
 export interface Template {
   readonly fields: FieldSpec;
@@ -52,7 +53,7 @@ export function textTemplate(field = 'text'): Template {
   };
 }
 
-export function templateFor(format: DataFormat, textField = 'text'): Template {
+export function templateFor(format: DataFormat, textField = DATA_DEFAULTS.text_field): Template {
   return format === 'dolly' ? dollyTemplate : textTemplate(textField);
 }
 

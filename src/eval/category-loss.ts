@@ -8,6 +8,7 @@ import { shuffleInPlace, splitValidation } from '../data/shuffle.js';
 import { resolveDatasetFile } from '../data/source.js';
 import { templateFor, type DataFormat } from '../data/templates.js';
 import { Rng } from '../random/rng.js';
+import { DATA_DEFAULTS, defaultTrainOn } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
 import type { LossEngine, TrainEngine } from '../engine/engine.js';
 
@@ -36,12 +37,13 @@ export interface EvalDataOptions {
 
 /** The rows of a dataset as scored examples, in file order, each with its category. */
 export async function loadEvalExamples(o: EvalDataOptions, tokenizer: Encoder): Promise<EvalExample[]> {
-  const template = templateFor(o.format ?? 'dolly', o.textField);
+  const format = o.format ?? DATA_DEFAULTS.format;
+  const template = templateFor(format, o.textField ?? DATA_DEFAULTS.text_field);
   const resolved = await resolveDatasetFile({
     dataset: o.dataset, ...(o.revision !== undefined ? { revision: o.revision } : {}), ...(o.file !== undefined ? { file: o.file } : {}),
   });
   const fields = { required: template.fields.required, optional: [...template.fields.optional, 'category'] };
-  const loaded = await loadRows(resolved.path, { fields, onBadRow: o.onBadRow ?? 'error', ...(o.maxRows !== undefined ? { maxRows: o.maxRows } : {}) });
+  const loaded = await loadRows(resolved.path, { fields, onBadRow: o.onBadRow ?? DATA_DEFAULTS.on_bad_row, ...(o.maxRows !== undefined ? { maxRows: o.maxRows } : {}) });
   let rows = loaded.rows;
   const split = o.validationSplit;
   if (split) {
@@ -52,7 +54,7 @@ export async function loadEvalExamples(o: EvalDataOptions, tokenizer: Encoder): 
   if (rows.length === 0) throw new InputError(`${resolved.path}: no ${split ? 'validation ' : ''}rows to evaluate`);
   return rows.map((row) => ({
     category: row['category'] || NO_CATEGORY,
-    ...tokenizeExample(tokenizer, template.render(row), o.trainOn ?? 'response'),
+    ...tokenizeExample(tokenizer, template.render(row), o.trainOn ?? defaultTrainOn(format)),
   }));
 }
 

@@ -1,5 +1,5 @@
 /** LoRA hyper-parameters with PEFT's meaning, and the defaults for the architectures ditty trains. */
-import { DEFAULT_TARGET_MODULES } from '../config/schema.js';
+import { DEFAULT_TARGET_MODULES, LORA_DEFAULTS, type LoraSection } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
 import type { Architecture } from '../models/types.js';
 import { patternValue, type TargetModules } from './match.js';
@@ -30,8 +30,6 @@ export interface LoraConfig {
 /** PEFT's own LoraConfig defaults (r 8, lora_alpha 8, no dropout). */
 export const PEFT_LORA_DEFAULTS = { r: 8, alpha: 8, dropout: 0, useRslora: false, bias: 'none', fanInFanOut: false } as const;
 
-/** The 2023 RWKV QLoRA recipe: r 8, alpha 16, dropout 0.05. */
-export const RECIPE_LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, useRslora: false, bias: 'none', fanInFanOut: false } as const;
 
 /** PEFT's built-in targets (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 export const PEFT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[]>> = {
@@ -39,9 +37,17 @@ export const PEFT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[
   gpt_neox: ['query_key_value'],
 };
 
-/** ditty's defaults: the recipe's hyper-parameters and the architecture's default targets. */
+/** The config's lora section (config/schema.ts) as a LoraConfig adapting `targets`. */
+export function loraConfigOf(section: LoraSection, targets: TargetModules): LoraConfig {
+  return {
+    r: section.r, alpha: section.alpha, dropout: section.dropout, targetModules: typeof targets === 'string' ? targets : [...targets],
+    useRslora: section.use_rslora, bias: 'none', fanInFanOut: false,
+  };
+}
+
+/** ditty's defaults: the config schema's lora defaults and the architecture's default targets. */
 export function defaultLoraConfig(arch: Architecture): LoraConfig {
-  return { ...RECIPE_LORA_DEFAULTS, targetModules: [...DEFAULT_TARGET_MODULES[arch]] };
+  return loraConfigOf(LORA_DEFAULTS, DEFAULT_TARGET_MODULES[arch]);
 }
 
 /** PEFT's defaults with PEFT's built-in targets for the architecture. */

@@ -8,7 +8,7 @@ import { METRICS_FILE } from '../report/run-report.js';
 import { resolveBackend } from '../engine/choice.js';
 import type { Checkpointing } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
-import type { LoraConfig } from '../lora/config.js';
+import { loraConfigOf, type LoraConfig } from '../lora/config.js';
 import { openEngine, type OpenedEngine } from '../runtime/open-engine.js';
 import { locateModel, openWeights, type ModelLocation } from '../runtime/open-model.js';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer.js';
@@ -49,13 +49,10 @@ export function dataFingerprint(data: PreparedDataset, config: TrainConfig): str
   return h.digest('hex').slice(0, 32);
 }
 
-function loraConfigOf(config: TrainConfig, modelType: string): LoraConfig {
+function runLoraConfig(config: TrainConfig, modelType: string): LoraConfig {
   const targets = resolveTargetModules(config, modelType);
   if (!targets) throw new InputError(`lora.target_modules: no default for model type "${modelType}"; list the linears to adapt`);
-  return {
-    r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.dropout, targetModules: [...targets],
-    useRslora: config.lora.use_rslora, bias: 'none', fanInFanOut: false,
-  };
+  return loraConfigOf(config.lora, targets);
 }
 
 /** `ditty train CONFIG`: load the config, model, adapters and data, then train (resuming when there is a checkpoint). */
@@ -99,7 +96,7 @@ async function prepareRun(config: TrainConfig, log: (m: string) => void): Promis
   if (blockWarning !== undefined) log(`warning: ${blockWarning}`);
   const prompts = readPrompts(config.eval.prompts);
   const tokenizer = loadTokenizer(config.model.tokenizer ?? location.folder);
-  const loraConfig = loraConfigOf(config, location.config.model_type);
+  const loraConfig = runLoraConfig(config, location.config.model_type);
   const data = await prepareDataset({
     dataset: config.data.dataset, revision: config.data.revision, file: config.data.file,
     format: config.data.format, textField: config.data.text_field, blockSize: config.data.block_size,

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenizeExample } from '../../src/data/examples.js';
+import { DATA_DEFAULTS, TRAINING_DEFAULTS } from '../../src/config/schema.js';
 import { prepareDataset, type DataOptions } from '../../src/data/prepare.js';
 import { loadRows } from '../../src/data/rows.js';
 import { shuffled, splitValidation } from '../../src/data/shuffle.js';
@@ -19,7 +20,7 @@ const INTRO = 'Below is an instruction that describes a task. Write a response t
 describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through the data pipeline', () => {
   let tok: ReturnType<typeof loadTokenizer>;
   beforeAll(() => { tok = loadTokenizer(tokenizerFile.path); });
-  const base: DataOptions = { dataset: sample.path, blockSize: 256, seed: 42 };
+  const base: DataOptions = { dataset: sample.path, blockSize: 256, seed: 42, validationFraction: 0 };
   const rowsOf = async () => (await loadRows(sample.path, { fields: dollyTemplate.fields })).rows;
 
   it('renders a row with context and one without exactly', async () => {
@@ -115,6 +116,16 @@ describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through
     const trainTexts = new Set(texts(prepared.train));
     expect(validationTexts.some((t) => trainTexts.has(t))).toBe(false);
     expect((await prepareDataset(opts, tok)).validation).toEqual(prepared.validation);
+  });
+
+  it('takes what it is not given from the config schema\'s defaults', async () => {
+    const prepared = await prepareDataset({ dataset: sample.path, blockSize: 256 }, tok);
+    const rows = shuffled(await rowsOf(), TRAINING_DEFAULTS.seed);
+    const split = splitValidation(rows, DATA_DEFAULTS.validation_fraction);
+    expect(split.validation.length).toBeGreaterThan(0);
+    expect(prepared.stats).toMatchObject({ trainRows: split.train.length, validationRows: split.validation.length, packing: DATA_DEFAULTS.packing, trainOn: 'response' });
+    const text = await prepareDataset({ dataset: sample.path, blockSize: 256, format: 'text', textField: 'instruction' }, tok);
+    expect(text.stats.trainOn).toBe('all');
   });
 
   it('formats the statistics for printing', async () => {

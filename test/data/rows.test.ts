@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DATA_DEFAULTS } from '../../src/config/schema.js';
 import { loadRows, skippedRowsWarning } from '../../src/data/rows.js';
 import { dollyTemplate } from '../../src/data/templates.js';
 import { InputError } from '../../src/io/errors.js';
@@ -62,6 +63,8 @@ describe('row loading', () => {
     const file = write('bad.jsonl', lines.join('\n'));
     const loaded = await loadRows(file, { fields, onBadRow: 'skip' });
     expect(loaded.rows).toEqual(EXPECTED.slice(0, 2));
+    // without onBadRow, the config schema's default (data.on_bad_row) applies
+    expect(await loadRows(file, { fields })).toEqual(await loadRows(file, { fields, onBadRow: DATA_DEFAULTS.on_bad_row }));
     expect(loaded.rowsRead).toBe(5);
     expect(loaded.skipped.map((b) => b.where)).toEqual([`${file}:2`, `${file}:3`, `${file}:5`]);
     expect(loaded.skipped[0]!.reason).toMatch(/^not valid JSON/);
@@ -75,23 +78,23 @@ describe('row loading', () => {
   it('error mode throws an InputError naming file:line', async () => {
     const file = write('bad2.jsonl', `${JSON.stringify(ROWS[0])}\n{oops\n`);
     await expect(loadRows(file, { fields, onBadRow: 'error' })).rejects.toThrow(InputError);
-    await expect(loadRows(file, { fields })).rejects.toThrow(new RegExp(`^${file}:2: not valid JSON`));
+    await expect(loadRows(file, { fields, onBadRow: 'error' })).rejects.toThrow(new RegExp(`^${file}:2: not valid JSON`));
     const missing = write('bad3.jsonl', `${JSON.stringify(ROWS[0])}\n${JSON.stringify({ instruction: 'q' })}\n`);
-    await expect(loadRows(missing, { fields })).rejects.toThrow(`${missing}:2: "response" is missing`);
+    await expect(loadRows(missing, { fields, onBadRow: 'error' })).rejects.toThrow(`${missing}:2: "response" is missing`);
     const arr = write('bad.json', JSON.stringify([ROWS[0], { instruction: 'q', response: null }]));
-    await expect(loadRows(arr, { fields })).rejects.toThrow(`${arr}: row 2: "response" is missing`);
+    await expect(loadRows(arr, { fields, onBadRow: 'error' })).rejects.toThrow(`${arr}: row 2: "response" is missing`);
   });
 
   it('names the line of a malformed .json file and rejects other shapes and types', async () => {
     const file = write('broken.json', '[\n{"instruction": "a"},\n{oops}\n]');
-    await expect(loadRows(file, { fields })).rejects.toThrow(new RegExp(`^${file}:3: not valid JSON`));
+    await expect(loadRows(file, { fields, onBadRow: 'error' })).rejects.toThrow(new RegExp(`^${file}:3: not valid JSON`));
     const obj = write('obj.json', '{"rows": []}');
-    await expect(loadRows(obj, { fields })).rejects.toThrow(/expected a JSON array of rows/);
+    await expect(loadRows(obj, { fields, onBadRow: 'error' })).rejects.toThrow(/expected a JSON array of rows/);
     const csv = write('rows.csv', 'a,b\n');
-    await expect(loadRows(csv, { fields })).rejects.toThrow(/unsupported dataset file type ".csv"/);
+    await expect(loadRows(csv, { fields, onBadRow: 'error' })).rejects.toThrow(/unsupported dataset file type ".csv"/);
     const notParquet = write('fake.parquet', 'not parquet at all');
-    await expect(loadRows(notParquet, { fields })).rejects.toThrow(/cannot read as parquet/);
-    await expect(loadRows(path.join(tmp, 'nope.jsonl'), { fields })).rejects.toThrow(/no such dataset file/);
+    await expect(loadRows(notParquet, { fields, onBadRow: 'error' })).rejects.toThrow(/cannot read as parquet/);
+    await expect(loadRows(path.join(tmp, 'nope.jsonl'), { fields, onBadRow: 'error' })).rejects.toThrow(/no such dataset file/);
   });
 
   it('maxRows keeps the first good rows', async () => {
