@@ -203,10 +203,11 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
   let estimatedSeconds: number | undefined;
   let stepStarted = performance.now();
 
+  // before training starts, so a signal during these samples still stops at once; the report
+  // follows at the first logged step (it needs metrics.jsonl)
+  if (state.global_step === 0 && samples?.due(0, false)) await writeSamples(samples);
   signals.training(saved);
   try {
-    // the report follows at the first logged step: it needs metrics.jsonl
-    if (state.global_step === 0 && samples?.due(0, false)) await writeSamples(samples);
     while (state.global_step < total) {
       const step = state.global_step;
       stepStarted = performance.now();
