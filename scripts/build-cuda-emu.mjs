@@ -19,7 +19,11 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rel = (p) => path.relative(root, p);
 
-const BASE_FLAGS = ['-std=c++20', '-O1', '-g', '-Wall', '-Wextra', '-fno-strict-aliasing', '-pthread'];
+// -g1: line tables, enough for sanitizer reports and backtraces, and much cheaper to compile than -g
+const BASE_FLAGS = ['-std=c++20', '-O1', '-g1', '-Wall', '-Wextra', '-fno-strict-aliasing', '-pthread'];
+// Stack-clash probes make a frame larger than a fiber's stack fault on its guard instead of landing in
+// the neighbouring stack.
+const EMU_FLAGS = [...BASE_FLAGS, '-fstack-clash-protection'];
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'];
 
 export function findCompiler() {
@@ -140,8 +144,9 @@ class Builder {
     const deps = depsOf(dep);
     if (deps && upToDate(obj, [src, ...deps], cmdFile, cmd)) return obj;
     fs.mkdirSync(objDir, { recursive: true });
-    this.log(`compile ${rel(src)}${flags.includes(SANITIZE[0]) ? ' (asan)' : ''}`);
+    const t0 = Date.now();
     const r = await run(this.cxx, args, this.log);
+    this.log(`compiled ${rel(src)}${flags.includes(SANITIZE[0]) ? ' (asan)' : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     if (!r.ok) {
       fs.rmSync(obj, { force: true });
       this.errors.push({ file: rel(src), message: r.output.trim() });
@@ -176,19 +181,20 @@ class Builder {
 
 /** Builds the requested variants ('normal', 'asan'); resolves to a JSON-able summary. */
 export async function build({ variants = ['normal'], jobs = os.availableParallelism(), log = (s) => process.stderr.write(`${s}\n`) } = {}) {
+  const t0 = Date.now();
   const p = probe();
   if (!p.ok) return { ok: false, skipped: p.reason, variants: {}, errors: [] };
   const b = new Builder({ cxx: p.cxx, cudaInclude: p.cudaInclude, jobs, log });
   const src = sources();
   const out = path.join(root, 'build', 'cuda-emu');
   const dirs = { normal: out, asan: path.join(root, 'build', 'cuda-emu-asan') };
-  const flags = { normal: BASE_FLAGS, asan: [...BASE_FLAGS, ...SANITIZE] };
+  const flags = { normal: EMU_FLAGS, asan: [...EMU_FLAGS, ...SANITIZE] };
 
   // Every compile of every variant goes into one queue, so the cores stay busy.
   const tasks = [];
   const enqueue = (file, objDir, f) => { const i = tasks.length; tasks.push(() => b.compile(file, objDir, f)); return i; };
   // The CPU twins are the reference: compiled once, without sanitizers, for both variants.
-  const cpuIdx = src.cpu.map((f) => enqueue(f, path.join(out, 'obj-cpu'), [...BASE_FLAGS, '-O2']));
+  const cpuIdx = src.cpu.map((f) => enqueue(f, path.join(out, 'obj-cpu'), [...BASE_FLAGS, '-g0']));
   const standinIdx = src.standin.map((f) => enqueue(f, path.join(out, 'obj-standin'), [...BASE_FLAGS, '-fPIC']));
   const perVariant = {};
   for (const v of variants) {
@@ -210,7 +216,7 @@ export async function build({ variants = ['normal'], jobs = os.availableParallel
     if (so.every(Boolean)) standin = await b.link(path.join(out, 'libcublaslt-standin.so'), so, ['-shared', '-fPIC', '-pthread']);
   }
 
-  const result = { ok: true, cudaInclude: p.cudaInclude, standin, compiled: 0, variants: {}, errors: b.errors };
+  const result = { ok: true, seconds: 0, cudaInclude: p.cudaInclude, standin, compiled: 0, variants: {}, errors: b.errors };
   for (const v of variants) {
     const pv = perVariant[v];
     const emu = pick(pv.emu), kernels = pick(pv.kernels).filter(Boolean);
@@ -231,6 +237,7 @@ export async function build({ variants = ['normal'], jobs = os.availableParallel
     result.variants[v] = { dir: dirs[v], programs };
   }
   result.compiled = b.compiled;
+  result.seconds = Math.round((Date.now() - t0) / 100) / 10;
   result.ok = b.errors.length === 0;
   return result;
 }

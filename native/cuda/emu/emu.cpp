@@ -278,6 +278,7 @@ struct Worker {
   unsigned fibers_cap = 0;
   Block* block = nullptr;
   Fiber* current = nullptr;
+  bool stacks_dirty = true;  // a block left fibers suspended mid-kernel (or the stacks are new)
   ~Worker() {
     for (auto& s : stacks) munmap(s.map, s.map_size);
   }
@@ -678,6 +679,7 @@ void run_block(Launch& L, std::uint64_t linear) {
       w.stacks.clear();
     }
     while (w.stacks.size() < n) w.stacks.push_back(make_stack(L.cfg.stack_bytes));
+    w.stacks_dirty = true;
   }
   if (w.fibers_cap < n) {
     w.fibers = std::make_unique<Fiber[]>(n);
@@ -716,7 +718,10 @@ void run_block(Launch& L, std::uint64_t linear) {
     f.stack = w.stacks[t].base;
     f.stack_size = w.stacks[t].size;
 #if DITTY_EMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(f.stack, f.stack_size);  // frames of the previous block's fibers
+    // Frames that returned left their shadow clean; only those that never return (the top few, where a
+    // fiber ends) stay poisoned, unless a block was abandoned mid-kernel.
+    const std::size_t span = w.stacks_dirty ? f.stack_size : std::min<std::size_t>(f.stack_size, 32 * 1024);
+    ASAN_UNPOISON_MEMORY_REGION(f.stack + f.stack_size - span, span);
 #endif
     context_init(f.ctx, f.stack, f.stack_size);
     b.warps[f.ts.warp].exists |= 1u << f.ts.lane;
@@ -745,6 +750,7 @@ void run_block(Launch& L, std::uint64_t linear) {
     context_switch(w.sched, f.ctx);
     asan_back_in_scheduler(w);
   }
+  w.stacks_dirty = b.done < n;
   w.current = nullptr;
   w.block = nullptr;
   tl_thread = nullptr;
