@@ -10,11 +10,10 @@ import { enableTimers, timerTotals } from '../engine/timers.js';
 import { Rng } from '../random/rng.js';
 import { numel } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
-import { readJsonFile } from '../io/json.js';
 import { DEFAULT_TARGET_MODULES } from '../config/schema.js';
 import type { LoraConfig } from '../lora/config.js';
 import { injectLora } from '../lora/lora-linear.js';
-import { parseModelConfig, type ModelConfig } from '../models/config.js';
+import { parseModelConfig, readModelConfig, type ModelConfig } from '../models/config.js';
 import { buildModel, weightLoaderOptions } from '../models/load.js';
 import { NativeEngine } from '../runtime/native-engine.js';
 import { TfjsEngine } from '../runtime/tfjs-engine.js';
@@ -65,11 +64,7 @@ export interface BenchResult {
 function configFor(model: string): Record<string, unknown> {
   const shape = MODEL_SHAPES[model];
   if (shape) return shape;
-  if (fs.existsSync(model)) {
-    const json = readJsonFile(model);
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`${model}: expected a config.json object`);
-    return json as Record<string, unknown>;
-  }
+  if (fs.existsSync(model)) return { ...readModelConfig(model).raw };
   throw new InputError(`--model ${model}: not a known shape (${Object.keys(MODEL_SHAPES).join(', ')}) nor a config.json file`);
 }
 

@@ -1,5 +1,6 @@
 /** JSON input files, with the InputError every command reports for text that does not parse. */
 import * as fs from 'node:fs';
+import type * as z from 'zod';
 import { InputError } from './errors.js';
 
 /**
@@ -17,4 +18,18 @@ export function parseJson(text: string | (() => string), where: string): unknown
 /** Reads and parses `file` (UTF-8); a failure to read or parse is an InputError naming it. */
 export function readJsonFile(file: string): unknown {
   return parseJson(() => fs.readFileSync(file, 'utf8'), file);
+}
+
+/** `value` checked against `schema`; the first problem is one InputError line naming the file and the field. */
+export function checkJson<T extends z.ZodType>(schema: T, value: unknown, file: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '');
+  throw new InputError(`${file}: ${field === '' ? 'the top level' : field}: ${issue.message}`);
+}
+
+/** Reads, parses and checks `file` against `schema`. */
+export function readJsonFileAs<T extends z.ZodType>(schema: T, file: string): z.output<T> {
+  return checkJson(schema, readJsonFile(file), file);
 }

@@ -18,7 +18,7 @@ import type { TensorSource } from '../io/tensor-source.js';
 import { TorchCheckpointFile } from '../io/torch-checkpoint.js';
 import { describeLinears } from '../io/module-names.js';
 import type { LinearLayer } from '../models/types.js';
-import { moduleRankAndScaling, validateLoraConfig, type LoraConfig } from './config.js';
+import { moduleRankAndScaling, PEFT_LORA_DEFAULTS, validateLoraConfig, type LoraConfig } from './config.js';
 import { injectLora, type LoraLinear } from './lora-linear.js';
 import { isTarget } from './match.js';
 import { PyFloat, pythonJsonDumps, type PyJson } from '../io/python-json.js';
@@ -281,10 +281,10 @@ export function parseAdapterConfig(file: string, text: string): {
   };
   const config: LoraConfig = {
     r: num('r'),
-    alpha: num('lora_alpha', 8),
-    dropout: num('lora_dropout', 0),
+    alpha: num('lora_alpha', PEFT_LORA_DEFAULTS.alpha),
+    dropout: num('lora_dropout', PEFT_LORA_DEFAULTS.dropout),
     targetModules: targets ?? [],
-    useRslora: bool('use_rslora', false),
+    useRslora: bool('use_rslora', PEFT_LORA_DEFAULTS.useRslora),
     bias: 'none',
     fanInFanOut: false,
     rankPattern: numberMap('rank_pattern'),

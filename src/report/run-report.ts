@@ -5,7 +5,9 @@ import { writeBytesAtomic } from '../io/atomic.js';
 import { beforeAfterCells, type BeforeAfterRow } from '../eval/before-after.js';
 import { BEFORE_AFTER_FILE } from '../eval/held-out.js';
 import { InputError } from '../io/errors.js';
+import { readModelConfig } from '../models/config.js';
 import { latestCheckpoint, TRAINER_STATE } from '../runtime/run-folder.js';
+import { readTrainerState } from '../runtime/trainer-state.js';
 import { reportHtml, type ReportInput, type Sample } from './html.js';
 import { readMetrics } from './metrics.js';
 
@@ -88,8 +90,8 @@ function uniformLoss(configYaml: string | undefined): number | undefined {
     const cfg = parseYaml(configYaml) as { model?: { name_or_path?: unknown } } | null;
     const model = cfg?.model?.name_or_path;
     if (typeof model !== 'string') return undefined;
-    const modelConfig = JSON.parse(fs.readFileSync(path.join(model, 'config.json'), 'utf8')) as { vocab_size?: unknown };
-    return typeof modelConfig.vocab_size === 'number' && modelConfig.vocab_size > 1 ? Math.log(modelConfig.vocab_size) : undefined;
+    const { vocab_size: vocab } = readModelConfig(path.join(model, 'config.json'));
+    return vocab > 1 ? Math.log(vocab) : undefined;
   } catch {
     return undefined;
   }
@@ -101,14 +103,14 @@ export function loadReportInput(runDir: string, now = new Date()): ReportInput {
   const entries = readMetrics(path.join(runDir, METRICS_FILE));
   const checkpoint = latestCheckpoint(runDir);
   const configYaml = readText(path.join(runDir, CONFIG_FILE)) ?? (checkpoint ? readText(path.join(checkpoint, CONFIG_FILE)) : undefined);
-  const state = checkpoint ? readJsonObject(path.join(checkpoint, TRAINER_STATE)) : undefined;
+  const state = checkpoint ? readTrainerState(path.join(checkpoint, TRAINER_STATE)) : undefined;
   const dataStats = readJsonObject(path.join(runDir, DATA_STATS_FILE));
   const samples = readSamples(path.join(runDir, SAMPLES_FILE));
   const uniform = uniformLoss(configYaml);
   const beforeAfter = readBeforeAfter(path.join(runDir, BEFORE_AFTER_FILE));
   return {
     runName: path.basename(path.resolve(runDir)), entries, generatedAt: now,
-    ...(typeof state?.total_steps === 'number' ? { totalSteps: state.total_steps } : {}),
+    ...(state !== undefined ? { totalSteps: state.total_steps } : {}),
     ...(configYaml !== undefined ? { configYaml } : {}),
     ...(dataStats !== undefined ? { dataStats } : {}),
     ...(samples !== undefined ? { samples } : {}),

@@ -5,65 +5,21 @@ import * as path from 'node:path';
 import { fsyncDir, writeBytesAtomic } from '../io/atomic.js';
 import { float32Bytes } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
-import { readJsonFile } from '../io/json.js';
 import { faultPoint } from '../io/fault-injection.js';
 import { makeFolder } from '../io/make-folder.js';
 import { deleteFolder, removeFolder, writeFolderAtomic } from '../io/output-folder.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
-import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
+import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, parseAdapterConfig, writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import { listCheckpoints, TRAINER_STATE } from '../runtime/run-folder.js';
 import type { AdamWSlot } from '../runtime/tfjs-adamw.js';
+import { readTrainerState, type TrainerState } from '../runtime/trainer-state.js';
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const CONFIG_FILE = 'config.yaml';
 
-export interface LogEntry {
-  step: number;
-  loss: number;
-  lr: number;
-  grad_norm: number;
-  /** tokens the model processed (trailing padding after the last loss position is cut) */
-  tokens: number;
-  /** micro-batches accumulated in this step (fewer than grad_accum at the end of an epoch) */
-  micro_batches: number;
-  tokens_per_s: number;
-  elapsed: number;
-  epoch: number;
-  val_loss?: number;
-  /** the whole run's time projected after the first steps of a process (logged once per process) */
-  estimated_total_s?: number;
-}
-
-/** Everything besides the weights that a resumed run needs to continue exactly. */
-export interface TrainerState {
-  format: 1;
-  global_step: number;
-  total_steps: number;
-  /** fractional epochs done */
-  epoch: number;
-  /** position of the next batch */
-  batcher: { epoch: number; index: number };
-  tokens_seen: number;
-  elapsed_seconds: number;
-  seed: number;
-  /** identifies the data the run was trained on, so a resume on other data is refused */
-  data_fingerprint: string;
-  log_history: LogEntry[];
-  /** the batch size the data position counts in */
-  batch_size?: number;
-  grad_accum?: number;
-  /** the LoRA settings the adapter weights belong to */
-  lora?: { r: number; alpha: number; use_rslora: boolean; modules: string[] };
-  schedule?: { kind: string; learning_rate: number; warmup_steps: number; total_steps: number };
-  /**
-   * Where the random streams stand. They are counter-based: LoRA dropout masks are a function of
-   * (seed, module, micro-step, call) and the data order of (seed, epoch), so the seed and the next
-   * micro-step (with `batcher`) are the whole state.
-   */
-  rng?: { seed: number; next_micro_step: number };
-}
+export type { LogEntry, TrainerState } from '../runtime/trainer-state.js';
 
 export interface CheckpointContents {
   readonly state: TrainerState;
@@ -134,9 +90,9 @@ export async function pruneCheckpoints(runDir: string, keep: number): Promise<vo
 /** Why checkpoint `dir` cannot be resumed from (a file missing, truncated or not what it claims), or undefined. */
 export function checkpointProblem(dir: string): string | undefined {
   try {
-    const state = readJsonFile(path.join(dir, TRAINER_STATE)) as Partial<TrainerState> | null;
-    if (state?.format !== 1 || !Number.isInteger(state.global_step)) return `${TRAINER_STATE}: unknown trainer state format`;
-    readJsonFile(path.join(dir, ADAPTER_CONFIG));
+    readTrainerState(path.join(dir, TRAINER_STATE));
+    const adapterConfig = path.join(dir, ADAPTER_CONFIG);
+    parseAdapterConfig(adapterConfig, fs.readFileSync(adapterConfig, 'utf8'));
     // opening checks each header and that the file holds every byte it promises
     for (const f of [ADAPTER_SAFETENSORS, OPTIMIZER_FILE]) SafetensorsFile.open(path.join(dir, f)).close();
     return undefined;
@@ -177,8 +133,7 @@ export interface LoadedCheckpoint {
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const stateFile = path.join(dir, TRAINER_STATE);
   if (!fs.existsSync(stateFile)) throw new InputError(`${dir}: not a complete ditty checkpoint (no ${TRAINER_STATE})`);
-  const state = readJsonFile(stateFile) as TrainerState;
-  if (state.format !== 1 || !Number.isInteger(state.global_step)) throw new InputError(`${stateFile}: unknown trainer state format`);
+  const state = readTrainerState(stateFile);
   const adapter = readAll(path.join(dir, ADAPTER_SAFETENSORS));
   const optimizer = new Map<string, AdamWSlot>();
   const opt = readAll(path.join(dir, OPTIMIZER_FILE));
