@@ -50,7 +50,7 @@ export async function buildNativeEmu(log = (m) => process.stderr.write(`${m}\n`)
   if (!tools.ok) return tools;
   const { cxx, cudaInclude, nodeInclude: nodeInc } = tools;
   const napi = createRequire(import.meta.url)('node-addon-api').include_dir;
-  const base = ['-std=c++20', '-O2', '-fPIC', '-pthread', '-Wall', '-Wextra', '-fexceptions', '-fno-strict-aliasing',
+  const base = ['-std=c++20', '-O3', '-fPIC', '-pthread', '-Wall', '-Wextra', '-fexceptions', '-fno-strict-aliasing',
     '-DDITTY_WITH_CUDA', '-Inative/include', '-Inative/cuda/include', '-Inative', `-I${cudaInclude}`];
   const addonFlags = [`-I${napi}`, `-I${nodeInc}`, '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_CPP_EXCEPTIONS_ALL'];
   const groups = [

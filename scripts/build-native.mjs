@@ -78,8 +78,7 @@ const nodedir = process.env.npm_config_nodedir
 const gypRun = (...args) => spawnSync(process.execPath, [gyp, ...args, ...(nodedir ? [`--nodedir=${nodedir}`] : [])],
   { cwd: root, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
 
-// clean first: the CUDA objects live under build/, which `node-gyp rebuild` would remove
-gypRun('clean');
+// configure + build, not rebuild (which would remove build/ with the CUDA objects): both parts are incremental
 await buildCuda();
 let result = gypRun('configure');
 if (result.status === 0) result = gypRun('build', '--jobs', jobs);

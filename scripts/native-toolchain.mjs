@@ -1,6 +1,6 @@
 // What the native builds share: finding nvcc, the CUDA device's source list, and a small parallel,
-// incremental compiler driver (an object is rebuilt when it, its source or a header its .d file
-// names is newer). Used by build-native.mjs (nvcc, `npm ci`) and build-native-emu.mjs (g++).
+// incremental compiler driver (an object is rebuilt when its command changed or its source or a
+// header its .d file names is newer). Used by build-native.mjs (nvcc, `npm ci`) and build-native-emu.mjs (g++).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -84,8 +84,13 @@ export function objectFor(objDir, src) {
   return path.join(objDir, `${src.replace(/^native\//, '').replace(/[/\\]/g, '__')}.o`);
 }
 
-function newerThan(obj, src) {
+function upToDate({ obj, src, args }) {
   if (!fs.existsSync(obj)) return false;
+  try {
+    if (fs.readFileSync(`${obj.slice(0, -2)}.cmd`, 'utf8') !== JSON.stringify(args)) return false;
+  } catch {
+    return false;
+  }
   const t = fs.statSync(obj).mtimeMs;
   const dep = `${obj.slice(0, -2)}.d`;
   const deps = [path.join(root, src)];
@@ -101,12 +106,13 @@ function newerThan(obj, src) {
 
 /**
  * Compiles every job `{ src, obj, args }` (args: the full command, first element the program)
- * `jobs` at a time, skipping objects that are up to date. Resolves to { built, failures, seconds }:
+ * `jobs` at a time, skipping objects that are up to date (same command, newer than the source and
+ * every header its .d file names). Resolves to { built, failures, seconds }:
  * failures are { src, output } of the compilers that exited non-zero.
  */
 export async function compileAll(list, jobs = Math.max(1, os.availableParallelism()), log = () => {}) {
   const started = performance.now();
-  const todo = list.filter((j) => !newerThan(j.obj, j.src));
+  const todo = list.filter((j) => !upToDate(j));
   const failures = [];
   let next = 0;
   async function worker() {
@@ -127,6 +133,7 @@ export async function compileAll(list, jobs = Math.max(1, os.availableParallelis
         fs.rmSync(job.obj, { force: true });
         failures.push({ src: job.src, output: output.text });
       } else {
+        fs.writeFileSync(`${job.obj.slice(0, -2)}.cmd`, JSON.stringify(job.args));
         log(`${job.src} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
       }
     }
