@@ -1,17 +1,9 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { OPTIONAL_MODEL_FILES } from '../hub/index.js';
-import { writeBytesAtomic } from '../io/atomic.js';
-import { InputError } from '../io/errors.js';
-import { checkOutputFolder, writeFolderAtomic, type OutputFolderMessages } from '../io/output-folder.js';
-import { checkpointLinearPaths } from '../models/load.js';
-import { isBnb4bitConfig } from '../quant/bnb-checkpoint.js';
+import { quantizeModel } from '../export/quantized-model.js';
+import type { OutputFolderMessages } from '../io/output-folder.js';
 import type { ComputeDtype } from '../quant/bnb-format.js';
 import { validateBlocksize } from '../quant/nf4.js';
-import { quantizedLinearSelector, type QuantizationOptions } from '../quant/options.js';
-import { quantizedConfigJson, RWKV_RESCALE_NOTICE, rwkvRescaleConflicts, writeQuantizedWeights, type QuantizeSummary } from '../quant/write-checkpoint.js';
-import { locateModel, openWeights } from '../runtime/open-model.js';
+import { RWKV_RESCALE_NOTICE } from '../quant/write-checkpoint.js';
 import { intOption } from './options.js';
 
 interface QuantizeCliOptions {
@@ -25,9 +17,6 @@ interface QuantizeCliOptions {
   force?: boolean;
   json?: boolean;
 }
-
-/** Tokenizer and generation files copied next to the weights when the model has them. */
-const COPIED_FILES = [...OPTIONAL_MODEL_FILES, 'vocab.json', 'merges.txt', 'added_tokens.json'];
 
 /** How quantize words its refusals of --out. */
 const OUT_MESSAGES: OutputFolderMessages = {
@@ -75,38 +64,18 @@ export function registerQuantize(program: Command): void {
 
 async function quantizeCommand(model: string, opts: QuantizeCliOptions): Promise<void> {
   const started = performance.now();
-  const location = await locateModel(model, { ...(opts.revision !== undefined ? { revision: opts.revision } : {}), progress: !opts.json });
-  const { config, folder } = location;
-  if (isBnb4bitConfig(config.raw, config.file)) throw new InputError(`${config.file}: the model is already a bitsandbytes 4-bit checkpoint`);
-  checkOutputFolder(opts.out, opts.force === true, [folder], OUT_MESSAGES);
-  const quantization: QuantizationOptions = { bits: 4, blocksize: opts.blocksize, doubleQuant: opts.doubleQuant, skipModules: opts.skipModules };
-  const source = await openWeights(location);
-  let summary: QuantizeSummary;
-  let floatLinears: string[];
-  try {
-    const linearPaths = checkpointLinearPaths(source, config.model_type);
-    const quantizes = quantizedLinearSelector(linearPaths, quantization);
-    floatLinears = linearPaths.filter((p) => !quantizes(p));
-    const progress = !opts.json && process.stderr.isTTY
-      ? (done: number, total: number): void => void process.stderr.write(`\rquantizing linear layers ${done}/${total}`)
-      : undefined;
-    const options = { quantization, computeDtype: opts.computeDtype, maxShardBytes: opts.maxShardMib * 2 ** 20, ...(progress ? { onProgress: progress } : {}) };
-    summary = await writeFolderAtomic(opts.out, async (tmp) => {
-      const s = await writeQuantizedWeights(source, linearPaths, tmp, options);
-      await writeBytesAtomic(path.join(tmp, 'config.json'), quantizedConfigJson(config.raw, config.model_type, options, linearPaths));
-      for (const f of COPIED_FILES) {
-        const src = path.join(folder, f);
-        if (fs.existsSync(src)) await writeBytesAtomic(path.join(tmp, f), fs.readFileSync(src));
-      }
-      return s;
-    });
-    if (progress) process.stderr.write('\n');
-  } finally {
-    source.close();
-  }
-  if (rwkvRescaleConflicts(config.raw, config.model_type)) process.stderr.write(`ditty: notice: ${RWKV_RESCALE_NOTICE}\n`);
+  const progress = !opts.json && process.stderr.isTTY
+    ? (done: number, total: number): void => void process.stderr.write(`\rquantizing linear layers ${done}/${total}`)
+    : undefined;
+  const { summary, floatLinears, files, rwkvRescaleConflict } = await quantizeModel(model, {
+    out: opts.out, computeDtype: opts.computeDtype, maxShardBytes: opts.maxShardMib * 2 ** 20,
+    quantization: { bits: 4, blocksize: opts.blocksize, doubleQuant: opts.doubleQuant, skipModules: opts.skipModules },
+    ...(opts.revision !== undefined ? { revision: opts.revision } : {}), force: opts.force === true, progress: !opts.json,
+    ...(progress ? { onProgress: progress } : {}), outMessages: OUT_MESSAGES,
+  });
+  if (progress) process.stderr.write('\n');
+  if (rwkvRescaleConflict) process.stderr.write(`ditty: notice: ${RWKV_RESCALE_NOTICE}\n`);
   const bits = summary.quantizedParameters === 0 ? 0 : (8 * summary.quantizedBytes) / summary.quantizedParameters;
-  const files = fs.readdirSync(opts.out).sort();
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({
       model, out: opts.out, quantized_linears: summary.quantizedLinears, quantized_parameters: summary.quantizedParameters,

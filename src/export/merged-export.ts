@@ -4,18 +4,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeBytesAtomic } from '../io/atomic.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { FLOAT_DTYPES, fromFloat32 } from '../io/dtypes.js';
 import { InputError } from '../io/errors.js';
 import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
-import { OPTIONAL_MODEL_FILES, resolveModelFolder } from '../hub/index.js';
+import { resolveModelFolder } from '../hub/index.js';
 import { checkAdapter, readAdapter, type CheckedModule } from '../lora/adapter-io.js';
 import { mergedWeight } from '../lora/merge.js';
 import { readModelConfig } from '../models/config.js';
 import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { describeBase, type BaseCheckpoint } from './base-checkpoint.js';
-import { checkOutputFolder, copyFileDurable, writeFolderAtomic } from '../io/output-folder.js';
+import { writeModelFolder } from '../io/model-folder.js';
+import { checkOutputFolder } from '../io/output-folder.js';
 
 export const EXPORT_DTYPES = ['bf16', 'fp16', 'fp32'] as const;
 export type ExportDtype = (typeof EXPORT_DTYPES)[number];
@@ -102,18 +102,13 @@ export async function exportMerged(source: string, out: string, options: MergedE
         + 'merging onto the original 16/32-bit checkpoint (--base MODEL) gives a better model');
     }
     const tensors = mergedTensors(checkpoint, modules, STORED[dtype], (name) => keptInFloat32(config.model_type, name), options.onTensor);
-    // the tokenizer and generation defaults, when the base has them
-    const copied = OPTIONAL_MODEL_FILES.filter((f) => fs.existsSync(path.join(baseFolder, f)));
-    if (!copied.includes('tokenizer.json')) notice(`${baseFolder} has no tokenizer.json; the merged folder has none either`);
-    const written = await writeFolderAtomic(out, async (tmp) => {
-      const result = await writeShardedSafetensors(tmp, tensors, { maxShardBytes: options.maxShardBytes, metadata: { format: 'pt' } });
-      await writeBytesAtomic(path.join(tmp, 'config.json'), mergedConfigJson(config.raw, dtype));
-      for (const f of copied) await copyFileDurable(path.join(baseFolder, f), path.join(tmp, f));
-      return { ...result, files: [...result.files, ...(result.index ? [result.index] : []), 'config.json', ...copied] };
-    });
+    if (!fs.existsSync(path.join(baseFolder, 'tokenizer.json'))) notice(`${baseFolder} has no tokenizer.json; the merged folder has none either`);
+    const { weights, copied } = await writeModelFolder(out, baseFolder, mergedConfigJson(config.raw, dtype),
+      (tmp) => writeShardedSafetensors(tmp, tensors, { maxShardBytes: options.maxShardBytes, metadata: { format: 'pt' } }));
     return {
       adapter: adapterDir, base, baseFolder, folder: out, dtype, tensors: tensors.length, mergedLinears: modules.size,
-      bytes: written.totalSize, files: written.files, quantizedBase: checkpoint.quantized.size > 0,
+      bytes: weights.totalSize, files: [...weights.files, ...(weights.index ? [weights.index] : []), 'config.json', ...copied],
+      quantizedBase: checkpoint.quantized.size > 0,
     };
   } finally {
     checkpoint.source.close();

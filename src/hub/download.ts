@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { datasetInfo, listFiles, modelInfo, type ListFileEntry } from '@huggingface/hub';
 import { InputError } from '../io/errors.js';
 import { makeFolder } from '../io/make-folder.js';
+import { MODEL_SIDE_FILES } from '../io/model-folder.js';
 import { parseWeightIndex, WEIGHT_LAYOUTS } from '../io/weight-index.js';
 import {
   blobLockFolder,
@@ -40,14 +41,6 @@ import {
   type RepoRef,
   type RepoType,
 } from './repo.js';
-
-/** Small files fetched with a model when the repo has them. */
-export const OPTIONAL_MODEL_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'generation_config.json',
-] as const;
 
 export interface DownloadOptions {
   /** branch, tag or commit hash (default "main") */
@@ -104,7 +97,7 @@ const WEIGHT_CHOICES = WEIGHT_LAYOUTS.flatMap((l) => [l.single, l.index]).join('
 /** config.json, the tokenizer files there are, and the first weight layout there is (single file, else index + shards). */
 const modelFilePlan: FilePlan = async (has, read, where) => {
   const files: string[] = ['config.json'];
-  for (const f of OPTIONAL_MODEL_FILES) if (await has(f)) files.push(f);
+  for (const f of MODEL_SIDE_FILES) if (await has(f)) files.push(f);
   for (const layout of WEIGHT_LAYOUTS) {
     if (await has(layout.single)) return [...files, layout.single];
     if (await has(layout.index)) {

@@ -1,4 +1,4 @@
 export { repoFolderName } from './cache.js';
-export { downloadRepoFiles, resolveModelFolder, OPTIONAL_MODEL_FILES } from './download.js';
+export { downloadRepoFiles, resolveModelFolder } from './download.js';
 export type { ProgressReporter } from './progress.js';
 export { repoIdProblem } from './repo.js';
