@@ -12,9 +12,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 inc=(-Inative/include -Inative/cuda/include -Inative/cuda)
 common=(-std=c++20 -O2 -g -lineinfo "${inc[@]}")
 objs=()
-compile() { # src obj cmd...
+compile() { # src obj cmd...: skipped when obj is newer than src and every header
   local src=$1 obj=$2
   shift 2
+  if [ -f "$obj" ] && [ -z "$(find "$src" native/include native/cuda -newer "$obj" \( -name '*.h' -o -name '*.cuh' -o -path "$src" \) -print -quit)" ]; then return 0; fi
   "$@" -c "$src" -o "$obj" || { echo "compile failed: $src" >&2; return 1; }
 }
 pids=()
@@ -37,6 +38,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 for t in native/cuda/test/test_*.cpp; do
   name=$(basename "$t" .cpp)
   [ "$name" = test_emu ] && continue  # the emulator's own self-test has no GPU meaning
-  "$nvcc" -x cu "${common[@]}" -arch="$arch" "$t" "${objs[@]}" -o "$out/$name" -lcudart_static -ldl -lrt -lpthread
+  compile "$t" "$out/obj/$name.o" "$nvcc" -x cu "${common[@]}" -arch="$arch"
+  "$nvcc" -arch="$arch" "$out/obj/$name.o" "${objs[@]}" -o "$out/$name" -lcudart_static -ldl -lrt -lpthread
   echo "$out/$name"
 done
