@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { inspectModel, type InspectOptions } from '../inspect/inspect-model.js';
+import { DEFAULT_QUANTIZATION } from '../quant/options.js';
 import { blocksizeOption, listOption } from './quantize.js';
 
 export function registerInspect(program: Command): void {
@@ -10,7 +11,7 @@ export function registerInspect(program: Command): void {
     .option('--revision <rev>', 'hub branch, tag or commit')
     .option('--json', 'print one JSON object instead of text')
     .addOption(new Option('--quantize <bits>', 'report the storage `ditty quantize` would give a float model').choices(['4']))
-    .option('--blocksize <n>', 'with --quantize: values per absmax block', blocksizeOption, 64)
+    .option('--blocksize <n>', 'with --quantize: values per absmax block', blocksizeOption, DEFAULT_QUANTIZATION.blocksize)
     .option('--no-double-quant', 'with --quantize: keep the absmax values in float32')
     .option('--skip-modules <names>', 'with --quantize: comma-separated linears kept in float', listOption, [])
     .action(async (model: string, opts: InspectOptions) => {

@@ -3,6 +3,7 @@ import { quantizeModel } from '../export/quantized-model.js';
 import type { OutputFolderMessages } from '../io/output-folder.js';
 import type { ComputeDtype } from '../quant/bnb-format.js';
 import { validateBlocksize } from '../quant/nf4.js';
+import { DEFAULT_QUANTIZATION } from '../quant/options.js';
 import { RWKV_RESCALE_NOTICE } from '../quant/write-checkpoint.js';
 import { intOption } from './options.js';
 
@@ -49,7 +50,7 @@ export function registerQuantize(program: Command): void {
     .description('write a bitsandbytes 4-bit (NF4) safetensors checkpoint of a model, tensor by tensor')
     .argument('<model>', 'local model folder or hub repo id (org/name)')
     .requiredOption('--out <dir>', 'output folder (created; must not exist or be empty unless --force)')
-    .option('--blocksize <n>', 'values per absmax block: a power of two from 32 to 4096', blocksizeOption, 64)
+    .option('--blocksize <n>', 'values per absmax block: a power of two from 32 to 4096', blocksizeOption, DEFAULT_QUANTIZATION.blocksize)
     .option('--no-double-quant', 'keep the absmax values in float32 (4.5 instead of 4.127 bits per parameter)')
     .option('--skip-modules <names>', 'comma-separated linears to keep in float (a path or a name suffix)', listOption, [])
     .addOption(new Option('--compute-dtype <dtype>', 'compute dtype recorded for transformers (bnb_4bit_compute_dtype in config.json)').choices(['bfloat16', 'float16', 'float32']).default('bfloat16'))

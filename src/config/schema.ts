@@ -182,6 +182,7 @@ export type DataSection = z.output<typeof data>;
  * Each section's defaults, read from the schema (parsing an empty section applies every .default()):
  * library code that is called without a config takes its defaults from here, never its own.
  */
+export const QUANTIZATION_DEFAULTS: z.output<typeof quantization> = quantization.parse({});
 export const LORA_DEFAULTS: LoraSection = lora.parse({});
 export const DATA_DEFAULTS: DataSection = data.parse({});
 export const TRAINING_DEFAULTS: z.output<typeof training> = training.parse({});

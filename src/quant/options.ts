@@ -3,9 +3,10 @@
  * the blocks except the output head (`head`, `embed_out`) and the user's skip list. Embeddings, layer
  * norms and the RWKV time_* parameters are not linears, so they are never quantized.
  */
+import { QUANTIZATION_DEFAULTS } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
 import { describeLinears, matchesName } from '../io/module-names.js';
-import { DEFAULT_BLOCKSIZE, validateBlocksize } from './nf4.js';
+import { validateBlocksize } from './nf4.js';
 
 export interface QuantizationOptions {
   /** 4: NF4 linears; 16: plain float linears (a 4-bit checkpoint is dequantized). */
@@ -18,8 +19,10 @@ export interface QuantizationOptions {
   readonly skipModules: readonly string[];
 }
 
+/** The config's quantization defaults (config/schema.ts) as options. */
 export const DEFAULT_QUANTIZATION: QuantizationOptions = {
-  bits: 4, doubleQuant: true, blocksize: DEFAULT_BLOCKSIZE, skipModules: [],
+  bits: QUANTIZATION_DEFAULTS.bits, doubleQuant: QUANTIZATION_DEFAULTS.double_quant,
+  blocksize: QUANTIZATION_DEFAULTS.blocksize, skipModules: QUANTIZATION_DEFAULTS.skip_modules,
 };
 
 /** Module path of the output head per architecture, which transformers never quantizes. */
