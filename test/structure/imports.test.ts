@@ -2,12 +2,13 @@
  * Imports run one way (../shared/DESIGN.md, "The one picture"): each folder of src/ may import only
  * from folders on a lower layer than its own, and files never import each other in a circle.
  *
- * The layers are the picture read as imports, from the ground up: io/ and the engine contract
- * are the floor everything stands on; config/ (schema, defaults) is read by everything above it;
- * random/ is the one seeded generator; quant/ is the NF4 format alone, models/ build on it, lora/
- * injects into models; data/ feeds train/, which drives runtime/ (the engines behind the Engine contract); export/, inspect/ and
- * bench/ consume a run, and cli/ only parses arguments on top of all of them. Folders on one layer
- * do not import each other.
+ * LAYERS is the picture read as imports, from the ground up: io/ and random/ (the one seeded
+ * generator) are the floor; the engine/ contract stands on io/; config/ (schema and defaults) is
+ * read by everything above it; quant/ is the NF4 format alone, models/ are built on it, lora/
+ * injects into models; data/ turns rows into blocks; generate/ and eval/ use models and data;
+ * runtime/ opens the engines behind the Engine contract, which train/ drives (report/ sits under
+ * train/, which writes the report); export/, inspect/ and bench/ use all of that, and cli/ only
+ * parses arguments on top. Folders on one layer do not import each other.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
