@@ -4,7 +4,7 @@ import { initBackend, type BackendName } from '../engine/backend.js';
 import { resolveBackend, type Backend } from '../engine/choice.js';
 import type { AdamWSettings, Checkpointing, MicroBatch } from '../engine/engine.js';
 import { matMul } from '../engine/matmul.js';
-import { loadAddon, type NativeAddon } from '../engine/native/addon.js';
+import { DEVICE, DTYPE, loadAddon, type NativeAddon, type NativeDeviceKind } from '../engine/native/addon.js';
 import { AddonProfile } from '../engine/native/profile.js';
 import { enableTimers, timerTotals } from '../engine/timers.js';
 import { Rng } from '../random/rng.js';
@@ -53,6 +53,8 @@ export interface BenchResult {
   readonly stepSeconds: number;
   /** peak bytes of the engine's tensors / buffers */
   readonly peakTensorBytes: number;
+  /** cuda: the most bytes the caching allocator held from the driver (what nvidia-smi would show, less the context) */
+  readonly peakDeviceBytes?: number;
   readonly peakRssBytes: number;
   /** shares of the timed steps; on the native engine dequant is estimated (it is fused into the products) */
   readonly split: Readonly<Record<SplitName, number>>;
@@ -94,13 +96,20 @@ function measureTfjsPeak(): number {
 }
 
 /** The native engine's dense product rate: 512x2048x2048 in f32, x W^T as the linears multiply. */
-function measureNativePeak(addon: NativeAddon): number {
-  const M = 512, N = 2048, K = 2048;
-  const ids = [addon.alloc(0, M * K), addon.alloc(0, N * K), addon.alloc(0, M * N)];
+function measureNativePeak(addon: NativeAddon, device: NativeDeviceKind): number {
+  // cpu (and the CPU emulation of cuda): float32 at a training-step shape; a GPU: bf16 8192^3 (as GPU
+  // ceilings are quoted), on constant data, so a little above the random-data rate
+  // scripts/gpu/matmul_peak.py measures
+  const gpu = device === 'cuda' && addon.cudaInfo().emulated !== true;
+  const [M, N, K, dtype] = gpu ? [8192, 8192, 8192, DTYPE.bf16] : [512, 2048, 2048, DTYPE.f32];
+  const ids = [addon.alloc(dtype, M * K, DEVICE[device]), addon.alloc(dtype, N * K, DEVICE[device]), addon.alloc(dtype, M * N, DEVICE[device])];
   const [a, b, c] = ids as [number, number, number];
   addon.fill(a, 0.5);
   addon.fill(b, 0.25);
-  const rate = bestRate(2 * M * N * K, () => addon.gemm(false, true, M, N, K, 1, a, K, b, K, 0, c, N));
+  const rate = bestRate(2 * M * N * K, () => {
+    addon.gemm(false, true, M, N, K, 1, a, K, b, K, 0, c, N);
+    if (device === 'cuda') addon.cudaSynchronize();
+  });
   for (const id of ids) addon.free(id);
   return rate;
 }
@@ -138,12 +147,13 @@ function nativeSplit(fn: string): SplitName {
  * dequantize every NF4 weight once times the number of products that use it (forward, input
  * gradient, and the forward again under full checkpointing).
  */
-function nativeDequantMs(addon: NativeAddon, engine: NativeEngine, uses: number): number {
+function nativeDequantMs(addon: NativeAddon, engine: NativeEngine, uses: number, device: NativeDeviceKind): number {
   let ms = 0;
   for (const l of engine.nf4Weights()) {
-    const out = addon.alloc(0, l.rows * l.cols);
+    const out = addon.alloc(device === 'cuda' ? DTYPE.bf16 : DTYPE.f32, l.rows * l.cols, DEVICE[device]);
     const t = performance.now();
     addon.nf4DequantizeRows(l, 0, l.rows, out);
+    if (device === 'cuda') addon.cudaSynchronize();
     ms += performance.now() - t;
     addon.free(out);
   }
@@ -183,7 +193,7 @@ async function benchNative(o: BenchOptions, config: ModelConfig, configJson: Rec
   const load = loadAddon();
   if (!load.addon) throw new InputError(load.reason);
   const profile = new AddonProfile(load.addon);
-  const peak = measureNativePeak(load.addon);
+  const peak = measureNativePeak(load.addon, device);
   const loadStart = performance.now();
   const source = new RandomTensorSource(configJson);
   const quantization = { bits: o.bits, doubleQuant: true, blocksize: 64, skipModules: [] };
@@ -201,21 +211,35 @@ async function benchNative(o: BenchOptions, config: ModelConfig, configJson: Rec
       engine.step(1e-4, 1);
     };
     for (let i = 0; i < (o.warmup ?? 1); i++) step(-1 - i); // warm-up: first allocations fill the buffer pool
-    profile.enabled = true;
+    // A step ends with host reads (the loss, the gradient norm), so wall time around steps is device
+    // time on cuda too. On the CPU every call is synchronous and the split is timed on the timed steps;
+    // on cuda calls only queue work, so one more step is profiled with a synchronize after each call.
+    const cuda = device === 'cuda';
+    profile.enabled = !cuda;
     const started = performance.now();
     for (let i = 1; i <= o.steps; i++) step(i);
     const seconds = (performance.now() - started) / 1000;
+    let ms = seconds * 1000;
+    let profiledSteps = o.steps;
+    if (cuda) {
+      profile.synchronize = () => load.addon.cudaSynchronize();
+      profile.enabled = true;
+      const t = performance.now();
+      step(o.steps + 1);
+      ms = performance.now() - t;
+      profiledSteps = 1;
+    }
     profile.enabled = false;
-    const ms = seconds * 1000;
     const split: Record<SplitName, number> = { dequant: 0, gemm: 0, wkv: 0, other: 0 };
     for (const [fn, t] of profile.totals) split[nativeSplit(fn)] += t / ms;
-    const dequant = Math.min(split.gemm, nativeDequantMs(load.addon, engine, o.checkpointing === 'full' ? 3 : 2) * o.steps / ms);
+    const dequant = Math.min(split.gemm, nativeDequantMs(load.addon, engine, o.checkpointing === 'full' ? 3 : 2, device) * profiledSteps / ms);
     split.gemm -= dequant;
     split.dequant = dequant;
     split.other = Math.max(0, 1 - split.dequant - split.gemm - split.wkv);
+    const memory = engine.memory();
     return finish(o, sizesOf(config, source), seconds, {
       backend: engine.description, trainable: engine.adapterTensors().reduce((k, t) => k + t.values.length, 0),
-      peakFlopsPerSecond: peak, peakTensorBytes: engine.memory().peak, split, loadSeconds, checkpointing: o.checkpointing,
+      peakFlopsPerSecond: peak, peakTensorBytes: memory.peak, peakDeviceBytes: memory.peakReserved, split, loadSeconds, checkpointing: o.checkpointing,
     });
   } finally {
     engine.dispose();

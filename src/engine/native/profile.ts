@@ -6,6 +6,8 @@ import type { NativeAddon } from './addon.js';
 
 export class AddonProfile {
   enabled = false;
+  /** called after each timed call when set: on cuda, makes a call's wall time its device time */
+  synchronize: (() => void) | undefined;
   /** milliseconds per function name */
   readonly totals = new Map<string, number>();
   readonly addon: NativeAddon;
@@ -16,7 +18,9 @@ export class AddonProfile {
       if (!this.enabled) return fn.apply(inner, args);
       const t = performance.now();
       try {
-        return fn.apply(inner, args);
+        const out = fn.apply(inner, args);
+        this.synchronize?.();
+        return out;
       } finally {
         this.totals.set(name, (this.totals.get(name) ?? 0) + performance.now() - t);
       }
