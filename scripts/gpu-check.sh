@@ -50,8 +50,12 @@ if [ $dry = 1 ]; then
     run_step build-emu-addon 900 node "$here/scripts/build-native-emu.mjs" || true
   fi
   export DITTY_NATIVE_ADDON=$emu_addon
-  export DITTY_CUBLASLT=${DITTY_CUBLASLT:-$here/build/cuda-emu/libcublaslt-standin.so}
-  models=(rwkv-169m pythia-70m)
+  export DITTY_CUBLASLT=${DITTY_CUBLASLT:-$here/build/emu/libcublaslt-standin.so}
+  # tiny shapes: every kernel runs emulated on the CPU, thousands of times slower than a GPU
+  mkdir -p "$out/shapes"
+  printf '%s' '{"architectures":["RwkvForCausalLM"],"model_type":"rwkv","vocab_size":512,"context_length":256,"hidden_size":64,"num_hidden_layers":2,"attention_hidden_size":64,"intermediate_size":256,"layer_norm_epsilon":1e-5,"bos_token_id":0,"eos_token_id":0,"rescale_every":6,"tie_word_embeddings":false}' >"$out/shapes/rwkv-tiny.json"
+  printf '%s' '{"architectures":["GPTNeoXForCausalLM"],"model_type":"gpt_neox","vocab_size":512,"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"intermediate_size":256,"hidden_act":"gelu","rotary_pct":0.25,"rotary_emb_base":10000,"max_position_embeddings":2048,"layer_norm_eps":1e-5,"use_parallel_residual":true,"tie_word_embeddings":false,"bos_token_id":0,"eos_token_id":0}' >"$out/shapes/neox-tiny.json"
+  models=("$out/shapes/rwkv-tiny.json" "$out/shapes/neox-tiny.json")
   block=64
   peft_models=(rwkv-tiny neox-tiny)
   peft_block=64
@@ -97,7 +101,10 @@ if [ $dry = 1 ]; then
   # the emulated kernel suite (several schedules) and its ASan/UBSan build stand in for the GPU and
   # compute-sanitizer
   run_step kernels 1200 node "$here/scripts/build-cuda-emu.mjs" --run
-  run_step sanitizers 1200 node "$here/scripts/build-cuda-emu.mjs" --run --asan
+  DITTY_EMU_QUICK=1 run_step sanitizers 1200 node "$here/scripts/build-cuda-emu.mjs" --run --asan
+  # what the GPU run builds with nvcc: the same test programs for sm_90 (they stop at the first CUDA
+  # call here, without a driver)
+  run_step build-kernel-tests 900 bash "$here/scripts/gpu/build-cuda-tests.sh" "$out/kernel-tests" sm_90
 else
   run_step build-kernel-tests 300 bash "$here/scripts/gpu/build-cuda-tests.sh" "$out/kernel-tests" sm_90
   kernels_ok=0
@@ -119,7 +126,7 @@ run_step peak 120 "$python" "$here/scripts/gpu/matmul_peak.py"
 # --- 4. ditty bench on the big shapes
 for m in "${models[@]}"; do
   for ck in selective full; do
-    run_step "bench-$m-$ck" 600 bash -c "cd '$work' && '$node_bin' bin/ditty.js bench --model $m --backend cuda --block-size $block --batch-size 1 --steps $steps --warmup 1 --checkpointing $ck --json"
+    run_step "bench-$(basename "$m" .json)-$ck" 600 bash -c "cd '$work' && '$node_bin' bin/ditty.js bench --model $m --backend cuda --block-size $block --batch-size 1 --steps $steps --warmup 1 --checkpointing $ck --json"
   done
 done
 

@@ -44,7 +44,7 @@ if (bench.length) {
   for (const { step, r } of bench) {
     const mfu = peakFlops && r.flopsPerSecond ? r.flopsPerSecond / peakFlops : undefined;
     const split = r.split ? ['dequant', 'gemm', 'wkv', 'attention', 'other'].filter((k) => k in r.split).map((k) => fmt(100 * r.split[k], 0)).join('/') + ' %' : '-';
-    lines.push(pad([`${r.model}, ${r.checkpointing}`, fmt(r.tokensPerSecond), mfu ? `${fmt(100 * mfu)}%` : '-', gb(r.peakDeviceBytes ?? r.peakTensorBytes), split], w));
+    lines.push(pad([`${shapeName(r.model)}, ${r.checkpointing}`, fmt(r.tokensPerSecond), mfu ? `${fmt(100 * mfu)}%` : '-', gb(r.peakDeviceBytes ?? r.peakTensorBytes), split], w));
   }
 }
 const peftRows = Object.entries(peft).filter(([, r]) => r);
@@ -54,12 +54,13 @@ if (peftRows.length) {
     lines.push(pad([name, r.skipped ? `skipped: ${r.skipped}` : `${fmt(r.tokensPerSecond)} tok/s`, r.skipped ? '' : gb(r.peakDeviceBytes), r.wkvPath ?? ''], [34, 20, 12, 20]));
   }
   // ditty / PEFT at the same shape: selective vs PEFT without checkpointing, full vs PEFT with it
-  const shapeOf = { 'rwkv-tiny': 'rwkv-169m', 'neox-tiny': 'pythia-70m' };
+  // bench names a shape, or a config.json path (the dry mode's tiny shapes, named as PEFT's)
+  const shapeName = (m) => path.basename(String(m)).replace(/\.json$/, '');
   for (const [name, r] of peftRows) {
     if (!r || r.skipped) continue;
-    const shape = shapeOf[r.model] ?? r.model;
+    const shape = r.model;
     const ck = r.checkpointing ? 'full' : 'selective';
-    const ours = bench.find((b) => b.r.model === shape && b.r.checkpointing === ck)?.r;
+    const ours = bench.find((b) => shapeName(b.r.model) === shape && b.r.checkpointing === ck)?.r;
     if (ours) lines.push(`ratio ditty ${shape} ${ck} / ${name}: ${fmt(ours.tokensPerSecond / r.tokensPerSecond, 2)}x`);
   }
 }
