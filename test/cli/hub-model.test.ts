@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../hub/fake-hub.js';
-import { runCliAsync } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { sharedPath } from '../helpers/shared.js';
 
 const fixture = sharedPath('fixtures', 'tiny-rwkv');
@@ -32,7 +32,7 @@ describe.skipIf(!fixture.present)('ditty eval MODEL with a hub repo id', () => {
 
   it('downloads into the HF cache layout, then runs offline from it', async () => {
     const text = 'Who wrote the novel Moby-Dick?';
-    const first = await runCliAsync(['eval', 'ditty-test/tiny-rwkv', '--text', text, '--json'], env);
+    const first = await runCli(['eval', 'ditty-test/tiny-rwkv', '--text', text, '--json'], env);
     expect(first.status, first.stderr).toBe(0);
     const repoDir = path.join(home, 'hub', 'models--ditty-test--tiny-rwkv');
     expect(fs.readFileSync(path.join(repoDir, 'refs', 'main'), 'utf8')).toBe(COMMIT);
@@ -43,14 +43,14 @@ describe.skipIf(!fixture.present)('ditty eval MODEL with a hub repo id', () => {
     expect(hub.log.some((r) => r.url.includes('README.md'))).toBe(false);
 
     const requestsBefore = hub.log.length;
-    const offline = await runCliAsync(['eval', 'ditty-test/tiny-rwkv', '--text', text, '--json'], { ...env, HF_HUB_OFFLINE: '1' });
+    const offline = await runCli(['eval', 'ditty-test/tiny-rwkv', '--text', text, '--json'], { ...env, HF_HUB_OFFLINE: '1' });
     expect(offline.status, offline.stderr).toBe(0);
     expect(hub.log.length).toBe(requestsBefore);
     expect((JSON.parse(offline.stdout) as { loss: number }).loss).toBe((JSON.parse(first.stdout) as { loss: number }).loss);
   });
 
   it('says which repo is missing', async () => {
-    const r = await runCliAsync(['inspect', 'ditty-test/no-such-model'], env);
+    const r = await runCli(['inspect', 'ditty-test/no-such-model'], env);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/ditty-test\/no-such-model/);
   });

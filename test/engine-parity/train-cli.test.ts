@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCliAsync, type CliResult } from '../helpers/cli.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { nativeMissing } from '../helpers/native.js';
 import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
 
@@ -32,9 +32,9 @@ function metrics(dir: string): Entry[] {
   return fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Entry);
 }
 
-function train(dir: string, backend: 'cpu' | 'wasm', steps: number): Promise<CliResult> {
+async function train(dir: string, backend: 'cpu' | 'wasm', steps: number): Promise<CliResult> {
   // constant learning rate (tiny.yaml): max_steps does not change steps 1..N of a longer run
-  return runCliAsync(['train', TINY, '--set', `output.dir=${dir}`, '--set', `backend=${backend}`, '--set', `training.max_steps=${steps}`,
+  return await runCli(['train', TINY, '--set', `output.dir=${dir}`, '--set', `backend=${backend}`, '--set', `training.max_steps=${steps}`,
     '--set', 'output.checkpoint_every=100']);
 }
 

@@ -15,7 +15,7 @@ import { quantStateDtypeOf, toBnbTensors } from '../../src/quant/bnb-format.js';
 import { dequantizeNf4, quantizeNf4, type Nf4State } from '../../src/quant/nf4.js';
 import type { Architecture } from '../../src/models/types.js';
 import { openModel } from '../../src/runtime/open-model.js';
-import { runCli, runCliAsync, type CliResult } from '../helpers/cli.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { sharedPath } from '../helpers/shared.js';
 import { uniform } from '../lora/helpers.js';
 
@@ -65,12 +65,12 @@ function json<T>(r: CliResult): T {
 }
 
 const evalLoss = async (model: string, ...extra: string[]): Promise<number> =>
-  json<{ loss: number }>(await runCliAsync(['eval', model, '--text', TEXT, '--json', ...extra])).loss;
+  json<{ loss: number }>(await runCli(['eval', model, '--text', TEXT, '--json', ...extra])).loss;
 
 /** `ditty export <run's checkpoint> --merged <tmp>/<name> --dtype bf16`; returns the output folder. */
 async function exportBf16(run: Run, name: string): Promise<string> {
   const out = path.join(tmp, name);
-  const r = await runCliAsync(['export', run.checkpoint, '--merged', out, '--dtype', 'bf16']);
+  const r = await runCli(['export', run.checkpoint, '--merged', out, '--dtype', 'bf16']);
   expect(r.status, r.stderr).toBe(0);
   return out;
 }
@@ -131,7 +131,7 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
       const merged = path.join(tmp, `merged-${arch}`);
       const [adapterLoss, exported] = await Promise.all([
         evalLoss(run.fixture, '--adapter', run.dir),
-        runCliAsync(['export', run.dir, '--merged', merged, '--dtype', 'fp32', '--shard-size', '4MB']),
+        runCli(['export', run.dir, '--merged', merged, '--dtype', 'fp32', '--shard-size', '4MB']),
       ]);
       expect(Math.abs(adapterLoss - run.adapterLoss)).toBeLessThan(1e-6);
       expect(exported.status, exported.stderr).toBe(0);
@@ -204,7 +204,7 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     const quantizable = (await readAdapter(run.checkpoint)).modules.keys();
     const states = await writeBnbCopy(run.fixture, bnb, [...quantizable, 'rwkv.blocks.0.attention.output']);
     const out = path.join(tmp, 'merged-from-bnb');
-    const r = await runCliAsync(['export', run.dir, '--merged', out, '--base', bnb, '--dtype', 'fp32']);
+    const r = await runCli(['export', run.dir, '--merged', out, '--base', bnb, '--dtype', 'fp32']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/notice: .*4-bit .*lossy/);
     const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -229,7 +229,7 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
   it('export --adapter copies the PEFT files byte for byte', async () => {
     const run = runs.get('rwkv')!;
     const out = path.join(tmp, 'adapter-out');
-    const r = await runCliAsync(['export', run.dir, '--adapter', out]);
+    const r = await runCli(['export', run.dir, '--adapter', out]);
     expect(r.status, r.stderr).toBe(0);
     expect(fs.readdirSync(out).sort()).toEqual([ADAPTER_CONFIG, ADAPTER_SAFETENSORS]);
     for (const f of [ADAPTER_CONFIG, ADAPTER_SAFETENSORS]) expect(sameFile(out, run.checkpoint, f), f).toBe(true);
@@ -243,7 +243,7 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
   it('generate --adapter changes the greedy continuation', async () => {
     const run = runs.get('rwkv')!;
     const args = ['generate', run.fixture, '--prompt', 'Hello', '--max-new-tokens', '12', '--temperature', '0'];
-    const [plain, adapted] = await Promise.all([runCliAsync(args), runCliAsync([...args, '--adapter', run.dir])]);
+    const [plain, adapted] = await Promise.all([runCli(args), runCli([...args, '--adapter', run.dir])]);
     expect(plain.status, plain.stderr).toBe(0);
     expect(adapted.status, adapted.stderr).toBe(0);
     expect(adapted.stderr).toContain(`adapter ${run.checkpoint}`);
@@ -251,9 +251,9 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     expect(adapted.stdout).not.toBe(plain.stdout);
   });
 
-  it('errors: wrong architecture, occupied output folder, a folder that is no adapter', () => {
+  it('errors: wrong architecture, occupied output folder, a folder that is no adapter', async () => {
     const run = runs.get('rwkv')!;
-    const wrong = runCli(['eval', neox.path, '--text', TEXT, '--adapter', run.dir]);
+    const wrong = await runCli(['eval', neox.path, '--text', TEXT, '--adapter', run.dir]);
     expect(wrong.status).toBe(1);
     expect(wrong.stderr).toMatch(/warning: the adapter .* was trained on .*tiny-rwkv, not on .*tiny-neox-sequential/);
     expect(wrong.stderr).toMatch(/error: .*made for a different base model: its keys look like rwkv\.\*.*gpt_neox\.\*/);
@@ -262,14 +262,14 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     const occupied = path.join(tmp, 'occupied');
     fs.mkdirSync(occupied);
     fs.writeFileSync(path.join(occupied, 'keep.txt'), 'mine');
-    const refused = runCli(['export', run.dir, '--adapter', occupied]);
+    const refused = await runCli(['export', run.dir, '--adapter', occupied]);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/exists and is not empty; pass --force/);
     expect(fs.readdirSync(occupied)).toEqual(['keep.txt']);
-    const forced = runCli(['export', run.dir, '--adapter', occupied, '--force']);
+    const forced = await runCli(['export', run.dir, '--adapter', occupied, '--force']);
     expect(forced.status, forced.stderr).toBe(0);
     expect(fs.readdirSync(occupied).sort()).toEqual([ADAPTER_CONFIG, ADAPTER_SAFETENSORS]);
-    const self = runCli(['export', run.dir, '--merged', run.dir, '--force']);
+    const self = await runCli(['export', run.dir, '--merged', run.dir, '--force']);
     expect(self.stderr).toMatch(/would replace the input/);
     expect(fs.existsSync(run.checkpoint)).toBe(true);
 
@@ -277,7 +277,7 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     fs.mkdirSync(neither);
     fs.writeFileSync(path.join(neither, 'notes.txt'), 'x');
     for (const args of [['eval', run.fixture, '--text', TEXT, '--adapter', neither], ['export', neither, '--merged', path.join(tmp, 'x')]]) {
-      const r = runCli(args);
+      const r = await runCli(args);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/neither a PEFT adapter folder \(no adapter_config\.json\) nor a run folder/);
     }
@@ -285,11 +285,11 @@ describe.skipIf(!rwkv.present || !neox.present)('--adapter and ditty export on t
     fs.cpSync(run.checkpoint, baseless, { recursive: true });
     const config = JSON.parse(fs.readFileSync(path.join(baseless, ADAPTER_CONFIG), 'utf8')) as Record<string, unknown>;
     fs.writeFileSync(path.join(baseless, ADAPTER_CONFIG), JSON.stringify({ ...config, base_model_name_or_path: '' }));
-    const noBase = runCli(['export', baseless, '--merged', path.join(tmp, 'w')]);
+    const noBase = await runCli(['export', baseless, '--merged', path.join(tmp, 'w')]);
     expect(noBase.status).toBe(1);
     expect(noBase.stderr).toMatch(/names no base model \(base_model_name_or_path\); pass --base MODEL\n$/);
 
-    const both = runCli(['export', run.dir, '--merged', path.join(tmp, 'y'), '--adapter', path.join(tmp, 'z')]);
+    const both = await runCli(['export', run.dir, '--merged', path.join(tmp, 'y'), '--adapter', path.join(tmp, 'z')]);
     expect(both.stderr).toMatch(/exactly one of --adapter OUT or --merged OUT/);
   });
 });

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { REPO_ROOT } from './shared.js';
 
@@ -8,24 +8,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the built `ditty` binary (dist/ is built by `npm test` before vitest runs). */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliResult {
-  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/ditty.js'), ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Like runCli, without blocking the event loop (for tests that serve HTTP in-process). */
-export function runCliAsync(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/**
+ * Run the built `ditty` binary (dist/ is built by `npm test` before vitest runs). Asynchronous: a test
+ * blocked in spawnSync stops its vitest worker from answering the main process, whose RPC then times out
+ * after 60 s and fails the whole run though every test passed.
+ */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/ditty.js'), ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 300_000,
     });
     let stdout = '';
     let stderr = '';

@@ -70,7 +70,7 @@ describe.skipIf(!rwkv.present || !neox.present)('loading 4-bit models', () => {
     neox4 = path.join(tmp, 'neox4');
     neox4Plain = path.join(tmp, 'neox4-plain');
     for (const [src, out, extra] of [[rwkv.path, rwkv4, []], [neox.path, neox4, []], [neox.path, neox4Plain, ['--no-double-quant', '--blocksize', '256']]] as const) {
-      const r = runCli(['quantize', src, '--out', out, ...extra]);
+      const r = await runCli(['quantize', src, '--out', out, ...extra]);
       expect(r.status, r.stderr).toBe(0);
     }
   });
@@ -185,7 +185,7 @@ describe.skipIf(!rwkv.present || !neox.present)('loading 4-bit models', () => {
       return name === key ? { name, dtype: info.dtype, shape: [bytes.length - 3], data: bytes.slice(0, -3) } : { name, dtype: info.dtype, shape: info.shape, data: bytes };
     }), { format: 'pt' });
     source.close();
-    const r = runCli(['eval', copy, '--text', 'Hello world']);
+    const r = await runCli(['eval', copy, '--text', 'Hello world']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^ditty: error: .*tensor "${key}": 61 values \\(shape \\[61\\]\\), expected 64\\n$`));
   });

@@ -33,8 +33,8 @@ function referenceTexts(folder: string): RefText[] {
   return (JSON.parse(fs.readFileSync(path.join(folder, 'reference.json'), 'utf8')) as { texts: RefText[] }).texts;
 }
 
-function evalLoss(model: string, text: string): number {
-  const r = runCli(['eval', model, '--text', text, '--json']);
+async function evalLoss(model: string, text: string): Promise<number> {
+  const r = await runCli(['eval', model, '--text', text, '--json']);
   expect(r.status, r.stderr).toBe(0);
   return (JSON.parse(r.stdout) as { loss: number }).loss;
 }
@@ -57,9 +57,9 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     describe(fixture.name, () => {
       let out = '';
       let stderr = '';
-      beforeAll(() => {
+      beforeAll(async () => {
         out = path.join(tmp, fixture.name);
-        const r = runCli(['quantize', fixture.path, '--out', out]);
+        const r = await runCli(['quantize', fixture.path, '--out', out]);
         expect(r.status, r.stderr).toBe(0);
         stderr = r.stderr;
         expect(r.stdout).toMatch(/quantized \d+ linear layers to NF4 \(blocksize 64, double quant, compute dtype bfloat16\)/);
@@ -155,25 +155,25 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
         expect(fs.readdirSync(path.dirname(out)).filter((f) => f.includes('.tmp-'))).toEqual([]);
       });
 
-      it('eval of the 4-bit folder is within 2% of the float model on every reference text', () => {
+      it('eval of the 4-bit folder is within 2% of the float model on every reference text', async () => {
         for (const ref of referenceTexts(fixture.path)) {
-          const float = evalLoss(fixture.path, ref.text);
-          const nf4 = evalLoss(out, ref.text);
+          const float = await evalLoss(fixture.path, ref.text);
+          const nf4 = await evalLoss(out, ref.text);
           expect(Math.abs(float - ref.loss) / ref.loss).toBeLessThan(1e-4);
           expect(Math.abs(nf4 - float) / float).toBeLessThan(0.02);
           expect(nf4).not.toBe(float);
         }
       });
 
-      it('inspect --json reports bits per parameter and bytes by part', () => {
-        const r = runCli(['inspect', out, '--json']);
+      it('inspect --json reports bits per parameter and bytes by part', async () => {
+        const r = await runCli(['inspect', out, '--json']);
         expect(r.status, r.stderr).toBe(0);
         const info = JSON.parse(r.stdout) as {
           parameters: number;
           linears: { path: string; shape: number[]; dtype: string; quantized: boolean; bytes: number; bits_per_parameter: number }[];
           quantization: { source: string; quantized_linears: number; bits_per_parameter_quantized: number; bytes: Record<string, number> };
         };
-        const floatInfo = JSON.parse(runCli(['inspect', fixture.path, '--json']).stdout) as { parameters: number; quantization: null; linears: unknown[] };
+        const floatInfo = JSON.parse((await runCli(['inspect', fixture.path, '--json'])).stdout) as { parameters: number; quantization: null; linears: unknown[] };
         expect(info.parameters).toBe(floatInfo.parameters);
         expect(info.linears).toHaveLength(floatInfo.linears.length);
         expect(floatInfo.quantization).toBeNull();
@@ -197,20 +197,20 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     });
   }
 
-  it('RWKV: ditty eval of the 4-bit folder does not depend on the rescale_every it writes', () => {
+  it('RWKV: ditty eval of the 4-bit folder does not depend on the rescale_every it writes', async () => {
     const out = path.join(tmp, 'tiny-rwkv');
     expect((JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>)['rescale_every']).toBe(0);
     const six = path.join(tmp, 'rescale-6');
     fs.cpSync(out, six, { recursive: true });
     const config = JSON.parse(fs.readFileSync(path.join(six, 'config.json'), 'utf8')) as Record<string, unknown>;
     fs.writeFileSync(path.join(six, 'config.json'), JSON.stringify({ ...config, rescale_every: 6 }));
-    for (const ref of referenceTexts(FIXTURES[0]!.path).slice(0, 2)) expect(evalLoss(out, ref.text)).toBe(evalLoss(six, ref.text));
+    for (const ref of referenceTexts(FIXTURES[0]!.path).slice(0, 2)) expect(await evalLoss(out, ref.text)).toBe(await evalLoss(six, ref.text));
   });
 
-  it('--skip-modules entries are written as full module paths, which transformers 4.x matches (partial paths it does not)', () => {
+  it('--skip-modules entries are written as full module paths, which transformers 4.x matches (partial paths it does not)', async () => {
     const rwkv = FIXTURES[0]!;
     const out = path.join(tmp, 'skip-partial');
-    const r = runCli(['quantize', rwkv.path, '--out', out, '--skip-modules', 'blocks.1.attention.key,output', '--json']);
+    const r = await runCli(['quantize', rwkv.path, '--out', out, '--skip-modules', 'blocks.1.attention.key,output', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const floatLinears = (JSON.parse(r.stdout) as { float_linears: string[] }).float_linears;
     const skip = (JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { quantization_config: { llm_int8_skip_modules: string[] } })
@@ -241,7 +241,7 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     }))));
     for (const f of ['config.json', 'tokenizer.json']) fs.copyFileSync(path.join(rwkv.path, f), path.join(half, f));
     const out = path.join(tmp, 'half-quantized');
-    const r = runCli(['quantize', half, '--out', out, '--compute-dtype', 'float32']);
+    const r = await runCli(['quantize', half, '--out', out, '--compute-dtype', 'float32']);
     expect(r.status, r.stderr).toBe(0);
     const qc = (JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { quantization_config: Record<string, unknown> }).quantization_config;
     expect(qc['bnb_4bit_compute_dtype']).toBe('float32');
@@ -255,10 +255,10 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     });
   });
 
-  it('--no-double-quant, --blocksize, --skip-modules and --compute-dtype reach the file', () => {
+  it('--no-double-quant, --blocksize, --skip-modules and --compute-dtype reach the file', async () => {
     const rwkv = FIXTURES[0]!;
     const out = path.join(tmp, 'options');
-    const r = runCli(['quantize', rwkv.path, '--out', out, '--no-double-quant', '--blocksize', '128', '--skip-modules', 'feed_forward.value,rwkv.blocks.0.attention.key', '--compute-dtype', 'float16', '--json']);
+    const r = await runCli(['quantize', rwkv.path, '--out', out, '--no-double-quant', '--blocksize', '128', '--skip-modules', 'feed_forward.value,rwkv.blocks.0.attention.key', '--compute-dtype', 'float16', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout) as { quantized_linears: number; float_linears: string[]; bits_per_parameter: number };
     expect(summary.quantized_linears).toBe(21 - 4);
@@ -282,14 +282,14 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     ]));
     expect((qc['llm_int8_skip_modules'] as string[]).at(-1)).toBe('head');
     const ref = referenceTexts(rwkv.path)[0]!;
-    expect(Math.abs(evalLoss(out, ref.text) - ref.loss) / ref.loss).toBeLessThan(0.02);
+    expect(Math.abs(await evalLoss(out, ref.text) - ref.loss) / ref.loss).toBeLessThan(0.02);
   });
 
-  it('writes shards and an index when --max-shard-mib is small, and they load the same', () => {
+  it('writes shards and an index when --max-shard-mib is small, and they load the same', async () => {
     const rwkv = FIXTURES[0]!;
     const single = path.join(tmp, 'tiny-rwkv');
     const out = path.join(tmp, 'sharded');
-    const r = runCli(['quantize', rwkv.path, '--out', out, '--max-shard-mib', '4']);
+    const r = await runCli(['quantize', rwkv.path, '--out', out, '--max-shard-mib', '4']);
     expect(r.status, r.stderr).toBe(0);
     const files = fs.readdirSync(out).sort();
     expect(files).toContain('model.safetensors.index.json');
@@ -308,7 +308,7 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
       }
     }
     const ref = referenceTexts(rwkv.path)[1]!;
-    expect(evalLoss(out, ref.text)).toBe(evalLoss(single, ref.text));
+    expect(await evalLoss(out, ref.text)).toBe(await evalLoss(single, ref.text));
     return withSource(out, (sharded) => withSource(single, (one) => {
       expect(new Set(sharded.names())).toEqual(new Set(one.names()));
       expect(Object.keys(index.weight_map).length).toBe(one.names().length);
@@ -316,42 +316,42 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     }));
   });
 
-  it('refuses a bad skip module, a bad blocksize, an existing --out without --force, and a 4-bit input', () => {
+  it('refuses a bad skip module, a bad blocksize, an existing --out without --force, and a 4-bit input', async () => {
     const rwkv = FIXTURES[0]!;
-    const bad = runCli(['quantize', rwkv.path, '--out', path.join(tmp, 'bad'), '--skip-modules', 'attention.query']);
+    const bad = await runCli(['quantize', rwkv.path, '--out', path.join(tmp, 'bad'), '--skip-modules', 'attention.query']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/skip module "attention.query" matches no linear layer; the model's 22 linear layers: .*key ×6.*; e\.g\. .*rwkv\.blocks\.0\.attention\.key/);
     expect(bad.stderr).not.toMatch(/at .*\.js/);
     expect(fs.existsSync(path.join(tmp, 'bad'))).toBe(false);
-    const size = runCli(['quantize', rwkv.path, '--out', path.join(tmp, 'bad'), '--blocksize', '100']);
+    const size = await runCli(['quantize', rwkv.path, '--out', path.join(tmp, 'bad'), '--blocksize', '100']);
     expect(size.status).not.toBe(0);
     expect(size.stderr).toMatch(/--blocksize must be a power of two between 32 and 4096, got 100/);
     const busy = path.join(tmp, 'busy');
     fs.mkdirSync(busy);
     fs.writeFileSync(path.join(busy, 'keep.txt'), 'x');
-    const exists = runCli(['quantize', rwkv.path, '--out', busy]);
+    const exists = await runCli(['quantize', rwkv.path, '--out', busy]);
     expect(exists.status).toBe(1);
     expect(exists.stderr).toMatch(/--out .*busy: the folder exists and is not empty; pass --force to replace it/);
     expect(fs.readdirSync(busy)).toEqual(['keep.txt']);
-    const forced = runCli(['quantize', rwkv.path, '--out', busy, '--force']);
+    const forced = await runCli(['quantize', rwkv.path, '--out', busy, '--force']);
     expect(forced.status, forced.stderr).toBe(0);
     expect(fs.readdirSync(busy).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
-    const again = runCli(['quantize', busy, '--out', path.join(tmp, 'twice')]);
+    const again = await runCli(['quantize', busy, '--out', path.join(tmp, 'twice')]);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already a bitsandbytes 4-bit checkpoint/);
-    const self = runCli(['quantize', rwkv.path, '--out', rwkv.path, '--force']);
+    const self = await runCli(['quantize', rwkv.path, '--out', rwkv.path, '--force']);
     expect(self.status).toBe(1);
     expect(self.stderr).toMatch(/would replace the model folder/);
   });
 
-  it('inspect --quantize 4 predicts what quantize writes', () => {
+  it('inspect --quantize 4 predicts what quantize writes', async () => {
     const rwkv = FIXTURES[0]!;
-    const planned = JSON.parse(runCli(['inspect', rwkv.path, '--quantize', '4', '--json']).stdout) as { quantization: { source: string; bits_per_parameter_quantized: number; bytes: Record<string, number> } };
-    const actual = JSON.parse(runCli(['inspect', path.join(tmp, 'tiny-rwkv'), '--json']).stdout) as { quantization: { bits_per_parameter_quantized: number; bytes: Record<string, number> } };
+    const planned = JSON.parse((await runCli(['inspect', rwkv.path, '--quantize', '4', '--json'])).stdout) as { quantization: { source: string; bits_per_parameter_quantized: number; bytes: Record<string, number> } };
+    const actual = JSON.parse((await runCli(['inspect', path.join(tmp, 'tiny-rwkv'), '--json'])).stdout) as { quantization: { bits_per_parameter_quantized: number; bytes: Record<string, number> } };
     expect(planned.quantization.source).toBe('planned');
     expect(planned.quantization.bits_per_parameter_quantized).toBe(actual.quantization.bits_per_parameter_quantized);
     for (const k of ['packed_codes', 'absmax', 'nested_absmax', 'code_tables', 'float_tensors']) expect(planned.quantization.bytes[k]).toBe(actual.quantization.bytes[k]);
-    const text = runCli(['inspect', path.join(tmp, 'tiny-rwkv')]);
+    const text = await runCli(['inspect', path.join(tmp, 'tiny-rwkv')]);
     expect(text.stdout).toMatch(/rwkv\.blocks\.0\.attention\.key +\[32, 32\] {2}NF4 {2}1,024 {2}4\.188 bits {2}536 B/);
     expect(text.stdout).toMatch(/storage of the 4-bit checkpoint \(bytes\):\n {2}packed 4-bit codes +19,968\n/);
   });

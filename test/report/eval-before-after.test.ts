@@ -6,7 +6,7 @@ import { engineScorer, loadEvalExamples, lossByCategory, meanLoss } from '../../
 import { evaluateBeforeAfter } from '../../src/eval/held-out.js';
 import { openEngine } from '../../src/runtime/open-engine.js';
 import { latestCheckpoint } from '../../src/runtime/run-folder.js';
-import { runCliAsync as runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
 
 const fixture = sharedPath('fixtures', 'tiny-rwkv');

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { chromiumPresent, openInChromium } from '../../scripts/headless-chromium.js';
 import { CHROMIUM } from '../../src/report/png.js';
 import { writeReport } from '../../src/report/run-report.js';
-import { runCliAsync as runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { syntheticRun } from './synthetic-run.js';
 
 if (!chromiumPresent) console.warn(`SKIPPED: report browser tests: no ${CHROMIUM} (Debian: apt-get install chromium)`);

@@ -5,7 +5,7 @@ import { ema, reportHtml } from '../../src/report/html.js';
 import { parseMetrics } from '../../src/report/metrics.js';
 import { loadReportInput, writeReport } from '../../src/report/run-report.js';
 import { niceTicks, thin } from '../../src/report/svg-chart.js';
-import { runCliAsync as runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { syntheticRun } from './synthetic-run.js';
 
 function seriesPoints(html: string): Record<string, number> {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCliAsync as runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
 
 const fixture = sharedPath('fixtures', 'tiny-rwkv');

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../hub/fake-hub.js';
-import { runCliAsync as runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { REPO_ROOT, sharedPath } from '../helpers/shared.js';
 
 const rwkv = sharedPath('fixtures', 'tiny-rwkv');

@@ -114,8 +114,9 @@ describe.skipIf(!fixture.present || !dolly.present)('signals during ditty train'
 
   it('a second SIGINT stops at once, during a step, leaving only whole checkpoints', async () => {
     const dir = path.join(tmpRoot, 'twice');
-    // long steps (100 micro-batches), so that the second signal comes before the first one's stop
-    const run = ditty(dir, 'training.max_steps=3', 'training.grad_accum=100');
+    // long steps (1000 micro-batches: seconds even on an idle machine, where 100 took under the
+    // 1 s between the signals), so that the second signal comes before the first one's stop
+    const run = ditty(dir, 'training.max_steps=3', 'training.grad_accum=1000');
     await run.waitFor(/^step 1\/3/m, 'out');
     await sleep(300);
     run.child.kill('SIGINT');

@@ -27,9 +27,9 @@ function adapterTensors(dir: string): Map<string, Float32Array> {
 }
 
 describe.skipIf(!fixture.present || !dolly.present)('ditty train on the tiny model and the Dolly sample', () => {
-  it('lowers the loss, writes PEFT checkpoints, exports an adapter and a merged model that score alike', () => {
+  it('lowers the loss, writes PEFT checkpoints, exports an adapter and a merged model that score alike', async () => {
     const out = path.join(tmpRoot, 'e2e');
-    const r = runCli(['train', TINY, '--set', `output.dir=${out}`, '--set', 'output.checkpoint_every=5']);
+    const r = await runCli(['train', TINY, '--set', `output.dir=${out}`, '--set', 'output.checkpoint_every=5']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/rows/);
     const m = metrics(out);
@@ -55,19 +55,19 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty train on the tiny mod
     expect(adapterTensors(cks[2]!.dir).has('base_model.model.rwkv.blocks.0.attention.key.lora_A.weight')).toBe(true);
 
     const text = 'Below is an instruction that describes a task.\n\n### Instruction:\nName a color.\n\n### Response:\nBlue.';
-    const base = runCli(['eval', fixture.path, '--text', text, '--json']);
-    const withAdapter = runCli(['eval', fixture.path, '--adapter', out, '--text', text, '--json']);
+    const base = await runCli(['eval', fixture.path, '--text', text, '--json']);
+    const withAdapter = await runCli(['eval', fixture.path, '--adapter', out, '--text', text, '--json']);
     expect(withAdapter.status, withAdapter.stderr).toBe(0);
     const lossOf = (s: string): number => (JSON.parse(s) as { loss: number }).loss;
     expect(lossOf(withAdapter.stdout)).not.toBe(lossOf(base.stdout));
     const merged = path.join(tmpRoot, 'merged');
-    const ex = runCli(['export', out, '--merged', merged, '--dtype', 'fp32']);
+    const ex = await runCli(['export', out, '--merged', merged, '--dtype', 'fp32']);
     expect(ex.status, ex.stderr).toBe(0);
-    const mergedEval = runCli(['eval', merged, '--text', text, '--json']);
+    const mergedEval = await runCli(['eval', merged, '--text', text, '--json']);
     expect(mergedEval.status, mergedEval.stderr).toBe(0);
     expect(Math.abs(lossOf(mergedEval.stdout) - lossOf(withAdapter.stdout))).toBeLessThan(1e-4);
     const adapterOut = path.join(tmpRoot, 'adapter');
-    expect(runCli(['export', out, '--adapter', adapterOut]).status).toBe(0);
+    expect((await runCli(['export', out, '--adapter', adapterOut])).status).toBe(0);
     expect(fs.readdirSync(adapterOut).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
   });
 
@@ -113,8 +113,8 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty train on the tiny mod
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it('rejects a cuda backend that cannot run here with one line saying why', () => {
-    const r = runCli(['train', TINY, '--set', 'backend=cuda', '--set', `output.dir=${path.join(tmpRoot, 'cuda')}`]);
+  it('rejects a cuda backend that cannot run here with one line saying why', async () => {
+    const r = await runCli(['train', TINY, '--set', 'backend=cuda', '--set', `output.dir=${path.join(tmpRoot, 'cuda')}`]);
     expect(r.status).toBe(1);
     // one line, before the data or the model is read
     // (this machine has no usable GPU: the reason is the build's or the driver's)
@@ -144,26 +144,26 @@ describe.skipIf(!fixture.present || !dolly.present)('signals and resume options'
     expect(cks).toHaveLength(1);
     const stopped = cks[0]!.step;
     expect(stopped).toBeGreaterThanOrEqual(3);
-    const resumed = runCli(['train', TINY, '--set', `output.dir=${out}`, '--set', `training.max_steps=${stopped + 2}`]);
+    const resumed = await runCli(['train', TINY, '--set', `output.dir=${out}`, '--set', `training.max_steps=${stopped + 2}`]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain(`resumed from ${cks[0]!.dir} at step ${stopped}`);
     expect(metrics(out).map((e) => e.step)).toEqual(Array.from({ length: stopped + 2 }, (_, i) => i + 1));
   });
 
-  it('--no-resume starts over and --resume picks a given checkpoint', () => {
+  it('--no-resume starts over and --resume picks a given checkpoint', async () => {
     const out = path.join(tmpRoot, 'resume-flags');
     const base = ['train', TINY, '--set', `output.dir=${out}`, '--set', 'output.checkpoint_every=2', '--set', 'output.keep_last=0'];
-    expect(runCli([...base, '--set', 'training.max_steps=4']).status).toBe(0);
-    const fresh = runCli([...base, '--set', 'training.max_steps=2', '--no-resume']);
+    expect((await runCli([...base, '--set', 'training.max_steps=4'])).status).toBe(0);
+    const fresh = await runCli([...base, '--set', 'training.max_steps=2', '--no-resume']);
     expect(fresh.status, fresh.stderr).toBe(0);
     expect(fresh.stderr).not.toMatch(/resumed from/);
     expect(fresh.stderr).toMatch(/starting over: moved the earlier run's checkpoints and metrics to .*superseded-/);
     expect(listCheckpoints(out).map((c) => c.step)).toEqual([2]);
     expect(metrics(out).map((e) => e.step)).toEqual([1, 2]);
-    const picked = runCli([...base, '--set', 'training.max_steps=4', '--resume', path.join(out, 'checkpoint-2')]);
+    const picked = await runCli([...base, '--set', 'training.max_steps=4', '--resume', path.join(out, 'checkpoint-2')]);
     expect(picked.status, picked.stderr).toBe(0);
     expect(picked.stderr).toMatch(/resumed from .*checkpoint-2 at step 2/);
-    const missing = runCli([...base, '--resume', path.join(out, 'checkpoint-99')]);
+    const missing = await runCli([...base, '--resume', path.join(out, 'checkpoint-99')]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/checkpoint-99/);
   });
