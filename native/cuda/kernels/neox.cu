@@ -5,6 +5,7 @@
 
 #include "ditty/cuda/neox.h"
 #include "ditty/cuda/runtime.h"
+#include "device_helpers.cuh"
 
 namespace ditty::cuda {
 namespace {
@@ -12,26 +13,13 @@ namespace {
 constexpr int kRowThreads = 128;
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void st(float* p, int64_t i, float x) { p[i] = x; }
-__device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float x) { p[i] = __float2bfloat16(x); }
-
-// nvcc would contract a*b + c into one FMA; the CPU twin rounds each step.
-__device__ __forceinline__ float mul_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-__device__ __forceinline__ float add_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
+// storage loads/stores and the one-by-one rounded products and sums: the kernels' shared helpers
+using kdetail::add_rn;
+using kdetail::mul_rn;
+template <class T>
+__device__ __forceinline__ float ld(const T* p, int64_t i) { return kdetail::to_f32(p[i]); }
+template <class T>
+__device__ __forceinline__ void st(T* p, int64_t i, float x) { p[i] = kdetail::from_f32<T>(x); }
 
 // cos, sin [half] of position pos into shared memory (then a barrier).
 __device__ __forceinline__ void rotary_row(float* cs, float* sn, int64_t pos, int64_t half, int64_t R, double base) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "ditty/cuda/runtime.h"
+#include "device_helpers.cuh"
 
 // #pragma unroll is nvcc's; g++ (the emulated build) would warn about it
 #ifndef DITTY_UNROLL
@@ -21,26 +22,13 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxMix = 4;
 
-__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void st(float* p, int64_t i, float x) { p[i] = x; }
-__device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float x) { p[i] = __float2bfloat16(x); }
-
-// Products and sums rounded one by one where the CPU twin does (nvcc would contract them into FMAs).
-__device__ __forceinline__ float mul_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-__device__ __forceinline__ float add_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
+// storage loads/stores and the one-by-one rounded products and sums: the kernels' shared helpers
+using kdetail::add_rn;
+using kdetail::mul_rn;
+template <class T>
+__device__ __forceinline__ float ld(const T* p, int64_t i) { return kdetail::to_f32(p[i]); }
+template <class T>
+__device__ __forceinline__ void st(T* p, int64_t i, float x) { p[i] = kdetail::from_f32<T>(x); }
 
 __device__ __forceinline__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
