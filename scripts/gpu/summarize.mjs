@@ -10,6 +10,8 @@ const jsonLines = (name) => read(name).split('\n').filter((l) => l.startsWith('{
 const last = (name) => jsonLines(name).at(-1);
 const fmt = (x, digits = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '-');
 const gb = (b) => (typeof b === 'number' ? `${(b / 2 ** 30).toFixed(2)} GiB` : '-');
+// bench names a shape, or a config.json path (the dry mode's tiny shapes, named as PEFT's)
+const shapeName = (m) => path.basename(String(m)).replace(/\.json$/, '');
 const pad = (cells, widths) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
 
 const steps = read('status.tsv').trim().split('\n').filter(Boolean).map((l) => {
@@ -54,8 +56,6 @@ if (peftRows.length) {
     lines.push(pad([name, r.skipped ? `skipped: ${r.skipped}` : `${fmt(r.tokensPerSecond)} tok/s`, r.skipped ? '' : gb(r.peakDeviceBytes), r.wkvPath ?? ''], [34, 20, 12, 20]));
   }
   // ditty / PEFT at the same shape: selective vs PEFT without checkpointing, full vs PEFT with it
-  // bench names a shape, or a config.json path (the dry mode's tiny shapes, named as PEFT's)
-  const shapeName = (m) => path.basename(String(m)).replace(/\.json$/, '');
   for (const [name, r] of peftRows) {
     if (!r || r.skipped) continue;
     const shape = r.model;
