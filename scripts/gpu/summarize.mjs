@@ -12,7 +12,7 @@ const fmt = (x, digits = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.
 const gb = (b) => (typeof b === 'number' ? `${(b / 2 ** 30).toFixed(2)} GiB` : '-');
 // bench names a shape, or a config.json path (the dry mode's tiny shapes, named as PEFT's)
 const shapeName = (m) => path.basename(String(m)).replace(/\.json$/, '');
-const pad = (cells, widths) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
+const pad = (cells, widths) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd();
 
 const steps = read('status.tsv').trim().split('\n').filter(Boolean).map((l) => {
   const [name, rc, seconds] = l.split('\t');
