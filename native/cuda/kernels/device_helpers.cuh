@@ -34,6 +34,11 @@ template <>
 __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
+// element i of a float or bf16 array as float, and a float stored back in the array's type
+template <class T>
+__device__ __forceinline__ float ld(const T* p, int64_t i) { return to_f32(p[i]); }
+template <class T>
+__device__ __forceinline__ void st(T* p, int64_t i, float x) { p[i] = from_f32<T>(x); }
 
 // Single float/double operations, each rounded once (nvcc would otherwise contract a*b+c into an
 // FMA, which the CPU twins do not do). The emulated build compiles as ISO C++ (no contraction).

@@ -13,13 +13,10 @@ namespace {
 constexpr int kRowThreads = 128;
 constexpr int kThreads = 256;
 
-// storage loads/stores and the one-by-one rounded products and sums: the kernels' shared helpers
 using kdetail::add_rn;
+using kdetail::ld;
 using kdetail::mul_rn;
-template <class T>
-__device__ __forceinline__ float ld(const T* p, int64_t i) { return kdetail::to_f32(p[i]); }
-template <class T>
-__device__ __forceinline__ void st(T* p, int64_t i, float x) { p[i] = kdetail::from_f32<T>(x); }
+using kdetail::st;
 
 // cos, sin [half] of position pos into shared memory (then a barrier).
 __device__ __forceinline__ void rotary_row(float* cs, float* sn, int64_t pos, int64_t half, int64_t R, double base) {

@@ -16,14 +16,6 @@
 #include "ditty/cuda/neox.h"
 #include "ditty/cuda/runtime.h"
 
-// #pragma unroll is nvcc's; g++ (the emulated build) would warn about it
-#ifndef DITTY_UNROLL
-#if defined(__CUDACC__)
-#define DITTY_UNROLL _Pragma("unroll")
-#else
-#define DITTY_UNROLL
-#endif
-#endif
 
 namespace ditty::cuda {
 namespace {

@@ -6,14 +6,6 @@
 #include "ditty/cuda/runtime.h"
 #include "device_helpers.cuh"
 
-// #pragma unroll is nvcc's; g++ (the emulated build) would warn about it
-#ifndef DITTY_UNROLL
-#if defined(__CUDACC__)
-#define DITTY_UNROLL _Pragma("unroll")
-#else
-#define DITTY_UNROLL
-#endif
-#endif
 #include "ditty/cuda/rwkv.h"
 
 namespace ditty::cuda {
@@ -22,13 +14,10 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxMix = 4;
 
-// storage loads/stores and the one-by-one rounded products and sums: the kernels' shared helpers
 using kdetail::add_rn;
+using kdetail::ld;
 using kdetail::mul_rn;
-template <class T>
-__device__ __forceinline__ float ld(const T* p, int64_t i) { return kdetail::to_f32(p[i]); }
-template <class T>
-__device__ __forceinline__ void st(T* p, int64_t i, float x) { p[i] = kdetail::from_f32<T>(x); }
+using kdetail::st;
 
 __device__ __forceinline__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }

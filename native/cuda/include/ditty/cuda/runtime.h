@@ -49,6 +49,13 @@ namespace ditty::cuda {
 }
 }  // namespace ditty::cuda
 
+// #pragma unroll for nvcc; g++ (the emulated build) would warn about the unknown pragma
+#if defined(__CUDACC__)
+#define DITTY_UNROLL _Pragma("unroll")
+#else
+#define DITTY_UNROLL
+#endif
+
 #define DITTY_CUDA_CHECK(expr)                                                                  \
   do {                                                                                          \
     const cudaError_t ditty_cuda_check_e_ = (expr);                                             \
