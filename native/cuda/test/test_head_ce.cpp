@@ -19,18 +19,9 @@ using bf16 = __nv_bfloat16;
 
 namespace {
 
-template <class S>
-std::vector<S> store(const std::vector<float>& x) {
-  if constexpr (std::is_same_v<S, float>) {
-    return x;
-  } else {
-    return t::to_bf16(x);
-  }
-}
-template <class S>
-const char* type_name() {
-  return std::is_same_v<S, float> ? "f32" : "bf16";
-}
+using t::store;
+using t::type_name;
+
 
 template <class S>
 void expect_close(const std::string& what, const std::vector<S>& got, const std::vector<float>& want, double tol) {

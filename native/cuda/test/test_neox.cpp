@@ -25,22 +25,10 @@ using ditty::cpu::Gelu;
 
 namespace {
 
-template <class S>
-std::vector<S> store(const std::vector<float>& x) {
-  if constexpr (std::is_same_v<S, float>) {
-    return x;
-  } else {
-    return t::to_bf16(x);
-  }
-}
-template <class S>
-std::vector<float> rounded(const std::vector<float>& x) {
-  return t::to_float(store<S>(x));
-}
-template <class S>
-const char* type_name() {
-  return std::is_same_v<S, float> ? "f32" : "bf16";
-}
+using t::store;
+using t::rounded;
+using t::type_name;
+
 constexpr double kFloatTolerance = 5e-5;
 constexpr double kFloor = 1e-2;
 // The GELU gradient cancels (0.5 (1 + t) + slope near its zero at x = -0.75, 1 - t^2 for large |x|),

@@ -21,23 +21,10 @@ using bf16 = __nv_bfloat16;
 
 namespace {
 
-template <class S>
-std::vector<S> store(const std::vector<float>& x) {
-  if constexpr (std::is_same_v<S, float>) {
-    return x;
-  } else {
-    return t::to_bf16(x);
-  }
-}
-// x as the storage type holds it
-template <class S>
-std::vector<float> rounded(const std::vector<float>& x) {
-  return t::to_float(store<S>(x));
-}
-template <class S>
-const char* type_name() {
-  return std::is_same_v<S, float> ? "f32" : "bf16";
-}
+using t::store;
+using t::rounded;
+using t::type_name;
+
 template <class S>
 double tolerance() {
   return std::is_same_v<S, float> ? 5e-5 : 1.0 / 128;

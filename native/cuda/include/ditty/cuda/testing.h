@@ -165,6 +165,23 @@ std::vector<float> to_float(const std::vector<T>& x) {
   for (std::size_t i = 0; i < x.size(); ++i) out[i] = static_cast<float>(to_float(x[i]));
   return out;
 }
+// x in storage type S (float or bf16), x as S holds it, and S's name for case labels
+template <class S>
+std::vector<S> store(const std::vector<float>& x) {
+  if constexpr (std::is_same_v<S, float>) {
+    return x;
+  } else {
+    return to_bf16(x);
+  }
+}
+template <class S>
+std::vector<float> rounded(const std::vector<float>& x) {
+  return to_float(store<S>(x));
+}
+template <class S>
+const char* type_name() {
+  return std::is_same_v<S, float> ? "f32" : "bf16";
+}
 
 // splitmix64: the same inputs on every machine and compiler
 class Rng {
