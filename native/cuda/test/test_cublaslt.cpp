@@ -28,31 +28,6 @@ using bf16 = __nv_bfloat16;
 
 namespace {
 
-#define EXPECT(cond) DITTY_EXPECT(cond)
-#define EXPECT_EQ(a, b)                                                     \
-  do {                                                                      \
-    const auto expect_a_ = (a);                                             \
-    const auto expect_b_ = (b);                                             \
-    DITTY_EXPECT(expect_a_ == expect_b_, #a " == " #b ": ", expect_a_, " vs ", expect_b_); \
-  } while (0)
-#define EXPECT_CONTAINS(text, part) \
-  DITTY_EXPECT(std::string(text).find(part) != std::string::npos, "'", std::string(text), "' lacks '", part, "'")
-// Runs `fn`, which must throw an exception whose message contains `part`; returns the message.
-template <class F>
-std::string expect_throws(F&& fn, const char* what, const std::string& part, const char* file, int line) {
-  try {
-    fn();
-  } catch (const ditty::cuda::testing::Failure&) {
-    throw;
-  } catch (const std::exception& e) {
-    const std::string msg = e.what();
-    if (msg.find(part) == std::string::npos)
-      ditty::cuda::testing::fail(std::string(what) + " threw '" + msg + "' without '" + part + "'", file, line);
-    return msg;
-  }
-  ditty::cuda::testing::fail(std::string(what) + " did not throw", file, line);
-}
-#define EXPECT_THROWS(expr, part) expect_throws([&] { (void)(expr); }, #expr, part, __FILE__, __LINE__)
 
 struct Rng {
   uint64_t s;
@@ -166,7 +141,7 @@ void gemm_case(Blas& blas, Rng& rng, bool tA, bool tB, int64_t M, int64_t N, int
   Dev<TC> dC(C), dbias(bias);
   blas.gemm<TA, TC>(tA, tB, M, N, K, alpha, dA.ptr + offset_elems, lda, dB.ptr, ldb, beta, dC.ptr, ldc,
                     with_bias ? dbias.ptr : nullptr);
-  EXPECT_EQ(cudaStreamSynchronize(blas.stream()), cudaSuccess);
+  DITTY_EXPECT_EQ(cudaStreamSynchronize(blas.stream()), cudaSuccess);
   const std::vector<TC> got = dC.get();
   Misses misses;
   for (int64_t i = 0; i < M; i++) {
@@ -207,7 +182,7 @@ void test_alignment(Blas& blas) {
   gemm_case<bf16, bf16>(blas, rng, false, true, 33, 64, 48, 0, 1.0f, 0.0f, true, 8);  // +16 bytes
   gemm_case<float, float>(blas, rng, true, false, 17, 32, 40, 0, 1.0f, 1.0f, false, 0);
   gemm_case<float, float>(blas, rng, true, false, 17, 32, 40, 0, 1.0f, 1.0f, false, 4);
-  EXPECT_EQ(blas.heuristic_queries() - before, size_t{4});
+  DITTY_EXPECT_EQ(blas.heuristic_queries() - before, size_t{4});
 }
 
 template <class TA, class TC>
@@ -233,7 +208,7 @@ void linear_case(Blas& blas, Rng& rng, int64_t out, int64_t in, int64_t rows, bo
   blas.linear_forward<TA, TC>(dW.ptr, with_bias ? dbias.ptr : nullptr, out, in, dx_in.ptr, rows, dy_out.ptr,
                               accumulate);
   blas.linear_input_grad<TA, TC>(dW.ptr, out, in, ddy.ptr, rows, ddx.ptr, accumulate);
-  EXPECT_EQ(cudaStreamSynchronize(blas.stream()), cudaSuccess);
+  DITTY_EXPECT_EQ(cudaStreamSynchronize(blas.stream()), cudaSuccess);
   const std::vector<TC> ygot = dy_out.get(), dxgot = ddx.get();
   Misses misses;
   for (size_t i = 0; i < ygot.size(); i++)
@@ -261,66 +236,66 @@ void linear_sweep(Blas& blas) {
 void test_heuristic_cache(Allocator& alloc, cudaStream_t stream) {
   Blas blas(alloc, stream);
   Rng rng{5};
-  EXPECT_EQ(blas.heuristic_queries(), size_t{0});
+  DITTY_EXPECT_EQ(blas.heuristic_queries(), size_t{0});
   gemm_case<bf16, float>(blas, rng, false, true, 7, 33, 129, 0, 1.0f, 0.0f, false);
-  EXPECT_EQ(blas.heuristic_queries(), size_t{1});
+  DITTY_EXPECT_EQ(blas.heuristic_queries(), size_t{1});
   gemm_case<bf16, float>(blas, rng, false, true, 7, 33, 129, 0, 1.0f, 0.0f, false);  // new buffers, same problem
   gemm_case<bf16, float>(blas, rng, false, true, 7, 33, 129, 0, 0.5f, 1.0f, false);  // alpha/beta are not part of it
-  EXPECT_EQ(blas.heuristic_queries(), size_t{1});
+  DITTY_EXPECT_EQ(blas.heuristic_queries(), size_t{1});
   gemm_case<bf16, float>(blas, rng, false, true, 7, 33, 129, 0, 1.0f, 0.0f, true);  // the epilogue is
   gemm_case<bf16, float>(blas, rng, true, true, 7, 33, 129, 0, 1.0f, 0.0f, false);  // a transpose is
   gemm_case<bf16, float>(blas, rng, false, true, 7, 33, 129, 1, 1.0f, 0.0f, false);  // strides are
   gemm_case<bf16, bf16>(blas, rng, false, true, 7, 33, 129, 0, 1.0f, 0.0f, false);   // dtypes are
   gemm_case<bf16, float>(blas, rng, false, true, 8, 33, 129, 0, 1.0f, 0.0f, false);  // sizes are
-  EXPECT_EQ(blas.heuristic_queries(), size_t{6});
-  EXPECT_EQ(blas.cached_plans(), size_t{6});
+  DITTY_EXPECT_EQ(blas.heuristic_queries(), size_t{6});
+  DITTY_EXPECT_EQ(blas.cached_plans(), size_t{6});
   gemm_case<bf16, float>(blas, rng, false, true, 7, 33, 129, 0, 1.0f, 0.0f, true);
   gemm_case<bf16, float>(blas, rng, false, true, 8, 33, 129, 0, 1.0f, 0.0f, false);
-  EXPECT_EQ(blas.heuristic_queries(), size_t{6});
+  DITTY_EXPECT_EQ(blas.heuristic_queries(), size_t{6});
 }
 
 void test_arguments(Blas& blas) {
   float* p = nullptr;
-  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), 4096), cudaSuccess);
-  EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 4, 0, 1.0f, p, 4, p, 4, 0.0f, p, 4)), "K must be positive");
-  EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 4, 4, 1.0f, p, 3, p, 4, 0.0f, p, 4)), "row stride");
-  EXPECT_THROWS((blas.gemm<float, float>(true, false, 5, 4, 4, 1.0f, p, 4, p, 4, 0.0f, p, 4)), "row stride");
-  EXPECT_THROWS((blas.gemm<float, float>(false, true, 4, 5, 4, 1.0f, p, 4, p, 3, 0.0f, p, 5)), "row stride");
-  EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 5, 4, 1.0f, p, 4, p, 5, 0.0f, p, 4)), "row stride");
-  EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 4, 4, 1.0f, nullptr, 4, p, 4, 0.0f, p, 4)), "null");
+  DITTY_EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), 4096), cudaSuccess);
+  DITTY_EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 4, 0, 1.0f, p, 4, p, 4, 0.0f, p, 4)), "K must be positive");
+  DITTY_EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 4, 4, 1.0f, p, 3, p, 4, 0.0f, p, 4)), "row stride");
+  DITTY_EXPECT_THROWS((blas.gemm<float, float>(true, false, 5, 4, 4, 1.0f, p, 4, p, 4, 0.0f, p, 4)), "row stride");
+  DITTY_EXPECT_THROWS((blas.gemm<float, float>(false, true, 4, 5, 4, 1.0f, p, 4, p, 3, 0.0f, p, 5)), "row stride");
+  DITTY_EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 5, 4, 1.0f, p, 4, p, 5, 0.0f, p, 4)), "row stride");
+  DITTY_EXPECT_THROWS((blas.gemm<float, float>(false, false, 4, 4, 4, 1.0f, nullptr, 4, p, 4, 0.0f, p, 4)), "null");
   const size_t queries = blas.heuristic_queries();
   blas.gemm<float, float>(false, false, 0, 4, 4, 1.0f, nullptr, 4, nullptr, 4, 0.0f, nullptr, 4);  // empty: no-op
   blas.gemm<float, float>(false, false, 4, 0, 4, 1.0f, nullptr, 4, nullptr, 4, 0.0f, nullptr, 4);
-  EXPECT_EQ(blas.heuristic_queries(), queries);
+  DITTY_EXPECT_EQ(blas.heuristic_queries(), queries);
   cudaFree(p);
 }
 
 void test_status_names() {
-  EXPECT_EQ(lt::status_name(0), std::string("CUBLAS_STATUS_SUCCESS"));
-  EXPECT_EQ(lt::status_name(7), std::string("CUBLAS_STATUS_INVALID_VALUE"));
-  EXPECT_EQ(lt::status_name(15), std::string("CUBLAS_STATUS_NOT_SUPPORTED"));
-  EXPECT_EQ(lt::status_name(13), std::string("CUBLAS_STATUS_EXECUTION_FAILED"));
-  EXPECT_EQ(lt::status_name(99), std::string("CUBLAS_STATUS_99"));
+  DITTY_EXPECT_EQ(lt::status_name(0), std::string("CUBLAS_STATUS_SUCCESS"));
+  DITTY_EXPECT_EQ(lt::status_name(7), std::string("CUBLAS_STATUS_INVALID_VALUE"));
+  DITTY_EXPECT_EQ(lt::status_name(15), std::string("CUBLAS_STATUS_NOT_SUPPORTED"));
+  DITTY_EXPECT_EQ(lt::status_name(13), std::string("CUBLAS_STATUS_EXECUTION_FAILED"));
+  DITTY_EXPECT_EQ(lt::status_name(99), std::string("CUBLAS_STATUS_99"));
 }
 
 void test_loader(Allocator& alloc, cudaStream_t stream) {
-  std::string msg = EXPECT_THROWS(lt::load("/nonexistent/libcublasLt.so.13"), "cuBLASLt is not available");
-  EXPECT_CONTAINS(msg, "/nonexistent/libcublasLt.so.13");
-  EXPECT_CONTAINS(msg, "DITTY_CUBLASLT=/path");
-  EXPECT(msg.find('\n') == std::string::npos);
-  msg = EXPECT_THROWS(Blas(alloc, stream, "/nonexistent/libcublasLt.so.13"), "/nonexistent/libcublasLt.so.13");
+  std::string msg = DITTY_EXPECT_THROWS(lt::load("/nonexistent/libcublasLt.so.13"), "cuBLASLt is not available");
+  DITTY_EXPECT_CONTAINS(msg, "/nonexistent/libcublasLt.so.13");
+  DITTY_EXPECT_CONTAINS(msg, "DITTY_CUBLASLT=/path");
+  DITTY_EXPECT(msg.find('\n') == std::string::npos);
+  msg = DITTY_EXPECT_THROWS(Blas(alloc, stream, "/nonexistent/libcublasLt.so.13"), "/nonexistent/libcublasLt.so.13");
 
   // A library that is not cuBLASLt.
-  msg = EXPECT_THROWS(lt::load("libm.so.6"), "has no cublasLtCreate");
-  EXPECT(msg.find('\n') == std::string::npos);
+  msg = DITTY_EXPECT_THROWS(lt::load("libm.so.6"), "has no cublasLtCreate");
+  DITTY_EXPECT(msg.find('\n') == std::string::npos);
 
   // Through the environment variable, the way users point at a library.
   const char* old = std::getenv("DITTY_CUBLASLT");
   const std::string saved = old ? old : "";
   setenv("DITTY_CUBLASLT", "/nonexistent/dir/libcublasLt.so", 1);
-  msg = EXPECT_THROWS(lt::load(), "DITTY_CUBLASLT=/nonexistent/dir/libcublasLt.so");
-  EXPECT(msg.find('\n') == std::string::npos);
-  EXPECT_THROWS(Blas(alloc, stream), "DITTY_CUBLASLT=/nonexistent/dir/libcublasLt.so");
+  msg = DITTY_EXPECT_THROWS(lt::load(), "DITTY_CUBLASLT=/nonexistent/dir/libcublasLt.so");
+  DITTY_EXPECT(msg.find('\n') == std::string::npos);
+  DITTY_EXPECT_THROWS(Blas(alloc, stream), "DITTY_CUBLASLT=/nonexistent/dir/libcublasLt.so");
   if (old)
     setenv("DITTY_CUBLASLT", saved.c_str(), 1);
   else
@@ -329,8 +304,8 @@ void test_loader(Allocator& alloc, cudaStream_t stream) {
   // Loading is cached per name: the same Api comes back.
   const lt::Api& a = lt::load();
   const lt::Api& b = lt::load();
-  EXPECT(&a == &b);
-  EXPECT(a.version >= 110000);
+  DITTY_EXPECT(&a == &b);
+  DITTY_EXPECT(a.version >= 110000);
 }
 
 // ---- The library itself, through its C ABI: column-major semantics as documented. ----
@@ -338,7 +313,7 @@ void test_loader(Allocator& alloc, cudaStream_t stream) {
 struct Raw {
   const lt::Api& api;
   lt::Handle handle = nullptr;
-  explicit Raw(const lt::Api& a) : api(a) { EXPECT_EQ(api.create(&handle), lt::STATUS_SUCCESS); }
+  explicit Raw(const lt::Api& a) : api(a) { DITTY_EXPECT_EQ(api.create(&handle), lt::STATUS_SUCCESS); }
   ~Raw() { api.destroy(handle); }
 };
 
@@ -371,37 +346,37 @@ void test_column_major_semantics(const lt::Api& api, cudaStream_t stream) {
         lt::MatmulDesc desc = nullptr;
         lt::MatrixLayout la = nullptr, lb = nullptr, lc = nullptr;
         lt::MatmulPreference pref = nullptr;
-        EXPECT_EQ(api.matmul_desc_create(&desc, lt::COMPUTE_32F, lt::R_32F), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(api.matmul_desc_create(&desc, lt::COMPUTE_32F, lt::R_32F), lt::STATUS_SUCCESS);
         const int32_t opa = ta ? lt::OP_T : lt::OP_N, opb = tb ? lt::OP_T : lt::OP_N;
-        EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &opa, sizeof(opa)), lt::STATUS_SUCCESS);
-        EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSB, &opb, sizeof(opb)), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &opa, sizeof(opa)), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSB, &opb, sizeof(opb)), lt::STATUS_SUCCESS);
         if (with_bias) {
           const uint32_t epi = lt::EPILOGUE_BIAS;
           const void* bp = dbias.ptr;
-          EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), lt::STATUS_SUCCESS);
-          EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)), lt::STATUS_SUCCESS);
+          DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), lt::STATUS_SUCCESS);
+          DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)), lt::STATUS_SUCCESS);
         }
-        EXPECT_EQ(api.matrix_layout_create(&la, lt::R_32F, a_rows, a_cols, lda), lt::STATUS_SUCCESS);
-        EXPECT_EQ(api.matrix_layout_create(&lb, lt::R_32F, b_rows, b_cols, ldb), lt::STATUS_SUCCESS);
-        EXPECT_EQ(api.matrix_layout_create(&lc, lt::R_32F, m, n, ldc), lt::STATUS_SUCCESS);
-        EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(api.matrix_layout_create(&la, lt::R_32F, a_rows, a_cols, lda), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(api.matrix_layout_create(&lb, lt::R_32F, b_rows, b_cols, ldb), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(api.matrix_layout_create(&lc, lt::R_32F, m, n, ldc), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
         const uint64_t ws_bytes = 1 << 20;
-        EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)),
+        DITTY_EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)),
                  lt::STATUS_SUCCESS);
         lt::HeuristicResult res{};
         int returned = 0;
-        EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_SUCCESS);
-        EXPECT_EQ(returned, 1);
-        EXPECT(res.workspaceSize <= ws_bytes);
+        DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_SUCCESS);
+        DITTY_EXPECT_EQ(returned, 1);
+        DITTY_EXPECT(res.workspaceSize <= ws_bytes);
         Dev<unsigned char> ws{std::vector<unsigned char>(ws_bytes)};
         // C and D distinct here (D's own layout equals C's).
-        EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dD.ptr, lc, &res.algo,
+        DITTY_EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dD.ptr, lc, &res.algo,
                             ws.ptr, ws_bytes, stream),
                  lt::STATUS_SUCCESS);
-        EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+        DITTY_EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
         const std::vector<float> got = dD.get();
         for (uint64_t i = 0; i < m; i++)
-          for (uint64_t j = 0; j < n; j++) EXPECT(std::fabs(got[i + j * ldc] - want[i + j * ldc]) < 1e-5f);
+          for (uint64_t j = 0; j < n; j++) DITTY_EXPECT(std::fabs(got[i + j * ldc] - want[i + j * ldc]) < 1e-5f);
         api.preference_destroy(pref);
         api.matrix_layout_destroy(la);
         api.matrix_layout_destroy(lb);
@@ -415,23 +390,23 @@ void test_attribute_sizes(const lt::Api& api) {
   lt::MatmulDesc desc = nullptr;
   lt::MatrixLayout layout = nullptr;
   lt::MatmulPreference pref = nullptr;
-  EXPECT_EQ(api.matmul_desc_create(&desc, lt::COMPUTE_32F, lt::R_32F), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.matrix_layout_create(&layout, lt::R_16BF, 8, 8, 8), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matmul_desc_create(&desc, lt::COMPUTE_32F, lt::R_32F), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matrix_layout_create(&layout, lt::R_16BF, 8, 8, 8), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
   const int64_t wide = 1;
   const int32_t narrow = 1;
   const uint32_t epi = lt::EPILOGUE_BIAS;
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &wide, sizeof(wide)), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &wide, sizeof(wide)), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_BIAS_POINTER, &narrow, sizeof(narrow)),
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &wide, sizeof(wide)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &wide, sizeof(wide)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_BIAS_POINTER, &narrow, sizeof(narrow)),
            lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matrix_layout_set_attribute(layout, lt::LAYOUT_ROWS, &narrow, sizeof(narrow)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matrix_layout_set_attribute(layout, lt::LAYOUT_ROWS, &narrow, sizeof(narrow)), lt::STATUS_INVALID_VALUE);
   const int64_t ld = 8;
-  EXPECT_EQ(api.matrix_layout_set_attribute(layout, lt::LAYOUT_LD, &ld, sizeof(ld)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &narrow, sizeof(narrow)),
+  DITTY_EXPECT_EQ(api.matrix_layout_set_attribute(layout, lt::LAYOUT_LD, &ld, sizeof(ld)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &narrow, sizeof(narrow)),
            lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MIN_ALIGNMENT_A_BYTES, &wide, sizeof(wide)),
+  DITTY_EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MIN_ALIGNMENT_A_BYTES, &wide, sizeof(wide)),
            lt::STATUS_INVALID_VALUE);
   api.preference_destroy(pref);
   api.matrix_layout_destroy(layout);
@@ -443,10 +418,10 @@ void test_standin_strictness(const lt::Api& api) {
   Raw raw(api);
   auto make = [&](int32_t ab, int32_t cd, uint64_t m, uint64_t n, uint64_t k, lt::MatmulDesc& desc,
                   lt::MatrixLayout& la, lt::MatrixLayout& lb, lt::MatrixLayout& lc) {
-    EXPECT_EQ(api.matmul_desc_create(&desc, lt::COMPUTE_32F, lt::R_32F), lt::STATUS_SUCCESS);
-    EXPECT_EQ(api.matrix_layout_create(&la, ab, m, k, static_cast<int64_t>(m)), lt::STATUS_SUCCESS);
-    EXPECT_EQ(api.matrix_layout_create(&lb, ab, k, n, static_cast<int64_t>(k)), lt::STATUS_SUCCESS);
-    EXPECT_EQ(api.matrix_layout_create(&lc, cd, m, n, static_cast<int64_t>(m)), lt::STATUS_SUCCESS);
+    DITTY_EXPECT_EQ(api.matmul_desc_create(&desc, lt::COMPUTE_32F, lt::R_32F), lt::STATUS_SUCCESS);
+    DITTY_EXPECT_EQ(api.matrix_layout_create(&la, ab, m, k, static_cast<int64_t>(m)), lt::STATUS_SUCCESS);
+    DITTY_EXPECT_EQ(api.matrix_layout_create(&lb, ab, k, n, static_cast<int64_t>(k)), lt::STATUS_SUCCESS);
+    DITTY_EXPECT_EQ(api.matrix_layout_create(&lc, cd, m, n, static_cast<int64_t>(m)), lt::STATUS_SUCCESS);
   };
   auto drop = [&](lt::MatmulDesc desc, lt::MatrixLayout la, lt::MatrixLayout lb, lt::MatrixLayout lc) {
     api.matrix_layout_destroy(la);
@@ -455,9 +430,9 @@ void test_standin_strictness(const lt::Api& api) {
     api.matmul_desc_destroy(desc);
   };
   lt::MatmulPreference pref = nullptr;
-  EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
   const uint64_t ws_bytes = 1 << 20;
-  EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)),
+  DITTY_EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)),
            lt::STATUS_SUCCESS);
   lt::HeuristicResult res{};
   int returned = 0;
@@ -465,88 +440,88 @@ void test_standin_strictness(const lt::Api& api) {
   lt::MatrixLayout la, lb, lc;
 
   lt::MatmulDesc tmp = nullptr;
-  EXPECT_EQ(api.matmul_desc_create(&tmp, 77, lt::R_32F), lt::STATUS_NOT_SUPPORTED);
-  EXPECT_EQ(api.matmul_desc_create(&tmp, lt::COMPUTE_32F, lt::R_16BF), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(api.matmul_desc_create(&tmp, 77, lt::R_32F), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(api.matmul_desc_create(&tmp, lt::COMPUTE_32F, lt::R_16BF), lt::STATUS_NOT_SUPPORTED);
 
   make(lt::R_32F, lt::R_32F, 8, 4, 16, desc, la, lb, lc);
   const int32_t one = 1;
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, 999, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matrix_layout_set_attribute(la, 999, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.preference_set_attribute(pref, 999, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &one, sizeof(one) - 1), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, nullptr, sizeof(one)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, 999, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matrix_layout_set_attribute(la, 999, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.preference_set_attribute(pref, 999, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &one, sizeof(one) - 1), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, nullptr, sizeof(one)), lt::STATUS_INVALID_VALUE);
   // Row order, batches, other epilogues, device pointer mode: not modelled.
   const int32_t row = lt::ORDER_ROW;
-  EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_ORDER, &row, sizeof(row)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
-  EXPECT_EQ(returned, 0);
+  DITTY_EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_ORDER, &row, sizeof(row)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(returned, 0);
   const int32_t col = lt::ORDER_COL, two = 2;
-  EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_ORDER, &col, sizeof(col)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_BATCH_COUNT, &two, sizeof(two)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
-  EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_BATCH_COUNT, &one, sizeof(one)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_ORDER, &col, sizeof(col)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_BATCH_COUNT, &two, sizeof(two)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(api.matrix_layout_set_attribute(lb, lt::LAYOUT_BATCH_COUNT, &one, sizeof(one)), lt::STATUS_SUCCESS);
   const uint32_t gelu = lt::EPILOGUE_GELU;
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &gelu, sizeof(gelu)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &gelu, sizeof(gelu)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
   const uint32_t plain = lt::EPILOGUE_DEFAULT;
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &plain, sizeof(plain)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_POINTER_MODE, &one, sizeof(one)), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_EPILOGUE, &plain, sizeof(plain)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_POINTER_MODE, &one, sizeof(one)), lt::STATUS_NOT_SUPPORTED);
   const int32_t host = 0;
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_POINTER_MODE, &host, sizeof(host)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_POINTER_MODE, &host, sizeof(host)), lt::STATUS_SUCCESS);
   // Inconsistent sizes: op(A) is 8 x 16 but C is 8 x 4 and B 16 x 4 ... with TRANSB, op(B) is 4 x 16.
   const int32_t t = lt::OP_T;
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSB, &t, sizeof(t)), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSB, &t, sizeof(t)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_INVALID_VALUE);
   const int32_t n_op = lt::OP_N;
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSB, &n_op, sizeof(n_op)), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSB, &n_op, sizeof(n_op)), lt::STATUS_SUCCESS);
 
   // A valid problem: an algorithm, bound to it.
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_SUCCESS);
-  EXPECT_EQ(returned, 1);
-  EXPECT(res.workspaceSize > 0);  // so that the workspace handling is exercised
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(returned, 1);
+  DITTY_EXPECT(res.workspaceSize > 0);  // so that the workspace handling is exercised
   std::vector<float> zeros(1024, 0.0f);
   Dev<float> dA(zeros), dB(zeros), dC(zeros);
   Dev<unsigned char> ws{std::vector<unsigned char>(ws_bytes)};
   const float alpha = 1.0f, beta = 0.0f;
-  EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lc, &res.algo, ws.ptr,
+  DITTY_EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lc, &res.algo, ws.ptr,
                       ws_bytes, nullptr),
            lt::STATUS_SUCCESS);
   // too little workspace, or none
-  EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lc, &res.algo,
+  DITTY_EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lc, &res.algo,
                       nullptr, 0, nullptr),
            lt::STATUS_INVALID_VALUE);
   // less aligned than the preference declared (256 by default)
-  EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr + 4, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lc, &res.algo,
+  DITTY_EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr + 4, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lc, &res.algo,
                       ws.ptr, ws_bytes, nullptr),
            lt::STATUS_NOT_SUPPORTED);
   // the algorithm of another problem
   lt::MatmulDesc desc2;
   lt::MatrixLayout la2, lb2, lc2;
   make(lt::R_32F, lt::R_32F, 8, 5, 16, desc2, la2, lb2, lc2);
-  EXPECT_EQ(api.matmul(raw.handle, desc2, &alpha, dA.ptr, la2, dB.ptr, lb2, &beta, dC.ptr, lc2, dC.ptr, lc2, &res.algo,
+  DITTY_EXPECT_EQ(api.matmul(raw.handle, desc2, &alpha, dA.ptr, la2, dB.ptr, lb2, &beta, dC.ptr, lc2, dC.ptr, lc2, &res.algo,
                       ws.ptr, ws_bytes, nullptr),
            lt::STATUS_NOT_SUPPORTED);
   // in place with different layouts
   lt::MatrixLayout lwide = nullptr;
-  EXPECT_EQ(api.matrix_layout_create(&lwide, lt::R_32F, 8, 4, 9), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lwide, nullptr,
+  DITTY_EXPECT_EQ(api.matrix_layout_create(&lwide, lt::R_32F, 8, 4, 9), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.matmul(raw.handle, desc, &alpha, dA.ptr, la, dB.ptr, lb, &beta, dC.ptr, lc, dC.ptr, lwide, nullptr,
                       ws.ptr, ws_bytes, nullptr),
            lt::STATUS_NOT_SUPPORTED);
   api.matrix_layout_destroy(lwide);
   drop(desc2, la2, lb2, lc2);
   // mixed input types; f32 inputs with a bf16 output
   lt::MatrixLayout lbf = nullptr;
-  EXPECT_EQ(api.matrix_layout_create(&lbf, lt::R_16BF, 16, 4, 16), lt::STATUS_SUCCESS);
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lbf, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(api.matrix_layout_create(&lbf, lt::R_16BF, 16, 4, 16), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lbf, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
   api.matrix_layout_destroy(lbf);
   drop(desc, la, lb, lc);
   make(lt::R_32F, lt::R_16BF, 8, 4, 16, desc, la, lb, lc);
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_NOT_SUPPORTED);
   // destroyed objects are refused, not used
   drop(desc, la, lb, lc);
-  EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
-  EXPECT_EQ(api.matrix_layout_destroy(la), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &one, sizeof(one)), lt::STATUS_INVALID_VALUE);
+  DITTY_EXPECT_EQ(api.matrix_layout_destroy(la), lt::STATUS_INVALID_VALUE);
   api.preference_destroy(pref);
 }
 
@@ -592,7 +567,7 @@ DITTY_TEST(linear_f32_to_f32) { linear_sweep<float, float>(env().blas); }
 DITTY_TEST(gemm_argument_checks) { test_arguments(env().blas); }
 DITTY_TEST(heuristic_queried_once_per_problem) {
   test_heuristic_cache(env().alloc, env().stream);
-  EXPECT_EQ(env().alloc.live_bytes(), Blas::kWorkspaceBytes);  // only the shared Blas's workspace
+  DITTY_EXPECT_EQ(env().alloc.live_bytes(), Blas::kWorkspaceBytes);  // only the shared Blas's workspace
 }
 DITTY_TEST(status_names) { test_status_names(); }
 DITTY_TEST(loader_one_line_reasons) { test_loader(env().alloc, env().stream); }
@@ -619,13 +594,13 @@ DITTY_TEST(standin_status_reported_by_name) {
   const int64_t huge = (int64_t{1} << 62) + 1;
   const size_t before = blas.heuristic_queries(), plans = blas.cached_plans();
   for (int attempt = 0; attempt < 2; attempt++) {
-    const std::string msg = EXPECT_THROWS((blas.gemm<float, float>(false, false, huge, 1, 1, 1.0f, p, 1, p, 1, 0.0f, p, 1)),
+    const std::string msg = DITTY_EXPECT_THROWS((blas.gemm<float, float>(false, false, huge, 1, 1, 1.0f, p, 1, p, 1, 0.0f, p, 1)),
                                           "cublasLtMatmulAlgoGetHeuristic failed with CUBLAS_STATUS_INVALID_VALUE (7)");
-    EXPECT_CONTAINS(msg, "gemm f32 -> f32 M=4611686018427387905 N=1 K=1");
-    EXPECT(msg.find('\n') == std::string::npos);
+    DITTY_EXPECT_CONTAINS(msg, "gemm f32 -> f32 M=4611686018427387905 N=1 K=1");
+    DITTY_EXPECT(msg.find('\n') == std::string::npos);
   }
-  EXPECT_EQ(blas.heuristic_queries() - before, size_t{2});
-  EXPECT_EQ(blas.cached_plans(), plans);
+  DITTY_EXPECT_EQ(blas.heuristic_queries() - before, size_t{2});
+  DITTY_EXPECT_EQ(blas.cached_plans(), plans);
   cudaFree(p);
 }
 

@@ -68,6 +68,20 @@ struct Failure : std::runtime_error {
 [[noreturn]] inline void fail(const std::string& why, const char* file, int line) {
   throw Failure(std::string(file) + ":" + std::to_string(line) + ": " + why);
 }
+// Runs `fn`, which must throw an exception whose message contains `part`; returns the message.
+template <class F>
+std::string expect_throws(F&& fn, const char* what, const std::string& part, const char* file, int line) {
+  try {
+    fn();
+  } catch (const Failure&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    if (msg.find(part) == std::string::npos) fail(std::string(what) + " threw '" + msg + "' without '" + part + "'", file, line);
+    return msg;
+  }
+  fail(std::string(what) + " did not throw", file, line);
+}
 #define DITTY_EXPECT(cond, ...)                                                                            \
   do {                                                                                                     \
     if (!(cond)) {                                                                                         \
@@ -77,6 +91,18 @@ struct Failure : std::runtime_error {
       ::ditty::cuda::testing::fail(ditty_expect_os_.str(), __FILE__, __LINE__);                            \
     }                                                                                                      \
   } while (0)
+
+#define DITTY_EXPECT_EQ(a, b)                                                                 \
+  do {                                                                                        \
+    const auto expect_a_ = (a);                                                               \
+    const auto expect_b_ = (b);                                                               \
+    DITTY_EXPECT(expect_a_ == expect_b_, #a " == " #b ": ", expect_a_, " vs ", expect_b_);   \
+  } while (0)
+#define DITTY_EXPECT_CONTAINS(text, part) \
+  DITTY_EXPECT(std::string(text).find(part) != std::string::npos, "'", std::string(text), "' lacks '", part, "'")
+// `expr` must throw an exception whose message contains `part`; evaluates to the message.
+#define DITTY_EXPECT_THROWS(expr, part) \
+  ::ditty::cuda::testing::expect_throws([&] { (void)(expr); }, #expr, part, __FILE__, __LINE__)
 
 namespace detail {
 inline void append(std::ostringstream&) {}
