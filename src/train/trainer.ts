@@ -85,8 +85,13 @@ function checkResumable(where: string, saved: TrainerState, current: TrainerStat
   if (saved.data_fingerprint !== current.data_fingerprint) {
     problems.push('it was trained on different data or data settings (dataset, block_size, packing, train_on, validation split, seed)');
   }
-  if (saved.batch_size !== undefined && saved.batch_size !== current.batch_size) {
-    problems.push(`training.batch_size was ${saved.batch_size}, now ${current.batch_size} (the data position counts batches)`);
+  // a step is batch_size x grad_accum blocks: the data position, the step count and the dropout
+  // masks' micro-steps all count in it, so neither may change under a checkpoint
+  for (const key of ['batch_size', 'grad_accum'] as const) {
+    const before = saved[key];
+    if (before !== undefined && before !== current[key]) {
+      problems.push(`training.${key} was ${before}, now ${current[key]} (a step is batch_size x grad_accum blocks)`);
+    }
   }
   const a = saved.lora;
   const b = current.lora;

@@ -48,13 +48,17 @@ describe.skipIf(!fixture.present || !dolly.present)('resume rules', () => {
     expect(steps(dir)).toEqual([1, 2, 3, 4, 5]);
   });
 
-  it('refuses to resume with a different batch size or LoRA shape, and says how to proceed', async () => {
+  it('refuses to resume with a different batch size, grad_accum or LoRA shape, and says how to proceed', async () => {
     const dir = path.join(tmpRoot, 'changed');
     expect((await train(dir, 'training.max_steps=2')).status).toBe(0);
     const batch = await train(dir, 'training.max_steps=4', 'training.batch_size=1');
     expect(batch.status).toBe(1);
     expect(batch.stderr).toMatch(/cannot resume this checkpoint: training.batch_size was 2, now 1/);
     expect(batch.stderr).toMatch(/--no-resume/);
+    const accum = await train(dir, 'training.max_steps=4', 'training.grad_accum=1');
+    expect(accum.status).toBe(1);
+    expect(accum.stderr).toMatch(/cannot resume this checkpoint: training.grad_accum was 2, now 1/);
+    expect(accum.stderr).not.toMatch(/batch_size was/);
     const lora = await train(dir, 'training.max_steps=4', 'lora.alpha=64', 'lora.target_modules=[key]');
     expect(lora.status).toBe(1);
     expect(lora.stderr).toMatch(/lora.alpha was 16, now 64/);
