@@ -7,7 +7,10 @@ export interface SamplingOptions {
   readonly topP: number;
 }
 
-/** Pick the next token id from one row of logits. */
+/**
+ * Pick the next token id from one row of logits: softmax(logits / temperature), restricted to the
+ * nucleus when topP < 1, drawn by walking the kept tokens in id order with one uniform.
+ */
 export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): number {
   if (opts.temperature <= 0) return argmax(logits);
   const n = logits.length;
@@ -28,22 +31,52 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
     }
     return n - 1;
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]!);
-  const candidates: number[] = [];
-  let mass = 0;
-  for (const i of order) {
-    candidates.push(i);
-    mass += probs[i]! / sum;
-    if (mass >= opts.topP) break;
-  }
+  const keep = nucleus(probs, sum * opts.topP);
   let total = 0;
-  for (const i of candidates) total += probs[i]!;
+  for (let i = 0; i < n; i++) if (keep(i)) total += probs[i]!;
   let r = rng.next() * total;
-  for (const i of candidates) {
+  let last = 0;
+  for (let i = 0; i < n; i++) {
+    if (!keep(i)) continue;
+    last = i;
     r -= probs[i]!;
     if (r < 0) return i;
   }
-  return candidates[candidates.length - 1]!;
+  return last;
+}
+
+// Buckets of -log(p / p_max) in steps of 1 / BUCKET_SCALE; the last one takes everything below
+// e^-64 (~1.6e-28 of the top token), and is sorted only in the rare case that the nucleus reaches it.
+const BUCKETS = 4096;
+const BUCKET_SCALE = BUCKETS / 64;
+
+/**
+ * The nucleus: the smallest set of most likely tokens (ties: lower ids first) whose mass reaches
+ * `mass`, as a membership test. Linear: a histogram of the probabilities finds the bucket where the
+ * mass is reached, and only that bucket's tokens are sorted. `probs` are relative to the top one (<= 1).
+ */
+function nucleus(probs: Float64Array, mass: number): (i: number) => boolean {
+  const n = probs.length;
+  const bucket = new Uint16Array(n);
+  const bucketMass = new Float64Array(BUCKETS);
+  for (let i = 0; i < n; i++) {
+    const b = Math.min(BUCKETS - 1, Math.floor(-Math.log(probs[i]!) * BUCKET_SCALE));
+    bucket[i] = b;
+    bucketMass[b]! += probs[i]!;
+  }
+  let boundary = 0;
+  let above = 0;
+  while (boundary < BUCKETS - 1 && above + bucketMass[boundary]! < mass) above += bucketMass[boundary++]!;
+  const members: number[] = [];
+  for (let i = 0; i < n; i++) if (bucket[i] === boundary) members.push(i);
+  members.sort((a, b) => probs[b]! - probs[a]! || a - b);
+  const inBoundary = new Set<number>();
+  for (const i of members) {
+    inBoundary.add(i);
+    above += probs[i]!;
+    if (above >= mass) break;
+  }
+  return (i) => bucket[i]! < boundary || (bucket[i] === boundary && inBoundary.has(i));
 }
 
 export function argmax(values: Float32Array): number {

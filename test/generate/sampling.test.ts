@@ -68,4 +68,34 @@ describe('sampleToken', () => {
     expect(draw(5)).toEqual(draw(5));
     expect(draw(5)).not.toEqual(draw(6));
   });
+
+  it('the nucleus equals the one a full sort finds, on vocabulary-sized rows flat and peaked', () => {
+    const rng = new Rng(11);
+    const reference = (row: Float32Array, temperature: number, topP: number, u: number): number => {
+      const max = row.reduce((m, x) => Math.max(m, x), -Infinity);
+      const p = Array.from(row, (x) => Math.exp((x - max) / temperature));
+      const sum = p.reduce((a, b) => a + b, 0);
+      const order = p.map((_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+      const kept = new Set<number>();
+      let mass = 0;
+      for (const i of order) {
+        kept.add(i);
+        mass += p[i]!;
+        if (mass >= topP * sum) break;
+      }
+      const ids = [...kept].sort((a, b) => a - b);
+      let r = u * ids.reduce((a, i) => a + p[i]!, 0);
+      for (const i of ids) if ((r -= p[i]!) < 0) return i;
+      return ids.at(-1)!;
+    };
+    for (const [n, spread] of [[50_277, 0.01], [50_277, 3], [50_277, 30], [1000, 0], [7, 2]] as const) {
+      const row = Float32Array.from({ length: n }, () => Math.round((rng.next() - 0.5) * spread * 8) / 8);
+      for (const [temperature, topP] of [[1, 0.9], [0.7, 0.5], [1.3, 0.99], [1, 0.01]] as const) {
+        for (const u of [0, 0.3, 0.999]) {
+          expect(sampleToken(row, { temperature, topP }, fixed(u)), `n ${n} spread ${spread} T ${temperature} p ${topP} u ${u}`)
+            .toBe(reference(row, temperature, topP, u));
+        }
+      }
+    }
+  });
 });
