@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TrainConfigSchema } from '../src/config/schema.js';
 import { prepareDataset } from '../src/data/prepare.js';
 import { formatDataStats } from '../src/data/stats.js';
 import { loadTokenizer } from '../src/tokenizer/tokenizer.js';
@@ -32,7 +33,10 @@ let t0 = performance.now();
 const tok = loadTokenizer(tokenizerFile);
 console.log(`tokenizer load: ${((performance.now() - t0) / 1000).toFixed(2)} s`);
 
-const options = { dataset: sample, blockSize, validationFraction: 0.05, seed: 42 };
+// the config a run would hand prepareDataset, the rest of it the schema's defaults
+const options = TrainConfigSchema.parse({
+  model: { name_or_path: 'unused' }, data: { dataset: sample, block_size: blockSize, validation_fraction: 0.05 },
+});
 const warm = await prepareDataset(options, tok);
 console.log(formatDataStats(warm.stats));
 t0 = performance.now();

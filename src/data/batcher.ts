@@ -1,3 +1,4 @@
+import { DATA_DEFAULTS } from '../config/schema.js';
 import { Rng } from '../random/rng.js';
 import type { Block } from './blocks.js';
 import { shuffleInPlace } from './shuffle.js';
@@ -12,7 +13,7 @@ export interface BatcherOptions {
   batchSize: number;
   /** block order of epoch e is a Fisher–Yates shuffle with Rng(seed + e) */
   seed: number;
-  /** default true; false keeps the blocks' order in every epoch */
+  /** false keeps the blocks' order in every epoch; unset: the config's default (data.shuffle) */
   shuffle?: boolean;
   /** default false: the last batch of an epoch may hold fewer blocks; true leaves those blocks out */
   dropLast?: boolean;
@@ -64,7 +65,7 @@ export class Batcher {
   epochOrder(epoch: number): Uint32Array {
     if (this.order?.epoch !== epoch) {
       const indices = Array.from(this.blocks, (_, i) => i);
-      if (this.options.shuffle ?? true) shuffleInPlace(indices, new Rng(this.options.seed + epoch));
+      if (this.options.shuffle ?? DATA_DEFAULTS.shuffle) shuffleInPlace(indices, new Rng(this.options.seed + epoch));
       this.order = { epoch, blocks: Uint32Array.from(indices) };
     }
     return this.order.blocks;

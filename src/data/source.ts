@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULT_DATASET, DEFAULT_DATASET_FILE } from '../config/schema.js';
 import { downloadRepoFiles, repoIdProblem, type ProgressReporter } from '../hub/index.js';
 import { InputError } from '../io/errors.js';
 
 /** Data files of hub datasets that ditty knows, used when no file is named. */
-export const DEFAULT_DATASET_FILES: Readonly<Record<string, string>> = {
-  'databricks/databricks-dolly-15k': 'databricks-dolly-15k.jsonl',
-};
+export const DEFAULT_DATASET_FILES: Readonly<Record<string, string>> = { [DEFAULT_DATASET]: DEFAULT_DATASET_FILE };
 
 export interface DatasetLocation {
   /** a local file, or a hub dataset id `org/name` */

@@ -46,7 +46,7 @@ export const dollyTemplate: Template = {
 };
 
 /** Plain text from one field: no prompt, the whole text is the completion. */
-export function textTemplate(field = 'text'): Template {
+export function textTemplate(field = DATA_DEFAULTS.text_field): Template {
   return {
     fields: { required: [field], optional: [] },
     render: (row) => ({ prompt: '', completion: row[field]! }),

@@ -97,13 +97,7 @@ async function prepareRun(config: TrainConfig, log: (m: string) => void): Promis
   const prompts = readPrompts(config.eval.prompts);
   const tokenizer = loadTokenizer(config.model.tokenizer ?? location.folder);
   const loraConfig = runLoraConfig(config, location.config.model_type);
-  const data = await prepareDataset({
-    dataset: config.data.dataset, revision: config.data.revision, file: config.data.file,
-    format: config.data.format, textField: config.data.text_field, blockSize: config.data.block_size,
-    packing: config.data.packing, trainOn: config.data.train_on, validationFraction: config.data.validation_fraction,
-    ...(config.data.max_rows !== undefined ? { maxRows: config.data.max_rows } : {}),
-    onBadRow: config.data.on_bad_row, seed: config.training.seed, shuffle: config.data.shuffle,
-  }, tokenizer);
+  const data = await prepareDataset(config, tokenizer);
   for (const w of data.warnings) log(`warning: ${w}`);
   const epochWarning = checkEpochs(config, data.train.length);
   if (epochWarning !== undefined) log(`warning: ${epochWarning}`);

@@ -3,10 +3,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenizeExample } from '../../src/data/examples.js';
-import { DATA_DEFAULTS, TRAINING_DEFAULTS } from '../../src/config/schema.js';
-import { prepareDataset, type DataOptions } from '../../src/data/prepare.js';
+import { DATA_DEFAULTS, TRAINING_DEFAULTS, TrainConfigSchema, type TrainConfigInput } from '../../src/config/schema.js';
+import { prepareDataset, type DataConfig } from '../../src/data/prepare.js';
 import { loadRows } from '../../src/data/rows.js';
 import { shuffled, splitValidation } from '../../src/data/shuffle.js';
+import { resolveDatasetFile } from '../../src/data/source.js';
 import { formatDataStats } from '../../src/data/stats.js';
 import { dollyTemplate } from '../../src/data/templates.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
@@ -20,7 +21,10 @@ const INTRO = 'Below is an instruction that describes a task. Write a response t
 describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through the data pipeline', () => {
   let tok: ReturnType<typeof loadTokenizer>;
   beforeAll(() => { tok = loadTokenizer(tokenizerFile.path); });
-  const base: DataOptions = { dataset: sample.path, blockSize: 256, seed: 42, validationFraction: 0 };
+  const base = { dataset: sample.path, block_size: 256, validation_fraction: 0 };
+  /** What a run hands prepareDataset: a parsed config with these keys, the rest the schema's defaults. */
+  const configOf = (data: TrainConfigInput['data'], training: TrainConfigInput['training'] = { seed: 42 }): DataConfig =>
+    TrainConfigSchema.parse({ model: { name_or_path: 'unused' }, data, training });
   const rowsOf = async () => (await loadRows(sample.path, { fields: dollyTemplate.fields })).rows;
 
   it('renders a row with context and one without exactly', async () => {
@@ -51,7 +55,7 @@ describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through
   });
 
   it('packs 406 rows into full blocks whose loss tokens are the responses', async () => {
-    const { train, validation, stats } = await prepareDataset({ ...base, shuffle: false }, tok);
+    const { train, validation, stats } = await prepareDataset(configOf({ ...base, shuffle: false }), tok);
     expect(stats.rowsRead).toBe(406);
     expect(stats.examples).toBe(406);
     expect(validation).toEqual([]);
@@ -72,7 +76,7 @@ describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through
   });
 
   it('one padded example per block: padding and prompts are out of the loss, long rows truncated', async () => {
-    const { train, stats } = await prepareDataset({ ...base, packing: false, shuffle: false, blockSize: 128 }, tok);
+    const { train, stats } = await prepareDataset(configOf({ ...base, packing: false, shuffle: false, block_size: 128 }), tok);
     expect(stats.longExamples).toBeGreaterThan(0);
     expect(train).toHaveLength(406 - stats.emptyBlocksDropped);
     for (const b of train) {
@@ -88,9 +92,9 @@ describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through
   });
 
   it('shuffles rows deterministically per seed, differently across seeds', async () => {
-    const a = await prepareDataset({ ...base, seed: 1 }, tok);
-    const b = await prepareDataset({ ...base, seed: 1 }, tok);
-    const c = await prepareDataset({ ...base, seed: 2 }, tok);
+    const a = await prepareDataset(configOf(base, { seed: 1 }), tok);
+    const b = await prepareDataset(configOf(base, { seed: 1 }), tok);
+    const c = await prepareDataset(configOf(base, { seed: 2 }), tok);
     expect(b.train).toEqual(a.train);
     expect(c.train).not.toEqual(a.train);
     expect(c.stats.trainTargets).toBe(a.stats.trainTargets);
@@ -107,7 +111,7 @@ describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through
     expect(splitValidation(rows.slice(0, 2), 0.01).validation).toHaveLength(1);
     expect(splitValidation(rows.slice(0, 1), 0.5).validation).toHaveLength(0);
 
-    const opts = { ...base, seed: 3, validationFraction: 0.1, packing: false, blockSize: 2048 };
+    const opts = configOf({ ...base, validation_fraction: 0.1, packing: false, block_size: 2048 }, { seed: 3 });
     const prepared = await prepareDataset(opts, tok);
     expect(prepared.stats).toMatchObject({ trainRows: 365, validationRows: 41, longExamples: 0, emptyBlocksDropped: 0 });
     const texts = (blocks: typeof prepared.train): string[] => blocks.map((b) => tok.decode([...b.input]));
@@ -118,18 +122,18 @@ describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through
     expect((await prepareDataset(opts, tok)).validation).toEqual(prepared.validation);
   });
 
-  it('takes what it is not given from the config schema\'s defaults', async () => {
-    const prepared = await prepareDataset({ dataset: sample.path, blockSize: 256 }, tok);
+  it('runs a config that leaves keys to the schema\'s defaults', async () => {
+    const prepared = await prepareDataset(configOf({ dataset: sample.path, block_size: 256 }, {}), tok);
     const rows = shuffled(await rowsOf(), TRAINING_DEFAULTS.seed);
     const split = splitValidation(rows, DATA_DEFAULTS.validation_fraction);
     expect(split.validation.length).toBeGreaterThan(0);
     expect(prepared.stats).toMatchObject({ trainRows: split.train.length, validationRows: split.validation.length, packing: DATA_DEFAULTS.packing, trainOn: 'response' });
-    const text = await prepareDataset({ dataset: sample.path, blockSize: 256, format: 'text', textField: 'instruction' }, tok);
+    const text = await prepareDataset(configOf({ dataset: sample.path, block_size: 256, format: 'text', text_field: 'instruction' }, {}), tok);
     expect(text.stats.trainOn).toBe('all');
   });
 
   it('formats the statistics for printing', async () => {
-    const { stats } = await prepareDataset({ ...base, validationFraction: 0.05, maxRows: 100 }, tok);
+    const { stats } = await prepareDataset(configOf({ ...base, validation_fraction: 0.05, max_rows: 100 }), tok);
     expect(stats).toMatchObject({ rowsRead: 100, trainRows: 95, validationRows: 5, rowsSkipped: 0 });
     const text = formatDataStats(stats);
     expect(text.split('\n')).toHaveLength(4);
@@ -158,15 +162,15 @@ describe.skipIf(!sample.present || !tokenizerFile.present)('Dolly sample through
       process.env['HF_HOME'] = home;
       process.env['HF_ENDPOINT'] = await hub.start();
       try {
-        const prepared = await prepareDataset({ ...base, dataset: 'databricks/databricks-dolly-15k', progress: false }, tok);
+        const prepared = await prepareDataset(configOf({ ...base, dataset: 'databricks/databricks-dolly-15k' }), tok, false);
         expect(prepared.source).toBe('databricks/databricks-dolly-15k@cccccccccccc databricks-dolly-15k.jsonl');
         expect(prepared.stats.rowsRead).toBe(406);
       } finally {
         await hub.stop();
       }
-      await expect(prepareDataset({ ...base, dataset: 'someone/other-data' }, tok)).rejects.toThrow(/name the data file/);
-      await expect(prepareDataset({ ...base, dataset: 'data/missing.jsonl' }, tok)).rejects.toThrow('data/missing.jsonl: no such dataset file');
-      await expect(prepareDataset({ ...base, dataset: './missing' }, tok)).rejects.toThrow(/neither an existing file/);
+      await expect(resolveDatasetFile({ dataset: 'someone/other-data' })).rejects.toThrow(/name the data file/);
+      await expect(prepareDataset(configOf({ ...base, dataset: 'data/missing.jsonl' }), tok)).rejects.toThrow('data/missing.jsonl: no such dataset file');
+      await expect(prepareDataset(configOf({ ...base, dataset: './missing' }), tok)).rejects.toThrow(/neither an existing file/);
     });
   });
 });
