@@ -36,6 +36,7 @@ function geluKind(config: GptNeoXConfig): number {
 
 export class GptNeoXNativeProgram extends NativeProgramBase implements NativeBlockProgram {
   readonly numLayers: number;
+  protected readonly elementwise = ELEMENTWISE;
   private readonly heads: number;
   private readonly headSize: number;
   private readonly rotaryDims: number;
@@ -118,18 +119,13 @@ export class GptNeoXNativeProgram extends NativeProgramBase implements NativeBlo
     return new Map();
   }
 
-  dropElementwise(saved: Saved): void {
-    this.drop(saved, ELEMENTWISE);
-  }
-
   backward(i: number, x: Buf, s: Saved, dout: Buf, ctx: PassContext, inputGrad: boolean): Buf | undefined {
     const a = this.device.addon;
     const dev = this.device;
     const { B, T } = ctx;
     const N = B * T, C = this.hiddenSize, H = this.heads, d = this.headSize, I = this.I;
     const l = `gpt_neox.layers.${i}`;
-    const lnBack = (dy: Buf, input: Buf, path: string, stats: string, dx: Buf, accumulate: boolean): void =>
-      this.normBackward(s, dy, input, path, stats, N, dx, accumulate);
+    const lnBack = this.normBackward(s, N);
     const parallel = this.config.use_parallel_residual;
 
     // mlp: dout -> dg -> dm -> dh2

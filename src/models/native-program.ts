@@ -57,6 +57,8 @@ export function need(saved: Saved, name: string): Buf {
 /** What both architectures' programs do the same way: parameter and linear lookups, layer norm, products. */
 export abstract class NativeProgramBase {
   abstract readonly numLayers: number;
+  /** the saved buffers selective checkpointing frees and `materialize` computes again */
+  protected abstract readonly elementwise: readonly string[];
 
   protected constructor(
     protected readonly device: NativeDevice, readonly hiddenSize: number, private readonly eps: number,
@@ -92,10 +94,10 @@ export abstract class NativeProgramBase {
     return out;
   }
 
-  /** dx (+)= LN(input; path)'(dy) with the statistics kept under `stats`. */
-  protected normBackward(saved: Saved, dy: Buf, input: Buf, path: string, stats: string, rows: number, dx: Buf, accumulate: boolean): void {
-    this.device.addon.layernormBackward(dy.id, input.id, this.p(`${path}.weight`).id, need(saved, `${stats}.mean`).id, need(saved, `${stats}.rstd`).id,
-      rows, this.hiddenSize, dx.id, accumulate);
+  /** For one block's backward over `rows` rows: dx (+)= LN(input; path)'(dy), with the statistics kept in `saved` under `stats`. */
+  protected normBackward(saved: Saved, rows: number): (dy: Buf, input: Buf, path: string, stats: string, dx: Buf, accumulate: boolean) => void {
+    return (dy, input, path, stats, dx, accumulate) => this.device.addon.layernormBackward(dy.id, input.id, this.p(`${path}.weight`).id,
+      need(saved, `${stats}.mean`).id, need(saved, `${stats}.rstd`).id, rows, this.hiddenSize, dx.id, accumulate);
   }
 
   /** y = linear(x) [rows, out] unless `saved` has it under `name`; the adapter's h is kept under `${name}.h`. */
@@ -109,9 +111,9 @@ export abstract class NativeProgramBase {
     return y;
   }
 
-  /** Frees `names` from `saved` (what selective checkpointing recomputes). */
-  protected drop(saved: Saved, names: readonly string[]): void {
-    for (const n of names) {
+  /** Frees the element-wise buffers from `saved` (what selective checkpointing recomputes). */
+  dropElementwise(saved: Saved): void {
+    for (const n of this.elementwise) {
       this.device.release(saved.get(n));
       saved.delete(n);
     }

@@ -18,6 +18,7 @@ const ELEMENTWISE = ['xn', 'z', 'xk', 'xv', 'xr', 'y', 'ry', 'x2', 'z2', 'fk', '
 
 export class RwkvNativeProgram extends NativeProgramBase implements NativeBlockProgram {
   readonly numLayers: number;
+  protected readonly elementwise = ELEMENTWISE;
   private readonly A: number;
   private readonly F: number;
 
@@ -103,10 +104,6 @@ export class RwkvNativeProgram extends NativeProgramBase implements NativeBlockP
     for (let r = 0; r < B; r++) this.device.addon.copy(state.id, r * C, x.id, (r * T + T - 1) * C, C);
   }
 
-  dropElementwise(saved: Saved): void {
-    this.drop(saved, ELEMENTWISE);
-  }
-
   backward(i: number, x: Buf, s: Saved, dout: Buf, ctx: PassContext, inputGrad: boolean): Buf | undefined {
     const a = this.device.addon;
     const dev = this.device;
@@ -115,8 +112,7 @@ export class RwkvNativeProgram extends NativeProgramBase implements NativeBlockP
     const b = `rwkv.blocks.${i}`;
     const lin = (name: string, path: string, input: Buf, dy: Buf, dx: Buf | undefined): void =>
       this.linear(path).backward(input, s.get(`${name}.h`), dy, N, dx, ctx.dropoutSeed(path));
-    const lnBack = (dy: Buf, input: Buf, path: string, stats: string, dx: Buf, accumulate: boolean): void =>
-      this.normBackward(s, dy, input, path, stats, N, dx, accumulate);
+    const lnBack = this.normBackward(s, N);
 
     // feed-forward: out = x2 + sigmoid(rr) * vv
     const drr = dev.act(N * C), dvv = dev.act(N * C);
