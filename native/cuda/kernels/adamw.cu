@@ -2,18 +2,13 @@
 // the same bits as native/cpu/adamw.cpp.
 #include <cmath>
 
+#include "ditty/adamw_consts.h"
 #include "ditty/cuda/common.h"
 #include "device_helpers.cuh"
 
 namespace ditty::cuda {
 namespace {
 using namespace kdetail;
-
-// The constants of one step, each rounded to float once (ditty::cpu::adamw_step's AdamwConsts).
-struct AdamwConsts {
-  float b1, one_minus_b1, b2, one_minus_b2, decay, bc2_sqrt, eps, step_size;
-  bool decays;
-};
 
 // One element, one float operation per line in the CPU's order (no FMA).
 __device__ __forceinline__ void adamw_one(float& p, float g, float& m, float& v, const AdamwConsts& k) {
@@ -51,10 +46,9 @@ __global__ void __launch_bounds__(kThreads) adamw_kernel(float* p, const float* 
   }
 }
 
-// ditty::cpu::sum_squares' blocking: 16384 values per block (kSumBlock in native/cpu/adamw.cpp);
+// ditty::cpu::sum_squares' blocking (ditty/adamw_consts.h): kSumSquaresBlock values per block;
 // within a block lane j (0..15) sums x[i]^2 for i = j (mod 16) in order, then the fixed tree of
 // ditty::cpu::simd::tree16 adds the lanes; the block sums are added in order.
-constexpr int64_t kSumBlock = 1 << 14;
 constexpr int kThreadsPerSumBlock = 4;  // each holds 4 lanes (one 16-byte load per step)
 
 __global__ void __launch_bounds__(kThreads) sum_squares_blocks_kernel(const float* x, int64_t n, int64_t blocks,
@@ -67,8 +61,8 @@ __global__ void __launch_bounds__(kThreads) sum_squares_blocks_kernel(const floa
     const int64_t b = round * per_round + global_thread() / kThreadsPerSumBlock;
     double l[4] = {0.0, 0.0, 0.0, 0.0};
     if (b < blocks) {
-      const float* xb = x + b * kSumBlock;
-      const int64_t len = n - b * kSumBlock < kSumBlock ? n - b * kSumBlock : kSumBlock;
+      const float* xb = x + b * kSumSquaresBlock;
+      const int64_t len = n - b * kSumSquaresBlock < kSumSquaresBlock ? n - b * kSumSquaresBlock : kSumSquaresBlock;
       const int64_t full = vec ? len / 16 : 0;
       for (int64_t s = 0; s < full; s++) {
         const Raw16 r = load16(xb + 16 * s + 4 * q);
@@ -123,22 +117,12 @@ __global__ void __launch_bounds__(kThreads) clip_kernel(float* g, int64_t n, con
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
                 double eps, double weight_decay, int64_t step, const double* gate, cudaStream_t stream) {
   if (n <= 0) return;
-  const double t = static_cast<double>(step);
-  AdamwConsts k{};
-  k.b1 = static_cast<float>(beta1);
-  k.one_minus_b1 = static_cast<float>(1 - beta1);
-  k.b2 = static_cast<float>(beta2);
-  k.one_minus_b2 = static_cast<float>(1 - beta2);
-  k.decays = weight_decay > 0;
-  k.decay = static_cast<float>(1 - lr * weight_decay);
-  k.bc2_sqrt = static_cast<float>(std::sqrt(1 - std::pow(beta2, t)));
-  k.eps = static_cast<float>(eps);
-  k.step_size = static_cast<float>(lr / (1 - std::pow(beta1, t)));
+  const AdamwConsts k = adamw_consts(lr, beta1, beta2, eps, weight_decay, step);
   const bool vec = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
   launch(adamw_kernel, dim3(blocks_for(vec ? n / 8 + 1 : n)), dim3(kThreads), 0, stream, p, g, m, v, n, k, gate, vec);
 }
 
-int64_t sum_squares_scratch_doubles(int64_t n) { return n > 0 ? (n + kSumBlock - 1) / kSumBlock : 0; }
+int64_t sum_squares_scratch_doubles(int64_t n) { return n > 0 ? (n + kSumSquaresBlock - 1) / kSumSquaresBlock : 0; }
 
 void sum_squares(const float* x, int64_t n, double* out, double* scratch, cudaStream_t stream) {
   const int64_t blocks = sum_squares_scratch_doubles(n);
