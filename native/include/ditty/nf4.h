@@ -3,14 +3,17 @@
 #pragma once
 #include <cstdint>
 
-namespace ditty::cpu {
+namespace ditty {
 
 // A frozen [rows=out, cols=in] weight; flat element i = r*cols + c. Byte i/2 holds element i in its
 // high nibble when i is even, low nibble when odd. Block j = i / blocksize has absmax:
 //   absmax[j]                                                   without double quant
 //   f32(f32(nested_map[absmax_q[j]] * nested_absmax[j / nested_blocksize]) + offset)   with it
 // and element value f32(NF4_CODE[nibble] * absmax(j)).
-struct Nf4Weight {
+// Offset is how the double-quant offset is held: a float on the CPU (ditty::cpu::Nf4Weight), a
+// device pointer to one float on a CUDA device (ditty::cuda::Nf4DeviceWeight, ditty/cuda/nf4.h).
+template <class Offset>
+struct Nf4Layout {
   const uint8_t* packed = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
@@ -19,9 +22,15 @@ struct Nf4Weight {
   const uint8_t* absmax_q = nullptr;     // with double quant
   const float* nested_absmax = nullptr;  // with double quant
   const float* nested_map = nullptr;     // with double quant: 256 values
-  float offset = 0.0f;                   // with double quant
+  Offset offset{};                       // with double quant
   int32_t nested_blocksize = 256;
 };
+
+}  // namespace ditty
+
+namespace ditty::cpu {
+
+using Nf4Weight = Nf4Layout<float>;
 
 extern const float NF4_CODE[16];
 

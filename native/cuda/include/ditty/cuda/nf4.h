@@ -6,23 +6,13 @@
 #include <cstdint>
 
 #include "ditty/cuda/runtime.h"
+#include "ditty/nf4.h"
 
 namespace ditty::cuda {
 
-// The device-side twin of ditty::cpu::Nf4Weight: every array lives on the device from load time,
-// the double-quant offset too (nf4_quantize writes it there).
-struct Nf4DeviceWeight {
-  const uint8_t* packed = nullptr;
-  int64_t rows = 0;
-  int64_t cols = 0;
-  int32_t blocksize = 64;
-  const float* absmax = nullptr;         // without double quant, else null
-  const uint8_t* absmax_q = nullptr;     // with double quant
-  const float* nested_absmax = nullptr;  // with double quant
-  const float* nested_map = nullptr;     // with double quant: 256 values
-  const float* offset = nullptr;         // with double quant: one float
-  int32_t nested_blocksize = 256;
-};
+// The layout of ditty::cpu::Nf4Weight with every array on the device from load time, the
+// double-quant offset too (nf4_quantize writes it there).
+using Nf4DeviceWeight = Nf4Layout<const float*>;
 
 // out[(r - r0) * cols + c] for rows [r0, r1): f32(NF4_CODE[nibble] * absmax(block)), as
 // ditty::cpu::nf4_dequantize_rows gives it (bf16: that float rounded to nearest even).
