@@ -100,8 +100,10 @@ int64_t nf4_chunk_rows(const Nf4Buffers& w) {
   return std::max<int64_t>(1, std::min<int64_t>(w.rows, static_cast<int64_t>(kNf4ScratchBytes / (sizeof(S) * std::max<int64_t>(w.cols, 1)))));
 }
 
-template <class S>
-void nf4_forward(const Nf4Buffers& w, Buffer* bias, Buffer& x, int64_t rows, Buffer& y, bool acc) {
+// Dequantizes the weight's rows chunk by chunk into scratch 0 (in S) and calls
+// product(blas, W, r0, r1) for each chunk W = rows [r0, r1) of the weight.
+template <class S, class Product>
+void nf4_by_chunks(const Nf4Buffers& w, const Product& product) {
   const Nf4DeviceWeight d = device_weight(w);
   const int64_t chunk = nf4_chunk_rows<S>(w);
   auto* W = static_cast<S*>(context().scratch(0, sizeof(S) * static_cast<size_t>(chunk * w.cols)));
@@ -109,23 +111,24 @@ void nf4_forward(const Nf4Buffers& w, Buffer* bias, Buffer& x, int64_t rows, Buf
   for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
     const int64_t r1 = std::min(w.rows, r0 + chunk);
     k::nf4_dequantize_rows(d, r0, r1, W, st());
-    blas.gemm<S, S>(false, true, rows, r1 - r0, w.cols, 1.0f, as<S>(x), w.cols, W, w.cols, acc ? 1.0f : 0.0f, as<S>(y) + r0,
-                    w.rows, bias ? as<S>(bias) + r0 : nullptr);
+    product(blas, W, r0, r1);
   }
 }
 
 template <class S>
+void nf4_forward(const Nf4Buffers& w, Buffer* bias, Buffer& x, int64_t rows, Buffer& y, bool acc) {
+  nf4_by_chunks<S>(w, [&](Blas& blas, const S* W, int64_t r0, int64_t r1) {
+    blas.gemm<S, S>(false, true, rows, r1 - r0, w.cols, 1.0f, as<S>(x), w.cols, W, w.cols, acc ? 1.0f : 0.0f, as<S>(y) + r0,
+                    w.rows, bias ? as<S>(bias) + r0 : nullptr);
+  });
+}
+
+template <class S>
 void nf4_input_grad(const Nf4Buffers& w, Buffer& dy, int64_t rows, Buffer& dx, bool acc) {
-  const Nf4DeviceWeight d = device_weight(w);
-  const int64_t chunk = nf4_chunk_rows<S>(w);
-  auto* W = static_cast<S*>(context().scratch(0, sizeof(S) * static_cast<size_t>(chunk * w.cols)));
-  Blas& blas = context().blas();
-  for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
-    const int64_t r1 = std::min(w.rows, r0 + chunk);
-    k::nf4_dequantize_rows(d, r0, r1, W, st());
+  nf4_by_chunks<S>(w, [&](Blas& blas, const S* W, int64_t r0, int64_t r1) {
     blas.gemm<S, S>(false, false, rows, w.cols, r1 - r0, 1.0f, as<S>(dy) + r0, w.rows, W, w.cols, r0 > 0 || acc ? 1.0f : 0.0f,
                     as<S>(dx), w.cols);
-  }
+  });
 }
 
 }  // namespace

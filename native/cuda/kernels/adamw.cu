@@ -24,26 +24,23 @@ __device__ __forceinline__ bool gate_open(const double* gate) { return !gate || 
 __global__ void __launch_bounds__(kThreads) adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n,
                                                           AdamwConsts k, const double* gate, bool vec) {
   if (!gate_open(gate)) return;
-  int64_t i0 = 0;
-  if (vec) {
-    const int64_t units = n / 8;
-    for (int64_t u = global_thread(); u < units; u += global_threads()) {
-      F8 pv = load8(p + 8 * u), mv = load8(m + 8 * u), vv = load8(v + 8 * u);
-      const F8 gv = load8(g + 8 * u);
-      for (int j = 0; j < 8; j++) adamw_one(pv.v[j], gv.v[j], mv.v[j], vv.v[j], k);
-      store8(m + 8 * u, mv);
-      store8(v + 8 * u, vv);
-      store8(p + 8 * u, pv);
-    }
-    i0 = units * 8;
-  }
-  for (int64_t i = i0 + global_thread(); i < n; i += global_threads()) {
-    float pi = p[i], mi = m[i], vi = v[i];
-    adamw_one(pi, g[i], mi, vi, k);
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi;
-  }
+  for_each_value(
+      n, vec,
+      [&](int64_t u) {
+        F8 pv = load8(p + 8 * u), mv = load8(m + 8 * u), vv = load8(v + 8 * u);
+        const F8 gv = load8(g + 8 * u);
+        for (int j = 0; j < 8; j++) adamw_one(pv.v[j], gv.v[j], mv.v[j], vv.v[j], k);
+        store8(m + 8 * u, mv);
+        store8(v + 8 * u, vv);
+        store8(p + 8 * u, pv);
+      },
+      [&](int64_t i) {
+        float pi = p[i], mi = m[i], vi = v[i];
+        adamw_one(pi, g[i], mi, vi, k);
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi;
+      });
 }
 
 // ditty::cpu::sum_squares' blocking (ditty/adamw_consts.h): kSumSquaresBlock values per block;
@@ -99,17 +96,14 @@ __global__ void __launch_bounds__(kThreads) clip_kernel(float* g, int64_t n, con
   const double coef = ddiv_rn(max_norm, dadd_rn(norm, 1e-6));
   if (!(coef < 1.0)) return;
   const float s = static_cast<float>(coef);
-  int64_t i0 = 0;
-  if (vec) {
-    const int64_t units = n / 8;
-    for (int64_t u = global_thread(); u < units; u += global_threads()) {
-      F8 x = load8(g + 8 * u);
-      for (int j = 0; j < 8; j++) x.v[j] = mul_rn(x.v[j], s);
-      store8(g + 8 * u, x);
-    }
-    i0 = units * 8;
-  }
-  for (int64_t i = i0 + global_thread(); i < n; i += global_threads()) g[i] = mul_rn(g[i], s);
+  for_each_value(
+      n, vec,
+      [&](int64_t u) {
+        F8 x = load8(g + 8 * u);
+        for (int j = 0; j < 8; j++) x.v[j] = mul_rn(x.v[j], s);
+        store8(g + 8 * u, x);
+      },
+      [&](int64_t i) { g[i] = mul_rn(g[i], s); });
 }
 
 }  // namespace
@@ -119,7 +113,7 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double 
   if (n <= 0) return;
   const AdamwConsts k = adamw_consts(lr, beta1, beta2, eps, weight_decay, step);
   const bool vec = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
-  launch(adamw_kernel, dim3(blocks_for(vec ? n / 8 + 1 : n)), dim3(kThreads), 0, stream, p, g, m, v, n, k, gate, vec);
+  launch(adamw_kernel, dim3(blocks_for_units(n, vec)), dim3(kThreads), 0, stream, p, g, m, v, n, k, gate, vec);
 }
 
 int64_t sum_squares_scratch_doubles(int64_t n) { return n > 0 ? (n + kSumSquaresBlock - 1) / kSumSquaresBlock : 0; }
@@ -136,7 +130,7 @@ void sum_squares(const float* x, int64_t n, double* out, double* scratch, cudaSt
 void clip_by_norm(float* g, int64_t n, const double* sum_sq, double max_norm, cudaStream_t stream) {
   if (n <= 0) return;
   const bool vec = aligned16(g);
-  launch(clip_kernel, dim3(blocks_for(vec ? n / 8 + 1 : n)), dim3(kThreads), 0, stream, g, n, sum_sq, max_norm, vec);
+  launch(clip_kernel, dim3(blocks_for_units(n, vec)), dim3(kThreads), 0, stream, g, n, sum_sq, max_norm, vec);
 }
 
 }  // namespace ditty::cuda

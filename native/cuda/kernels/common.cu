@@ -25,29 +25,24 @@ struct CopyOp {
 // out may alias a or b: each element is read and written by one thread.
 template <class Op, class A, class B, class O>
 __global__ void __launch_bounds__(kThreads) map_kernel(const A* a, const B* b, O* out, int64_t n, Op op, bool vec) {
-  int64_t i0 = 0;
-  if (vec) {
-    const int64_t units = n / 8;
-    for (int64_t u = global_thread(); u < units; u += global_threads()) {
-      const F8 x = load8(a + 8 * u);
-      F8 y{};
-      if (b) y = load8(b + 8 * u);
-      F8 r;
-      for (int k = 0; k < 8; k++) r.v[k] = op(x.v[k], y.v[k]);
-      store8(out + 8 * u, r);
-    }
-    i0 = units * 8;
-  }
-  for (int64_t i = i0 + global_thread(); i < n; i += global_threads()) {
-    out[i] = from_f32<O>(op(to_f32(a[i]), b ? to_f32(b[i]) : 0.0f));
-  }
+  for_each_value(
+      n, vec,
+      [&](int64_t u) {
+        const F8 x = load8(a + 8 * u);
+        F8 y{};
+        if (b) y = load8(b + 8 * u);
+        F8 r;
+        for (int k = 0; k < 8; k++) r.v[k] = op(x.v[k], y.v[k]);
+        store8(out + 8 * u, r);
+      },
+      [&](int64_t i) { out[i] = from_f32<O>(op(to_f32(a[i]), b ? to_f32(b[i]) : 0.0f)); });
 }
 
 template <class Op, class A, class B, class O>
 void map(const A* a, const B* b, O* out, int64_t n, Op op, cudaStream_t stream) {
   if (n <= 0) return;
   const bool vec = aligned16(a) && aligned16(b) && aligned16(out);
-  launch(map_kernel<Op, A, B, O>, dim3(blocks_for(vec ? n / 8 + 1 : n)), dim3(kThreads), 0, stream, a, b, out, n, op,
+  launch(map_kernel<Op, A, B, O>, dim3(blocks_for_units(n, vec)), dim3(kThreads), 0, stream, a, b, out, n, op,
          vec);
 }
 

@@ -1,4 +1,4 @@
-// Device helpers shared by the common, nf4, lora, adamw and head_ce kernel files: storage
+// Device helpers shared by the kernel files: launch shapes and grid-stride indices, storage
 // conversions, 16-byte loads and stores, operations rounded one by one, and fixed-order reductions.
 #pragma once
 #include <algorithm>
@@ -135,6 +135,21 @@ __device__ __forceinline__ void store8(__nv_bfloat16* p, const F8& x) {
   }
   store16(p, a);
 }
+
+// The grid-stride loop of an elementwise kernel over [0, n): when `vec` (every pointer it touches
+// 16-byte aligned) unit(u) takes values [8u, 8u + 8) of each whole unit of eight, then one(i) each
+// value after them (every value when not `vec`). Launch it with blocks_for_units(n, vec) blocks.
+template <class Unit, class One>
+__device__ __forceinline__ void for_each_value(int64_t n, bool vec, const Unit& unit, const One& one) {
+  int64_t i0 = 0;
+  if (vec) {
+    const int64_t units = n / 8;
+    for (int64_t u = global_thread(); u < units; u += global_threads()) unit(u);
+    i0 = units * 8;
+  }
+  for (int64_t i = i0 + global_thread(); i < n; i += global_threads()) one(i);
+}
+inline unsigned blocks_for_units(int64_t n, bool vec) { return blocks_for(vec ? n / 8 + 1 : n); }
 
 // Reductions whose result is the same bits on every lane and every run: the xor butterfly makes
 // lane l and lane l^m add the same two values (commutative), so all lanes agree.

@@ -38,26 +38,23 @@ struct Mask {
 template <class A, class O>
 __global__ void __launch_bounds__(kThreads) mask_kernel(const A* src, O* dst, int64_t n, Mask mask, bool accumulate,
                                                          bool vec) {
-  int64_t k0 = 0;
-  if (vec) {
-    const int64_t units = n / 8;
-    for (int64_t u = global_thread(); u < units; u += global_threads()) {
-      const F8 x = load8(src + 8 * u);
-      F8 old{};
-      if (accumulate) old = load8(dst + 8 * u);
-      F8 r;
-      for (int j = 0; j < 8; j++) {
-        const float v = mul_rn(x.v[j], mask(8 * u + j));
-        r.v[j] = accumulate ? add_rn(old.v[j], v) : v;
-      }
-      store8(dst + 8 * u, r);
-    }
-    k0 = units * 8;
-  }
-  for (int64_t k = k0 + global_thread(); k < n; k += global_threads()) {
-    const float v = mul_rn(to_f32(src[k]), mask(k));
-    dst[k] = from_f32<O>(accumulate ? add_rn(to_f32(dst[k]), v) : v);
-  }
+  for_each_value(
+      n, vec,
+      [&](int64_t u) {
+        const F8 x = load8(src + 8 * u);
+        F8 old{};
+        if (accumulate) old = load8(dst + 8 * u);
+        F8 r;
+        for (int j = 0; j < 8; j++) {
+          const float v = mul_rn(x.v[j], mask(8 * u + j));
+          r.v[j] = accumulate ? add_rn(old.v[j], v) : v;
+        }
+        store8(dst + 8 * u, r);
+      },
+      [&](int64_t k) {
+        const float v = mul_rn(to_f32(src[k]), mask(k));
+        dst[k] = from_f32<O>(accumulate ? add_rn(to_f32(dst[k]), v) : v);
+      });
 }
 
 template <class A, class O>
@@ -65,7 +62,7 @@ void apply(const A* src, O* dst, int64_t n, double p, uint32_t seed, uint64_t fi
            cudaStream_t stream) {
   if (n <= 0) return;
   const bool vec = aligned16(src) && aligned16(dst);
-  launch(mask_kernel<A, O>, dim3(blocks_for(vec ? n / 8 + 1 : n)), dim3(kThreads), 0, stream, src, dst, n,
+  launch(mask_kernel<A, O>, dim3(blocks_for_units(n, vec)), dim3(kThreads), 0, stream, src, dst, n,
          Mask(p, seed, first), accumulate, vec);
 }
 

@@ -11,9 +11,12 @@ namespace ditty::cuda {
 namespace {
 
 constexpr int kRowThreads = 128;
-constexpr int kThreads = 256;
 
 using kdetail::add_rn;
+using kdetail::blocks_for;
+using kdetail::global_thread;
+using kdetail::global_threads;
+using kdetail::kThreads;
 using kdetail::ld;
 using kdetail::mul_rn;
 using kdetail::st;
@@ -111,21 +114,18 @@ __device__ __forceinline__ float gelu_grad(float x, float dy, bool erf_form, flo
   return mul_rn(dy, d);
 }
 
-__device__ __forceinline__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) gelu_forward_kernel(const S* x, S* out, int64_t n, bool erf_form, float c) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) st(out, i, gelu_value(ld(x, i), erf_form, c));
+  for (int64_t i = global_thread(); i < n; i += global_threads()) st(out, i, gelu_value(ld(x, i), erf_form, c));
 }
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) gelu_backward_kernel(const S* x, const S* dy, S* dx, int64_t n, bool erf_form,
                                                                   float c) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) st(dx, i, gelu_grad(ld(x, i), ld(dy, i), erf_form, c));
+  for (int64_t i = global_thread(); i < n; i += global_threads()) st(dx, i, gelu_grad(ld(x, i), ld(dy, i), erf_form, c));
 }
 
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 8192)); }
 
 void check_rotary(int64_t d, int64_t R) {
   if (R < 0 || R > d || R % 2 != 0) throw std::invalid_argument("qkv rotary: R must be even and at most d");

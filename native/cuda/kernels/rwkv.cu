@@ -1,5 +1,4 @@
 // RWKV-4 token shift + time mix and the two gates (ditty/cuda/rwkv.h): elementwise, grid-stride.
-#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -11,34 +10,39 @@
 namespace ditty::cuda {
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kMaxMix = 4;
 
 using kdetail::add_rn;
+using kdetail::blocks_for;
+using kdetail::global_thread;
+using kdetail::global_threads;
+using kdetail::kThreads;
 using kdetail::ld;
 using kdetail::mul_rn;
 using kdetail::st;
 
-__device__ __forceinline__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
-
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 8192)); }
-
-template <class S>
-struct MixOut {
+// The n_mix mixes' coefficients [C], each with the tensor that goes with it (its output forward,
+// its gradient backward); passed by value, so the kernels read the pointers from parameter space.
+template <class P>
+struct Mixes {
   const float* mix[kMaxMix];
-  S* out[kMaxMix];
+  P tensor[kMaxMix];
 };
-template <class S>
-struct MixGrad {
-  const float* mix[kMaxMix];
-  const S* grad[kMaxMix];
-};
+template <class P>
+Mixes<P> mixes_of(const float* const* mixes, const P* tensors, int n_mix) {
+  if (n_mix < 1 || n_mix > kMaxMix) throw std::invalid_argument("time mix: n_mix must be 1.." + std::to_string(kMaxMix));
+  Mixes<P> m{};
+  for (int j = 0; j < n_mix; j++) {
+    m.mix[j] = mixes[j];
+    m.tensor[j] = tensors[j];
+  }
+  return m;
+}
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) time_mix_forward_kernel(const S* x, const S* state, int64_t T, int64_t C,
-                                                                     int64_t n, MixOut<S> mo, int n_mix) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+                                                                     int64_t n, Mixes<S*> mo, int n_mix) {
+  for (int64_t i = global_thread(); i < n; i += global_threads()) {
     const int64_t c = i % C, r = i / C, t = r % T;
     const bool has_prev = t > 0 || state != nullptr;
     const float cur = ld(x, i);
@@ -49,15 +53,15 @@ DITTY_UNROLL
       const float m = mo.mix[j][c];
       float y = mul_rn(cur, m);
       if (has_prev) y = add_rn(y, mul_rn(prev, 1.0f - m));
-      st(mo.out[j], i, y);
+      st(mo.tensor[j], i, y);
     }
   }
 }
 
 template <class S>
-__global__ void __launch_bounds__(kThreads) time_mix_backward_kernel(MixGrad<S> mg, int n_mix, int64_t T, int64_t C,
+__global__ void __launch_bounds__(kThreads) time_mix_backward_kernel(Mixes<const S*> mg, int n_mix, int64_t T, int64_t C,
                                                                       int64_t n, S* dx, bool accumulate) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+  for (int64_t i = global_thread(); i < n; i += global_threads()) {
     const int64_t c = i % C;
     const bool has_next = i / C % T + 1 < T;
     float acc = accumulate ? ld(dx, i) : 0.0f;
@@ -65,8 +69,8 @@ DITTY_UNROLL
     for (int j = 0; j < kMaxMix; j++) {
       if (j >= n_mix) break;
       const float m = mg.mix[j][c];
-      acc = fmaf(ld(mg.grad[j], i), m, acc);
-      if (has_next) acc = fmaf(ld(mg.grad[j], i + C), 1.0f - m, acc);
+      acc = fmaf(ld(mg.tensor[j], i), m, acc);
+      if (has_next) acc = fmaf(ld(mg.tensor[j], i + C), 1.0f - m, acc);
     }
     st(dx, i, acc);
   }
@@ -76,13 +80,13 @@ __device__ __forceinline__ float sigmoid(float a) { return 1.0f / (1.0f + expf(-
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) sigmoid_gate_forward_kernel(const S* a, const S* y, S* out, int64_t n) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) st(out, i, mul_rn(sigmoid(ld(a, i)), ld(y, i)));
+  for (int64_t i = global_thread(); i < n; i += global_threads()) st(out, i, mul_rn(sigmoid(ld(a, i)), ld(y, i)));
 }
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) sigmoid_gate_backward_kernel(const S* a, const S* y, const S* dout, S* da,
                                                                           S* dy, int64_t n) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+  for (int64_t i = global_thread(); i < n; i += global_threads()) {
     const float s = sigmoid(ld(a, i)), g = ld(dout, i);
     if (da) st(da, i, mul_rn(mul_rn(g, ld(y, i)), mul_rn(s, 1.0f - s)));
     if (dy) st(dy, i, mul_rn(g, s));
@@ -91,7 +95,7 @@ __global__ void __launch_bounds__(kThreads) sigmoid_gate_backward_kernel(const S
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) relu_square_forward_kernel(const S* x, S* out, int64_t n) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+  for (int64_t i = global_thread(); i < n; i += global_threads()) {
     const float r = fmaxf(ld(x, i), 0.0f);
     st(out, i, mul_rn(r, r));
   }
@@ -99,40 +103,26 @@ __global__ void __launch_bounds__(kThreads) relu_square_forward_kernel(const S* 
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) relu_square_backward_kernel(const S* x, const S* dy, S* dx, int64_t n) {
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+  for (int64_t i = global_thread(); i < n; i += global_threads()) {
     st(dx, i, mul_rn(ld(dy, i), mul_rn(fmaxf(ld(x, i), 0.0f), 2.0f)));
   }
-}
-
-void check_mixes(int n_mix) {
-  if (n_mix < 1 || n_mix > kMaxMix) throw std::invalid_argument("time mix: n_mix must be 1.." + std::to_string(kMaxMix));
 }
 
 template <class S>
 void time_mix_forward_impl(const S* x, const S* state, int64_t B, int64_t T, int64_t C, const float* const* mixes,
                            int n_mix, S* const* outs, cudaStream_t stream) {
-  check_mixes(n_mix);
+  const Mixes<S*> mo = mixes_of(mixes, outs, n_mix);
   const int64_t n = B * T * C;
   if (n == 0) return;
-  MixOut<S> mo{};
-  for (int j = 0; j < n_mix; j++) {
-    mo.mix[j] = mixes[j];
-    mo.out[j] = outs[j];
-  }
   launch(time_mix_forward_kernel<S>, blocks_for(n), kThreads, 0, stream, x, state, T, C, n, mo, n_mix);
 }
 
 template <class S>
 void time_mix_backward_impl(const S* const* douts, const float* const* mixes, int n_mix, int64_t B, int64_t T,
                             int64_t C, S* dx, bool accumulate, cudaStream_t stream) {
-  check_mixes(n_mix);
+  const Mixes<const S*> mg = mixes_of(mixes, douts, n_mix);
   const int64_t n = B * T * C;
   if (n == 0) return;
-  MixGrad<S> mg{};
-  for (int j = 0; j < n_mix; j++) {
-    mg.mix[j] = mixes[j];
-    mg.grad[j] = douts[j];
-  }
   launch(time_mix_backward_kernel<S>, blocks_for(n), kThreads, 0, stream, mg, n_mix, T, C, n, dx, accumulate);
 }
 
