@@ -16,27 +16,9 @@ namespace t = ditty::cuda::testing;
 
 namespace {
 
-template <class T>
-struct Placed {
-  t::DeviceArray<T> buf;
-  int64_t offset;
-  T* get() const { return buf.get() + offset; }
-};
-template <class T>
-Placed<T> place(const std::vector<T>& host, int64_t offset) {
-  Placed<T> p{t::device_array<T>(host.size() + offset), offset};
-  if (!host.empty()) DITTY_CUDA_CHECK(cudaMemcpy(p.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return p;
-}
-template <class T>
-void refill(Placed<T>& p, const std::vector<T>& host) {
-  if (!host.empty()) DITTY_CUDA_CHECK(cudaMemcpy(p.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-}
-
-void expect_bits(const std::string& what, const std::vector<float>& got, const std::vector<float>& want) {
-  const long long i = t::first_bitwise_difference(got, want);
-  DITTY_EXPECT(i < 0, what, ": element ", i, " is ", i >= 0 ? got[i] : 0.0f, ", the CPU gives ", i >= 0 ? want[i] : 0.0f);
-}
+using t::expect_bits;
+using t::place;
+using t::refill;
 
 struct Settings {
   double lr, beta1, beta2, eps, weight_decay;

@@ -21,18 +21,15 @@ using bf16 = __nv_bfloat16;
 
 namespace {
 
-using t::store;
+using t::expect_bits;
+using t::expect_close;
+using t::place;
+using t::place_empty;
+using t::refill;
 using t::rounded;
+using t::store;
 using t::type_name;
 
-
-template <class S>
-void expect_close(const std::string& what, const std::vector<S>& got, const std::vector<float>& want, double tol) {
-  double scale = 0;
-  for (float w : want) scale = std::max(scale, static_cast<double>(std::fabs(w)));
-  const double err = t::max_rel_error(got, want, std::max(1e-3 * scale, 1e-30));
-  DITTY_EXPECT(err <= tol, what, ": relative error ", err, " (tolerance ", tol, ")");
-}
 // |got - want| <= tol * scale[i] per element: scale is the size of the terms the output is summed
 // from (|xhat w| + |b| for a layer norm), so cancellation does not count against the kernel.
 template <class S>
@@ -51,36 +48,7 @@ void expect_close_scaled(const std::string& what, const std::vector<S>& got, con
   DITTY_EXPECT(worst <= tol, what, ": error ", worst, " of the terms' size at ", where, " (tolerance ", tol, ")");
 }
 
-template <class S>
-void expect_bits(const std::string& what, const std::vector<S>& got, const std::vector<float>& want) {
-  const long long i = t::first_bitwise_difference(got, store<S>(want));
-  DITTY_EXPECT(i < 0, what, ": element ", i, " is ", i >= 0 ? t::to_float(got[i]) : 0.0f, ", the CPU gives ",
-               i >= 0 ? want[i] : 0.0f);
-}
-
 const std::vector<int64_t> kSizes = {1, 7, 8, 33, 257, 1031, 4099};
-
-// A device copy of `host` starting `offset` elements into its allocation (offset 1: not 16-byte aligned).
-template <class T>
-struct Placed {
-  t::DeviceArray<T> buf;
-  int64_t offset;
-  T* get() const { return buf.get() + offset; }
-};
-template <class T>
-Placed<T> place(const std::vector<T>& host, int64_t offset) {
-  Placed<T> p{t::device_array<T>(host.size() + offset), offset};
-  if (!host.empty()) DITTY_CUDA_CHECK(cudaMemcpy(p.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return p;
-}
-template <class T>
-Placed<T> place_empty(size_t n, int64_t offset) {
-  return Placed<T>{t::device_array<T>(n + offset), offset};
-}
-template <class T>
-void refill(Placed<T>& p, const std::vector<T>& host) {
-  if (!host.empty()) DITTY_CUDA_CHECK(cudaMemcpy(p.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-}
 
 // ---- elementwise ----
 

@@ -28,6 +28,8 @@ using bf16 = __nv_bfloat16;
 
 namespace {
 
+using ditty::cuda::testing::to_float;
+using ditty::cuda::testing::type_name;
 
 struct Rng {
   uint64_t s;
@@ -43,17 +45,6 @@ T from_float(float v) {
     return v;
   else
     return __float2bfloat16_rn(v);
-}
-template <class T>
-float to_float(T v) {
-  if constexpr (std::is_same_v<T, float>)
-    return v;
-  else
-    return __bfloat162float(v);
-}
-template <class T>
-const char* name_of() {
-  return std::is_same_v<T, float> ? "f32" : "bf16";
 }
 
 // A device copy of a host vector, freed at scope exit.
@@ -83,12 +74,6 @@ std::vector<T> random_vec(size_t n, Rng& rng) {
   std::vector<T> v(n);
   for (auto& x : v) x = from_float<T>(rng.next());
   return v;
-}
-template <class T>
-std::vector<float> floats(const std::vector<T>& v) {
-  std::vector<float> f(v.size());
-  for (size_t i = 0; i < v.size(); i++) f[i] = to_float(v[i]);
-  return f;
 }
 
 // The first few mismatches of a comparison, for the failure message.
@@ -131,7 +116,7 @@ void gemm_case(Blas& blas, Rng& rng, bool tA, bool tB, int64_t M, int64_t N, int
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) C[i * ldc + j] = from_float<TC>(std::numeric_limits<float>::quiet_NaN());
 
-  std::vector<float> Af = floats(A), Bf = floats(B), ref = floats(C), biasf = floats(bias);
+  std::vector<float> Af = to_float(A), Bf = to_float(B), ref = to_float(C), biasf = to_float(bias);
   ditty::cpu::gemm(tA, tB, M, N, K, alpha, Af.data() + offset_elems, lda, Bf.data(), ldb, beta, ref.data(), ldc);
   if (with_bias)
     for (int64_t i = 0; i < M; i++)
@@ -151,7 +136,7 @@ void gemm_case(Blas& blas, Rng& rng, bool tA, bool tB, int64_t M, int64_t N, int
                             : std::memcmp(&got[at], &C[at], sizeof(TC)) == 0;
       if (!ok)
         misses.add("gemm %s->%s tA=%d tB=%d M=%ld N=%ld K=%ld pad=%ld alpha=%g beta=%g bias=%d: C[%ld,%ld] = %g, want %g; ",
-                     name_of<TA>(), name_of<TC>(), tA, tB, static_cast<long>(M), static_cast<long>(N),
+                     type_name<TA>(), type_name<TC>(), tA, tB, static_cast<long>(M), static_cast<long>(N),
                      static_cast<long>(K), static_cast<long>(pad), alpha, beta, with_bias, static_cast<long>(i),
                      static_cast<long>(j), to_float(got[at]), j < N ? ref[at] : to_float(C[at]));
     }
@@ -197,8 +182,8 @@ void linear_case(Blas& blas, Rng& rng, int64_t out, int64_t in, int64_t rows, bo
     for (auto& v : y) v = from_float<TC>(std::numeric_limits<float>::quiet_NaN());
     for (auto& v : dx) v = from_float<TC>(std::numeric_limits<float>::quiet_NaN());
   }
-  std::vector<float> Wf = floats(W), xf = floats(x), dyf = floats(dy), biasf = floats(bias), yref = floats(y),
-                     dxref = floats(dx);
+  std::vector<float> Wf = to_float(W), xf = to_float(x), dyf = to_float(dy), biasf = to_float(bias), yref = to_float(y),
+                     dxref = to_float(dx);
   ditty::cpu::dense_linear_forward(Wf.data(), with_bias ? biasf.data() : nullptr, out, in, xf.data(), rows,
                                    yref.data(), accumulate);
   ditty::cpu::dense_linear_input_grad(Wf.data(), out, in, dyf.data(), rows, dxref.data(), accumulate);
@@ -214,12 +199,12 @@ void linear_case(Blas& blas, Rng& rng, int64_t out, int64_t in, int64_t rows, bo
   for (size_t i = 0; i < ygot.size(); i++)
     if (!close<TC>(to_float(ygot[i]), yref[i], static_cast<double>(in) + 2))
       misses.add("linear_forward %s->%s out=%ld in=%ld rows=%ld bias=%d acc=%d: y[%zu] = %g, want %g; ",
-                   name_of<TA>(), name_of<TC>(), static_cast<long>(out), static_cast<long>(in),
+                   type_name<TA>(), type_name<TC>(), static_cast<long>(out), static_cast<long>(in),
                    static_cast<long>(rows), with_bias, accumulate, i, to_float(ygot[i]), yref[i]);
   for (size_t i = 0; i < dxgot.size(); i++)
     if (!close<TC>(to_float(dxgot[i]), dxref[i], static_cast<double>(out) + 2))
       misses.add("linear_input_grad %s->%s out=%ld in=%ld rows=%ld acc=%d: dx[%zu] = %g, want %g; ",
-                   name_of<TA>(), name_of<TC>(), static_cast<long>(out), static_cast<long>(in),
+                   type_name<TA>(), type_name<TC>(), static_cast<long>(out), static_cast<long>(in),
                    static_cast<long>(rows), accumulate, i, to_float(dxgot[i]), dxref[i]);
   DITTY_EXPECT(misses.count == 0, misses.count, " wrong elements: ", misses.text);
 }

@@ -19,17 +19,9 @@ using bf16 = __nv_bfloat16;
 
 namespace {
 
+using t::expect_close;
 using t::store;
 using t::type_name;
-
-
-template <class S>
-void expect_close(const std::string& what, const std::vector<S>& got, const std::vector<float>& want, double tol) {
-  double scale = 0;
-  for (float w : want) scale = std::max(scale, static_cast<double>(std::fabs(w)));
-  const double err = t::max_rel_error(got, want, std::max(1e-3 * scale, 1e-30));
-  DITTY_EXPECT(err <= tol, what, ": relative error ", err, " (tolerance ", tol, ")");
-}
 
 struct Reference {
   std::vector<float> loss, dlogits;

@@ -16,22 +16,10 @@ using bf16 = __nv_bfloat16;
 
 namespace {
 
+using t::expect_bits;
+using t::place;
 using t::store;
 using t::type_name;
-
-
-template <class T>
-struct Placed {
-  t::DeviceArray<T> buf;
-  int64_t offset;
-  T* get() const { return buf.get() + offset; }
-};
-template <class T>
-Placed<T> place(const std::vector<T>& host, int64_t offset) {
-  Placed<T> p{t::device_array<T>(host.size() + offset), offset};
-  if (!host.empty()) DITTY_CUDA_CHECK(cudaMemcpy(p.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return p;
-}
 
 std::vector<int64_t> sizes() {
   if (t::quick()) return {1, 33, 1031};
@@ -61,10 +49,7 @@ void dropout_cases() {
             ditty::cuda::lora_dropout(dx.get(), dout.get(), n, p, rseed, first, nullptr);
             return t::download(dout.get(), n);
           });
-          const auto expected = store<Out>(want);
-          const long long i = t::first_bitwise_difference(got, expected);
-          DITTY_EXPECT(i < 0, what, ": element ", i, " is ", i >= 0 ? t::to_float(got[i]) : 0.0f, ", the CPU gives ",
-                       i >= 0 ? want[i] : 0.0f);
+          expect_bits(what, got, want);
           if (p == 1.0) {
             for (float v : t::to_float(got)) DITTY_EXPECT(v == 0.0f, what, ": p = 1 keeps a value");
           }
@@ -106,10 +91,7 @@ void dropout_backward_cases() {
             ditty::cuda::lora_dropout_backward(dt.get(), ddx.get(), n, p, rseed, first, accumulate, nullptr);
             return t::download(ddx.get(), n);
           });
-          const auto expected = store<D>(want);
-          const long long i = t::first_bitwise_difference(got, expected);
-          DITTY_EXPECT(i < 0, what, ": element ", i, " is ", i >= 0 ? t::to_float(got[i]) : 0.0f, ", the CPU gives ",
-                       i >= 0 ? want[i] : 0.0f);
+          expect_bits(what, got, want);
         }
       }
     }

@@ -39,20 +39,13 @@ double tolerance() {
   return std::is_same_v<S, float> ? kFloatTolerance : 1.0 / 128;
 }
 
-double max_abs(const std::vector<float>& x) {
-  double m = 0;
-  for (float v : x) m = std::max(m, static_cast<double>(std::fabs(v)));
-  return m;
-}
+using t::max_abs;
 
-// scale: the magnitude errors are relative to at least (default: want's largest)
+// errors relative to at least kFloor of scale (default: want's largest magnitude)
 template <class G>
 void expect_close(const std::string& what, const std::vector<G>& got, const std::vector<float>& want, double tol,
                   double scale = -1) {
-  if (scale < 0) scale = max_abs(want);
-  const double err = t::max_rel_error(got, want, std::max(kFloor * scale, 1e-30));
-  if (std::getenv("DITTY_TEST_VERBOSE")) std::printf("  %s: max relative error %.3g\n", what.c_str(), err);
-  DITTY_EXPECT(err <= tol, what, ": relative error ", err, " (tolerance ", tol, ")");
+  t::expect_close(what, got, want, tol, kFloor, scale);
 }
 
 // ---- qkv split + rotary -----------------------------------------------------------------------

@@ -122,7 +122,7 @@ ditty::cpu::Nf4Weight cpu_weight(const Quantized& q, const std::vector<float>& m
 template <class O>
 void dequantize_case(int64_t rows, int64_t cols, int32_t bs, bool dq, int32_t nbs, int64_t r0, int64_t r1,
                      uint64_t seed) {
-  const std::string what = std::string("dequantize ") + (std::is_same_v<O, float> ? "f32" : "bf16") + " " +
+  const std::string what = std::string("dequantize ") + t::type_name<O>() + " " +
                            std::to_string(rows) + "x" + std::to_string(cols) + " bs" + std::to_string(bs) +
                            (dq ? " dq nbs" + std::to_string(nbs) : "") + " rows [" + std::to_string(r0) + ", " +
                            std::to_string(r1) + ")";
@@ -137,15 +137,7 @@ void dequantize_case(int64_t rows, int64_t cols, int32_t bs, bool dq, int32_t nb
     ditty::cuda::nf4_dequantize_rows(d.w, r0, r1, out.get(), nullptr);
     return t::download(out);
   });
-  std::vector<O> expected;
-  if constexpr (std::is_same_v<O, float>) {
-    expected = want;
-  } else {
-    expected = t::to_bf16(want);
-  }
-  const long long i = t::first_bitwise_difference(got, expected);
-  DITTY_EXPECT(i < 0, what, ": element ", i, " is ", i >= 0 ? t::to_float(got[i]) : 0.0f, ", the CPU gives ",
-               i >= 0 ? want[i] : 0.0f);
+  t::expect_bits(what, got, want);
 }
 
 struct DqShape {
@@ -178,7 +170,7 @@ DITTY_TEST(dequantize_bf16) { dequantize_cases<bf16>(); }
 
 template <class S>
 void quantize_case(int64_t n, int32_t bs, bool dq, int32_t nbs, uint64_t seed) {
-  const std::string what = std::string("quantize ") + (std::is_same_v<S, float> ? "f32" : "bf16") + " n" +
+  const std::string what = std::string("quantize ") + t::type_name<S>() + " n" +
                            std::to_string(n) + " bs" + std::to_string(bs) + (dq ? " dq nbs" + std::to_string(nbs) : "");
   // NaN only without double quant (with it a NaN absmax would make the offset NaN)
   std::vector<float> x = weights(n, bs, true, !dq, seed);

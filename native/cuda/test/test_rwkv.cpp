@@ -30,13 +30,10 @@ double tolerance() {
   return std::is_same_v<S, float> ? 5e-5 : 1.0 / 128;
 }
 
+// within the tolerance of got's storage
 template <class S>
 void expect_close(const std::string& what, const std::vector<S>& got, const std::vector<float>& want) {
-  double scale = 0;
-  for (float w : want) scale = std::max(scale, static_cast<double>(std::fabs(w)));
-  const double err = t::max_rel_error(got, want, std::max(1e-3 * scale, 1e-30));
-  if (std::getenv("DITTY_TEST_VERBOSE")) std::printf("  %s: max relative error %.3g\n", what.c_str(), err);
-  DITTY_EXPECT(err <= tolerance<S>(), what, ": relative error ", err, " (tolerance ", tolerance<S>(), ")");
+  t::expect_close(what, got, want, tolerance<S>());
 }
 
 template <class T>

@@ -22,6 +22,7 @@
 
 #include <ditty/cuda/runtime.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -176,6 +177,29 @@ std::vector<T> download(const DeviceArray<T>& d) {
   return download(d.get(), d.size());
 }
 
+// A device copy of `host` starting `offset` elements into its allocation (offset 1: not 16-byte
+// aligned, so the kernels take their one-value paths).
+template <class T>
+struct Placed {
+  DeviceArray<T> buf;
+  std::int64_t offset;
+  T* get() const { return buf.get() + offset; }
+};
+template <class T>
+void refill(Placed<T>& p, const std::vector<T>& host) {
+  if (!host.empty()) DITTY_CUDA_CHECK(cudaMemcpy(p.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+}
+template <class T>
+Placed<T> place(const std::vector<T>& host, std::int64_t offset) {
+  Placed<T> p{device_array<T>(host.size() + offset), offset};
+  refill(p, host);
+  return p;
+}
+template <class T>
+Placed<T> place_empty(std::size_t n, std::int64_t offset) {
+  return Placed<T>{device_array<T>(n + offset), offset};
+}
+
 // ---- values ---------------------------------------------------------------------------------------
 inline float to_float(float x) { return x; }
 inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -280,6 +304,31 @@ double max_abs_error(const std::vector<A>& got, const std::vector<B>& want) {
     if (!std::isnan(g)) worst = std::max(worst, std::fabs(g - w));
   }
   return worst;
+}
+
+// got must hold want (the CPU twin's floats) as got's storage type holds it, bit for bit.
+template <class S>
+void expect_bits(const std::string& what, const std::vector<S>& got, const std::vector<float>& want) {
+  const long long i = first_bitwise_difference(got, store<S>(want));
+  DITTY_EXPECT(i < 0, what, ": element ", i, " is ", i >= 0 ? to_float(got[i]) : 0.0f, ", the CPU gives ",
+               i >= 0 ? want[i] : 0.0f);
+}
+
+inline double max_abs(const std::vector<float>& x) {
+  double m = 0;
+  for (float v : x) m = std::max(m, static_cast<double>(std::fabs(v)));
+  return m;
+}
+// max_rel_error(got, want) within `tol`, where errors are relative to at least `floor_fraction` of
+// `scale` (by default want's largest magnitude), so that outputs near 0 are held to the size of the
+// rest. DITTY_TEST_VERBOSE=1 prints the error.
+template <class G>
+void expect_close(const std::string& what, const std::vector<G>& got, const std::vector<float>& want, double tol,
+                  double floor_fraction = 1e-3, double scale = -1) {
+  if (scale < 0) scale = max_abs(want);
+  const double err = max_rel_error(got, want, std::max(floor_fraction * scale, 1e-30));
+  if (std::getenv("DITTY_TEST_VERBOSE")) std::printf("  %s: max relative error %.3g\n", what.c_str(), err);
+  DITTY_EXPECT(err <= tol, what, ": relative error ", err, " (tolerance ", tol, ")");
 }
 
 namespace detail {
