@@ -130,6 +130,18 @@ struct LaunchPack {
   std::tuple<std::decay_t<P>...> params;
 };
 
+// The integer types the atomics below exist for (4 and 8 bytes, as on the GPU).
+template <class T>
+concept AtomicWord = std::is_integral_v<T> && sizeof(T) >= 4;
+// Puts v in *p while replace(*p, v) holds; returns the value it found last (atomicMax, atomicMin).
+template <AtomicWord T, class Replace>
+inline T atomic_replace_while(T* p, T v, Replace replace) {
+  T old = __atomic_load_n(p, __ATOMIC_RELAXED);
+  while (replace(old, v) && !__atomic_compare_exchange_n(p, &old, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return old;
+}
+
 }  // namespace ditty::cuda::emu
 
 #define threadIdx (::ditty::cuda::emu::thread_state("threadIdx", ::std::source_location::current()).thread_idx)
@@ -209,44 +221,33 @@ inline int __all_sync(unsigned mask, int predicate, std::source_location loc = s
 // The emulator cannot know which lanes are converged; it answers with the lanes that have not exited.
 inline unsigned __activemask() { return ditty::cuda::emu::live_lanes(); }
 
-// Blocks of a grid run concurrently on several OS threads, so these stay real atomics. There is no
-// float atomicAdd on purpose: kernels must be deterministic (native/cuda/README.md).
-template <class T>
-  requires(std::is_integral_v<T> && sizeof(T) >= 4)
+// Blocks of a grid run concurrently on several OS threads, so these stay real atomics, on the
+// integer types the GPU has them for. There is no float atomicAdd on purpose: kernels must be
+// deterministic (native/cuda/README.md).
+template <ditty::cuda::emu::AtomicWord T>
 inline T atomicAdd(T* p, T v) {
   return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }
-template <class T>
-  requires(std::is_integral_v<T> && sizeof(T) >= 4)
+template <ditty::cuda::emu::AtomicWord T>
 inline T atomicSub(T* p, T v) {
   return __atomic_fetch_sub(p, v, __ATOMIC_RELAXED);
 }
-template <class T>
-  requires(std::is_integral_v<T> && sizeof(T) >= 4)
+template <ditty::cuda::emu::AtomicWord T>
 inline T atomicExch(T* p, T v) {
   return __atomic_exchange_n(p, v, __ATOMIC_RELAXED);
 }
-template <class T>
-  requires(std::is_integral_v<T> && sizeof(T) >= 4)
+template <ditty::cuda::emu::AtomicWord T>
 inline T atomicCAS(T* p, T expected, T desired) {
   __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
   return expected;
 }
-template <class T>
-  requires(std::is_integral_v<T> && sizeof(T) >= 4)
+template <ditty::cuda::emu::AtomicWord T>
 inline T atomicMax(T* p, T v) {
-  T old = __atomic_load_n(p, __ATOMIC_RELAXED);
-  while (old < v && !__atomic_compare_exchange_n(p, &old, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
-  return old;
+  return ditty::cuda::emu::atomic_replace_while(p, v, [](T old, T x) { return old < x; });
 }
-template <class T>
-  requires(std::is_integral_v<T> && sizeof(T) >= 4)
+template <ditty::cuda::emu::AtomicWord T>
 inline T atomicMin(T* p, T v) {
-  T old = __atomic_load_n(p, __ATOMIC_RELAXED);
-  while (old > v && !__atomic_compare_exchange_n(p, &old, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
-  return old;
+  return ditty::cuda::emu::atomic_replace_while(p, v, [](T old, T x) { return old > x; });
 }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline void __threadfence_block() { std::atomic_signal_fence(std::memory_order_seq_cst); }

@@ -81,6 +81,27 @@ cudaError_t copy(void* dst, const void* src, std::size_t count, cudaMemcpyKind k
   return cudaSuccess;
 }
 
+// Streams and events: a new handle joins its set in State (and is returned through `out`); destroying
+// one that is not in it is an invalid-handle error.
+template <class H>
+cudaError_t create_handle(std::set<H> State::*live, H h, H* out) {
+  State& st = state();
+  std::lock_guard lock(st.m);
+  (st.*live).insert(h);
+  *out = h;
+  return cudaSuccess;
+}
+template <class H>
+cudaError_t destroy_handle(std::set<H> State::*live, H h) {
+  State& st = state();
+  {
+    std::lock_guard lock(st.m);
+    if (!(st.*live).erase(h)) return fail(cudaErrorInvalidResourceHandle);
+  }
+  delete h;
+  return cudaSuccess;
+}
+
 }  // namespace
 
 bool stream_valid(cudaStream_t s) {
@@ -207,23 +228,10 @@ cudaError_t CUDARTAPI cudaPointerGetAttributes(struct cudaPointerAttributes* att
 
 cudaError_t CUDARTAPI cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
   if (!stream) return fail(cudaErrorInvalidValue);
-  auto* s = new CUstream_st{flags};
-  State& st = state();
-  std::lock_guard lock(st.m);
-  st.streams.insert(s);
-  *stream = s;
-  return cudaSuccess;
+  return create_handle(&State::streams, new CUstream_st{flags}, stream);
 }
 cudaError_t CUDARTAPI cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
-cudaError_t CUDARTAPI cudaStreamDestroy(cudaStream_t stream) {
-  State& st = state();
-  {
-    std::lock_guard lock(st.m);
-    if (!st.streams.erase(stream)) return fail(cudaErrorInvalidResourceHandle);
-  }
-  delete stream;
-  return cudaSuccess;
-}
+cudaError_t CUDARTAPI cudaStreamDestroy(cudaStream_t stream) { return destroy_handle(&State::streams, stream); }
 cudaError_t CUDARTAPI cudaStreamSynchronize(cudaStream_t stream) {
   return stream_valid(stream) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
@@ -241,23 +249,10 @@ cudaError_t CUDARTAPI cudaDeviceReset(void) { return cudaSuccess; }
 
 cudaError_t CUDARTAPI cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
   if (!event) return fail(cudaErrorInvalidValue);
-  auto* e = new CUevent_st{{}, false};
-  State& st = state();
-  std::lock_guard lock(st.m);
-  st.events.insert(e);
-  *event = e;
-  return cudaSuccess;
+  return create_handle(&State::events, new CUevent_st{{}, false}, event);
 }
 cudaError_t CUDARTAPI cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
-cudaError_t CUDARTAPI cudaEventDestroy(cudaEvent_t event) {
-  State& st = state();
-  {
-    std::lock_guard lock(st.m);
-    if (!st.events.erase(event)) return fail(cudaErrorInvalidResourceHandle);
-  }
-  delete event;
-  return cudaSuccess;
-}
+cudaError_t CUDARTAPI cudaEventDestroy(cudaEvent_t event) { return destroy_handle(&State::events, event); }
 cudaError_t CUDARTAPI cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (!stream_valid(stream)) return fail(cudaErrorInvalidResourceHandle);
   State& st = state();
