@@ -1,7 +1,8 @@
 /** `ditty export --adapter`: the PEFT files of a checkpoint, copied into a folder of their own. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ADAPTER_CONFIG, readAdapter } from '../lora/adapter-io.js';
+import { ADAPTER_CONFIG } from '../lora/adapter-config.js';
+import { readAdapter } from '../lora/adapter-files.js';
 import { resolveAdapterPath } from '../runtime/run-folder.js';
 import { checkOutputFolder, copyFileDurable, writeFolderAtomic } from '../io/output-folder.js';
 

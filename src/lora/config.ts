@@ -67,26 +67,26 @@ export function moduleRankAndScaling(config: LoraConfig, path: string): { r: num
   return { r, scaling: loraScaling(alpha, r, config.useRslora) };
 }
 
-/** Throws an InputError naming `where` when a field is out of range. */
+/** Throws an InputError "<where>: <key>: <problem>" (keys as PEFT names them) when a field is out of range. */
 export function validateLoraConfig(config: LoraConfig, where = 'LoRA config'): void {
-  const fail = (msg: string): never => { throw new InputError(`${where}: ${msg}`); };
-  const checkRank = (r: number, what: string): void => {
-    if (!Number.isInteger(r) || r < 1) fail(`${what} must be a positive integer, got ${String(r)}`);
+  const fail = (key: string, msg: string): never => { throw new InputError(`${where}: ${key}: ${msg}`); };
+  const checkRank = (r: number, key: string): void => {
+    if (!Number.isInteger(r) || r < 1) fail(key, `must be a positive integer, found ${String(r)}`);
   };
-  const checkAlpha = (a: number, what: string): void => {
-    if (!Number.isFinite(a) || a <= 0) fail(`${what} must be a positive number, got ${String(a)}`);
+  const checkAlpha = (a: number, key: string): void => {
+    if (!Number.isFinite(a) || a <= 0) fail(key, `must be a positive number, found ${String(a)}`);
   };
   checkRank(config.r, 'r');
   checkAlpha(config.alpha, 'lora_alpha');
-  if (!(config.dropout >= 0 && config.dropout < 1)) fail(`lora_dropout must be in [0, 1), got ${String(config.dropout)}`);
-  if (config.bias !== 'none') fail(`bias "${String(config.bias)}" is not supported (only "none": biases stay frozen)`);
-  if (config.fanInFanOut !== false) fail('fan_in_fan_out must be false (weights are stored [out, in])');
+  if (!(config.dropout >= 0 && config.dropout < 1)) fail('lora_dropout', `must be in [0, 1), found ${String(config.dropout)}`);
+  if (config.bias !== 'none') fail('bias', `"${String(config.bias)}" is not supported (only "none": biases stay frozen)`);
+  if (config.fanInFanOut !== false) fail('fan_in_fan_out', 'must be false (weights are stored [out, in])');
   const t = config.targetModules;
   if (typeof t === 'string') {
-    if (t === '') fail('target_modules is an empty string');
-    if (config.layersToTransform !== undefined) fail('layers_to_transform cannot be used when target_modules is a regex string');
+    if (t === '') fail('target_modules', 'must not be an empty string');
+    if (config.layersToTransform !== undefined) fail('layers_to_transform', 'cannot be used when target_modules is a regex string');
   } else if (t.length === 0 || t.some((s) => typeof s !== 'string' || s === '')) {
-    fail('target_modules must name at least one module, each a non-empty string');
+    fail('target_modules', 'must name at least one module, each a non-empty string');
   }
   for (const [k, v] of Object.entries(config.rankPattern ?? {})) checkRank(v, `rank_pattern["${k}"]`);
   for (const [k, v] of Object.entries(config.alphaPattern ?? {})) checkAlpha(v, `alpha_pattern["${k}"]`);

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveBackend, type Backend } from '../engine/choice.js';
 import type { AdamWSettings, Checkpointing, ComputeDtype, TrainEngine } from '../engine/engine.js';
-import type { AdapterFiles } from '../lora/adapter-io.js';
+import type { AdapterFiles } from '../lora/adapter-files.js';
 import type { LoraConfig } from '../lora/config.js';
 import { injectLora, type InitialWeights } from '../lora/lora-linear.js';
 import { weightLoaderOptions } from '../models/load.js';

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../io/errors.js';
-import { ADAPTER_CONFIG } from '../lora/adapter-io.js';
+import { ADAPTER_CONFIG } from '../lora/adapter-config.js';
 
 export const TRAINER_STATE = 'trainer_state.json';
 const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;

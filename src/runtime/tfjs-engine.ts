@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdamWSettings, AdapterWeight, Checkpointing, Decoder, MicroBatch, OptimizerSlot, TrainEngine } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
-import { adapterTensorsOf, adapterVariables } from '../lora/adapter-io.js';
+import { adapterTensorsOf, adapterVariables } from '../lora/adapter-files.js';
 import { setLoraTraining, type LoraLinear } from '../lora/lora-linear.js';
 import { sequenceLoss } from '../models/loss.js';
 import type { BlockwiseCausalLM } from '../models/model.js';

@@ -11,7 +11,8 @@ import type { AdapterWeight } from '../engine/engine.js';
 import { formatBeforeAfter, type BeforeAfterRow } from '../eval/before-after.js';
 import { writeBytesAtomic } from '../io/atomic.js';
 import { writeFolderAtomic } from '../io/output-folder.js';
-import { writeAdapterFiles, type AdapterMeta } from '../lora/adapter-io.js';
+import type { AdapterMeta } from '../lora/adapter-config.js';
+import { writeAdapterFiles } from '../lora/adapter-files.js';
 import type { LoraConfig } from '../lora/config.js';
 import type { StepMetrics } from '../report/metrics.js';
 

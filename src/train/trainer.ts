@@ -3,7 +3,7 @@ import type { TrainConfig } from '../config/index.js';
 import { Batcher, type Batch, type Block } from '../data/index.js';
 import type { TrainEngine } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
-import type { AdapterMeta } from '../lora/adapter-io.js';
+import type { AdapterMeta } from '../lora/adapter-config.js';
 import type { LoraConfig } from '../lora/config.js';
 import {
   cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, setAsideCheckpoints, type LogEntry, type TrainerState,

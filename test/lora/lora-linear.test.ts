@@ -197,10 +197,10 @@ describe('injectLora', () => {
     const linears = rwkvLinears(1);
     const before = [...linears.values()];
     for (const [bad, msg] of [
-      [{ r: 0 }, /r must be a positive integer, got 0/],
-      [{ alpha: -1 }, /lora_alpha must be a positive number/],
-      [{ dropout: 1 }, /lora_dropout must be in \[0, 1\)/],
-      [{ targetModules: [] }, /target_modules must name at least one module/],
+      [{ r: 0 }, /^LoRA config: r: must be a positive integer, found 0$/],
+      [{ alpha: -1 }, /lora_alpha: must be a positive number, found -1/],
+      [{ dropout: 1 }, /lora_dropout: must be in \[0, 1\), found 1/],
+      [{ targetModules: [] }, /target_modules: must name at least one module/],
       [{ targetModules: ['nope'] }, /target "nope" matches no module/],
     ] as const) {
       expect(() => injectLora(linears, { ...defaultLoraConfig('rwkv'), ...bad } as LoraConfig, 1)).toThrow(InputError);

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { adapterVariables } from '../../src/lora/adapter-io.js';
+import { adapterVariables } from '../../src/lora/adapter-files.js';
 import { injectLora, setLoraTraining } from '../../src/lora/lora-linear.js';
 import { readModelConfig } from '../../src/models/config.js';
 import { buildModel } from '../../src/models/load.js';
