@@ -4,15 +4,20 @@ import { InputError } from '../io/errors.js';
 import type { Architecture } from '../models/types.js';
 import { patternValue, type TargetModules } from './match.js';
 
+/**
+ * A LoRA adapter's settings in PEFT's terms. The fields that the config file's lora section also
+ * has take its types (config/schema.ts); the rest are PEFT's, met when reading PEFT adapters.
+ */
 export interface LoraConfig {
   /** rank */
-  readonly r: number;
+  readonly r: LoraSection['r'];
   /** lora_alpha: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA) */
-  readonly alpha: number;
+  readonly alpha: LoraSection['alpha'];
   /** lora_dropout: dropout probability on the adapter's input while training */
-  readonly dropout: number;
+  readonly dropout: LoraSection['dropout'];
+  /** the config's list of names, or (PEFT) one regex string that must match a whole module path */
   readonly targetModules: TargetModules;
-  readonly useRslora: boolean;
+  readonly useRslora: LoraSection['use_rslora'];
   /** Only "none" is supported: biases stay frozen. */
   readonly bias: 'none';
   /** Only false: Hugging Face RWKV and GPT-NeoX store weights [out, in]. */
@@ -27,9 +32,13 @@ export interface LoraConfig {
   readonly layersPattern?: readonly string[] | string;
 }
 
-/** PEFT's own LoraConfig defaults (r 8, lora_alpha 8, no dropout). */
-export const PEFT_LORA_DEFAULTS = { r: 8, alpha: 8, dropout: 0, useRslora: false, bias: 'none', fanInFanOut: false } as const;
-
+/**
+ * PEFT's own LoraConfig defaults (r 8, lora_alpha 8, no dropout): what a PEFT adapter_config.json
+ * means when it leaves a key out. ditty's defaults for training are the config schema's (LORA_DEFAULTS).
+ */
+export const PEFT_LORA_DEFAULTS = {
+  r: 8, alpha: 8, dropout: 0, useRslora: false, bias: 'none', fanInFanOut: false,
+} as const satisfies Omit<LoraConfig, 'targetModules'>;
 
 /** PEFT's built-in targets (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 export const PEFT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[]>> = {
