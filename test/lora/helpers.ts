@@ -3,17 +3,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { DenseLinear } from '../../src/models/linear.js';
 import type { LinearLayer } from '../../src/models/types.js';
+import { uniform } from '../helpers/random.js';
 
-/** Deterministic uniform values in [lo, hi) (LCG). */
-export function uniform(n: number, lo: number, hi: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + ((hi - lo) * s) / 2 ** 32;
-  }
-  return out;
-}
+/** the LoRA tests' inputs come from the shared generator */
+export { uniform };
 
 /** C [m, n] = A [m, k] · B^T where B is [n, k], in float64. */
 export function matMulT(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {

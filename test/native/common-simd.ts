@@ -1,13 +1,62 @@
-/** SIMD paths the common and rwkv kernel tests run under: each kernel call reads DITTY_SIMD. */
-import { afterAll, beforeAll } from 'vitest';
-import { addon } from '../helpers/native.js';
+/**
+ * What the native CPU kernel tests (common, rwkv, adamw) share: their frame (a describe on the tfjs
+ * backend, a pool of native buffers freed after it), the SIMD paths they run under (each kernel call
+ * reads DITTY_SIMD) and comparisons of float32 results.
+ */
+import { afterAll, beforeAll, describe } from 'vitest';
+import { useBackend } from '../helpers/backend.js';
+import { addon, f32Buffer, nativeMissing } from '../helpers/native.js';
+
+/** Native buffers a test file allocates, all freed after its tests (see describeKernels). */
+export interface BufferPool {
+  /** adds `id` to the pool and returns it */
+  keep(id: number): number;
+  /** a new f32 buffer holding `values` */
+  upload(values: Float32Array): number;
+  /** a new f32 buffer of n zeros */
+  zeros(n: number): number;
+  freeAll(): void;
+}
+
+export function bufferPool(): BufferPool {
+  const ids: number[] = [];
+  const keep = (id: number): number => {
+    ids.push(id);
+    return id;
+  };
+  return {
+    keep,
+    upload: (values) => keep(f32Buffer(values)),
+    zeros: (n) => keep(addon().alloc(0, n)),
+    freeAll: () => { for (const id of ids.splice(0)) addon().free(id); },
+  };
+}
+
+/** A kernel test file's describe: skipped without the addon, on the tfjs backend its references use, freeing `pool` after its tests. */
+export function describeKernels(name: string, pool: BufferPool, body: () => void): void {
+  describe.skipIf(nativeMissing)(name, () => {
+    beforeAll(async () => { await useBackend(); });
+    afterAll(() => pool.freeAll());
+    body();
+  });
+}
 
 /** 'default' leaves DITTY_SIMD unset (the widest path the CPU has); the others cap it. */
 export const SIMD_PATHS = ['default', 'avx2', 'portable'] as const;
 export type SimdPath = (typeof SIMD_PATHS)[number];
 
+/** Inside a describe: `body` once per SIMD path, in a describe of its own that runs with DITTY_SIMD set to the path. */
+export function forEachSimdPath(body: (path: SimdPath) => void): void {
+  for (const path of SIMD_PATHS) {
+    describe(`DITTY_SIMD=${path}`, () => {
+      useSimdPath(path);
+      body(path);
+    });
+  }
+}
+
 /** Inside a describe: run its tests with DITTY_SIMD set to `path`, restoring the old value after. */
-export function useSimdPath(path: SimdPath): void {
+function useSimdPath(path: SimdPath): void {
   const saved = process.env['DITTY_SIMD'];
   beforeAll(() => {
     if (path === 'default') delete process.env['DITTY_SIMD'];
@@ -22,17 +71,6 @@ export function useSimdPath(path: SimdPath): void {
 /** The path the addon reports for the current DITTY_SIMD (a cap can only narrow it). */
 export function activeSimd(): string {
   return addon().buildInfo().simd;
-}
-
-/** Deterministic values in [lo, hi) (an LCG: the tests need no quality, only repeatability). */
-export function uniform(n: number, lo: number, hi: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + ((hi - lo) * s) / 2 ** 32;
-  }
-  return out;
 }
 
 /** Largest |a - b| / (|b| + floor): relative error where |b| >= floor, absolute (scaled) below it. */
