@@ -20,15 +20,13 @@ SHAPES = {
                          intermediate_size=20480, vocab_size=50280, rotary_pct=0.25, rotary_emb_base=10000,
                          max_position_embeddings=2048, layer_norm_eps=1e-5, use_parallel_residual=True,
                          hidden_act='gelu'),
-    # the dry mode's stand-ins
-    'rwkv-tiny': dict(model_type='rwkv', hidden_size=64, num_hidden_layers=2, attention_hidden_size=64,
-                      intermediate_size=256, vocab_size=512, context_length=256, layer_norm_epsilon=1e-5),
-    'neox-tiny': dict(model_type='gpt_neox', hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=256, vocab_size=512, rotary_pct=0.25, rotary_emb_base=10000,
-                      max_position_embeddings=2048, layer_norm_eps=1e-5, use_parallel_residual=True,
-                      hidden_act='gelu'),
 }
-# src/lora/config.ts DEFAULT_TARGET_MODULES
+# the dry mode's stand-ins: the same architectures, tiny
+SHAPES['rwkv-tiny'] = dict(SHAPES['rwkv-14b'], hidden_size=64, num_hidden_layers=2, attention_hidden_size=64,
+                           intermediate_size=256, vocab_size=512, context_length=256)
+SHAPES['neox-tiny'] = dict(SHAPES['dolly-v2-12b'], hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=256, vocab_size=512)
+# src/config/schema.ts DEFAULT_TARGET_MODULES
 TARGETS = {'rwkv': ['key', 'value', 'receptance'], 'gpt_neox': ['query_key_value']}
 
 

@@ -32,7 +32,7 @@ SHAPES = {
                         max_position_embeddings=2048, layer_norm_eps=1e-5, use_parallel_residual=True,
                         hidden_act='gelu'),
 }
-# ditty's DEFAULT_TARGET_MODULES (src/lora/config.ts), matched by suffix as PEFT does
+# ditty's DEFAULT_TARGET_MODULES (src/config/schema.ts), matched by suffix as PEFT does
 DITTY_TARGETS = {
     'rwkv': ['key', 'value', 'receptance'],
     'gpt_neox': ['query_key_value'],
