@@ -1,57 +1,37 @@
-// Builds the emulated CUDA kernel tests (native/cuda/README.md): every native/cuda/test/test_*.cpp,
-// linked with all native/cuda/kernels/*.cu (compiled by g++ as C++) and the host parts native/cuda/*.cpp
-// (cuBLASLt wrapper, allocator...; one static archive), the emulator (native/cuda/emu) and the CPU twins
-// (native/cpu, one static archive, built once without sanitizers), into
-// build/cuda-emu/<name> and, with ASan/UBSan, build/cuda-emu-asan/<name>. native/cuda/standin/*.cpp
-// becomes build/cuda-emu/libcublaslt-standin.so (DITTY_CUBLASLT for the tests).
+// Builds the emulated CUDA code (native/cuda/README.md): every CUDA source (cudaSources: kernels, the
+// dispatch layer, cuBLASLt, allocator, device) and the emulator (native/cuda/emu) compiled by g++,
+// once plainly into build/emu/obj and once with ASan/UBSan into build/emu-asan/obj; the CPU twins
+// (native/cpu) once without sanitizers into build/emu/obj-cpu. Each native/cuda/test/test_*.cpp links
+// with them into build/cuda-emu/<name> (and build/cuda-emu-asan/<name>); native/cuda/standin/*.cpp
+// becomes build/emu/libcublaslt-standin.so (DITTY_CUBLASLT for the tests). build-native-emu.mjs links
+// the same plain objects into the emulated addon, so a source is compiled once for both.
 //
 //   node scripts/build-cuda-emu.mjs [--asan | --both] [--run] [--json] [--probe] [--jobs N] [filter...]
 //
 // Objects are cached (rebuilt when a source, a header it includes, or the command changes) and compiled
-// in parallel. --probe prints {"ok", "reason"?} for the prerequisites; --json prints the build's result
-// as JSON on stdout (the log goes to stderr); --run runs the programs (filters select them by name).
-import { spawn, spawnSync } from 'node:child_process';
+// in parallel, under a lock (build/emu/.lock) that concurrent builds wait on. --probe prints
+// {"ok", "reason"?} for the prerequisites; --json prints the build's result as JSON on stdout (the log
+// goes to stderr); --run runs the programs (filters select them by name).
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileAll, cudaSources, files, findCompiler, findCudaInclude, makeIfStale, objectFor, root, withBuildLock } from './native-toolchain.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const rel = (p) => path.relative(root, p);
-
-// -g1: line tables, enough for sanitizer reports and backtraces, and much cheaper to compile than -g
-const BASE_FLAGS = ['-std=c++20', '-O1', '-g1', '-Wall', '-Wextra', '-fno-strict-aliasing', '-pthread'];
+// -O1 -g1: line tables, enough for sanitizer reports and backtraces, and much cheaper to compile than
+// -O3 -g (the emulator's speed is the fibers', not the code's). -fPIC: the addon links these objects too.
+export const BASE_FLAGS = ['-std=c++20', '-O1', '-g1', '-Wall', '-Wextra', '-fno-strict-aliasing', '-pthread', '-fPIC'];
 // Stack-clash probes make a frame larger than a fiber's stack fault on its guard instead of landing in
 // the neighbouring stack.
-const EMU_FLAGS = [...BASE_FLAGS, '-fstack-clash-protection'];
+export const EMU_FLAGS = [...BASE_FLAGS, '-fstack-clash-protection', '-DDITTY_WITH_CUDA'];
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'];
 
-export function findCompiler() {
-  const cxx = process.env.CXX || 'g++';
-  const r = spawnSync(cxx, ['--version'], { encoding: 'utf8' });
-  if (r.status !== 0) return { cxx, error: `no C++ compiler (${cxx} --version failed)` };
-  return { cxx };
-}
-
-/** The CUDA toolkit's include directory (cuda_runtime_api.h, cuda_bf16.h, vector_types.h), or undefined. */
-export function findCudaInclude() {
-  const candidates = [];
-  for (const v of ['CUDA_HOME', 'CUDA_PATH']) if (process.env[v]) candidates.push(path.join(process.env[v], 'include'));
-  const which = spawnSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim()) {
-    try {
-      candidates.push(path.join(path.dirname(path.dirname(fs.realpathSync(which.stdout.trim()))), 'include'));
-    } catch { /* a dangling nvcc link: try the usual places */ }
-  }
-  candidates.push('/usr/local/cuda/include');
-  try {
-    const versions = fs.readdirSync('/usr/local').filter((d) => /^cuda-\d/.test(d))
-      .sort((a, b) => b.localeCompare(a, undefined, { numeric: true }));
-    for (const d of versions) candidates.push(path.join('/usr/local', d, 'include'));
-  } catch { /* no /usr/local */ }
-  return candidates.find((dir) => ['cuda_runtime_api.h', 'cuda_bf16.h', 'vector_types.h']
-    .every((h) => fs.existsSync(path.join(dir, h))));
-}
+export const EMU_DIR = path.join(root, 'build', 'emu');
+export const EMU_CUBLASLT = path.join(EMU_DIR, 'libcublaslt-standin.so');
+const LOCK = path.join(EMU_DIR, '.lock');
+const OBJ = { normal: path.join(EMU_DIR, 'obj'), asan: path.join(root, 'build', 'emu-asan', 'obj') };
+const PROGRAMS = { normal: path.join(root, 'build', 'cuda-emu'), asan: path.join(root, 'build', 'cuda-emu-asan') };
 
 export function probe() {
   const cc = findCompiler();
@@ -61,185 +41,100 @@ export function probe() {
   return { ok: true, cxx: cc.cxx, cudaInclude: inc };
 }
 
-const list = (dir, re) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => re.test(f)).sort().map((f) => path.join(dir, f)) : []);
-
 export function sources() {
-  const cuda = path.join(root, 'native', 'cuda');
   return {
-    emu: list(path.join(cuda, 'emu'), /\.cpp$/),
-    kernels: [...list(path.join(cuda, 'kernels'), /\.cu$/), ...list(cuda, /\.cpp$/)],
-    cpu: list(path.join(root, 'native', 'cpu'), /\.cpp$/),
-    tests: list(path.join(cuda, 'test'), /^test_.*\.cpp$/),
-    standin: list(path.join(cuda, 'standin'), /\.cpp$/),
+    emu: files('native/cuda/emu', /\.cpp$/),
+    cuda: cudaSources(),
+    cpu: files('native/cpu', /\.cpp$/),
+    tests: files('native/cuda/test', /^test_.*\.cpp$/),
+    standin: files('native/cuda/standin', /\.cpp$/),
   };
 }
 
-function mtime(p) {
-  try { return fs.statSync(p).mtimeMs; } catch { return -1; }
+/** The g++ job that compiles `src` into objDir with `flags` (the emulator's include path added). */
+export function job({ cxx, cudaInclude }, src, objDir, flags) {
+  const obj = objectFor(objDir, src);
+  const lang = src.endsWith('.cu') ? ['-x', 'c++'] : [];
+  const includes = ['-Inative', '-Inative/include', '-Inative/cuda/include', `-I${cudaInclude}`];
+  return { src, obj, args: [cxx, ...lang, ...flags, ...includes, '-MMD', '-MF', `${obj.slice(0, -2)}.d`, '-c', src, '-o', obj] };
 }
 
-// The prerequisites g++ -MMD wrote for an object.
-function depsOf(depFile) {
-  let text;
-  try { text = fs.readFileSync(depFile, 'utf8'); } catch { return undefined; }
-  const body = text.replace(/\\\n/g, ' ');
-  const colon = body.indexOf(': ');
-  if (colon < 0) return undefined;
-  return body.slice(colon + 2).split('\n')[0].trim().split(/(?<!\\)\s+/).filter(Boolean).map((d) => d.replace(/\\ /g, ' '));
-}
-
-function upToDate(out, inputs, cmdFile, cmd) {
-  const t = mtime(out);
-  if (t < 0) return false;
-  try { if (fs.readFileSync(cmdFile, 'utf8') !== cmd) return false; } catch { return false; }
-  return inputs.every((i) => { const m = mtime(i); return m >= 0 && m <= t; });
-}
-
-function run(cmd, args, log) {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d) => { output += d; });
-    child.stderr.on('data', (d) => { output += d; });
-    child.on('close', (code, signal) => {
-      if (output.trim()) log(output.trimEnd());
-      resolve({ ok: code === 0, output: output || (signal ? `killed by ${signal}` : '') });
-    });
-    child.on('error', (e) => resolve({ ok: false, output: String(e) }));
-  });
-}
-
-// Runs thunks with at most `jobs` in flight.
-async function parallel(tasks, jobs) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      results[i] = await tasks[i]();
-    }
+/**
+ * The compile jobs of the emulated build, by part: `cpu` (the CPU twins, no sanitizers), `standin`,
+ * and per variant `cuda` (cudaSources), `emu` and `tests`. `extra` jobs (the addon's bindings) join
+ * the same queue.
+ */
+function plan(tools, variants, withTests) {
+  const src = sources();
+  if (!withTests) src.tests = [];
+  const parts = {
+    cpu: src.cpu.map((f) => job(tools, f, path.join(EMU_DIR, 'obj-cpu'), [...BASE_FLAGS, '-g0'])),
+    standin: src.standin.map((f) => job(tools, f, path.join(EMU_DIR, 'obj-standin'), [...BASE_FLAGS, '-O2', '-g0'])),
+    variants: {},
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, tasks.length) }, worker));
-  return results;
+  for (const v of variants) {
+    const flags = v === 'asan' ? [...EMU_FLAGS, ...SANITIZE] : EMU_FLAGS;
+    parts.variants[v] = Object.fromEntries(['cuda', 'emu', 'tests'].map((k) => [k, src[k].map((f) => job(tools, f, OBJ[v], flags))]));
+  }
+  return parts;
 }
 
-class Builder {
-  constructor({ cxx, cudaInclude, jobs, log }) {
-    Object.assign(this, { cxx, cudaInclude, jobs, log });
-    this.errors = [];
-    this.compiled = 0;
-  }
+const objs = (jobs) => jobs.map((j) => j.obj);
 
-  includes() {
-    return ['-DDITTY_CUDA_EMULATED=1', '-I', path.join(root, 'native'), '-I', path.join(root, 'native', 'include'), '-I', path.join(root, 'native', 'cuda', 'include'), '-I', this.cudaInclude];
-  }
-
-  // Compiles one source to objDir/<name>.o unless it is up to date; resolves to the object or undefined.
-  async compile(src, objDir, flags) {
-    const stem = rel(src).replace(/[/\\]/g, '_').replace(/\.(cpp|cu)$/, '');
-    const obj = path.join(objDir, `${stem}.o`), dep = path.join(objDir, `${stem}.d`), cmdFile = path.join(objDir, `${stem}.cmd`);
-    const lang = src.endsWith('.cu') ? ['-x', 'c++'] : [];
-    const args = [...flags, ...this.includes(), '-MMD', '-MF', dep, '-c', ...lang, src, '-o', obj];
-    const cmd = [this.cxx, ...args].join(' ');
-    const deps = depsOf(dep);
-    if (deps && upToDate(obj, [src, ...deps], cmdFile, cmd)) return obj;
-    fs.mkdirSync(objDir, { recursive: true });
-    const t0 = Date.now();
-    const r = await run(this.cxx, args, this.log);
-    this.log(`compiled ${rel(src)}${flags.includes(SANITIZE[0]) ? ' (asan)' : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    if (!r.ok) {
-      fs.rmSync(obj, { force: true });
-      this.errors.push({ file: rel(src), message: r.output.trim() });
-      return undefined;
-    }
-    fs.writeFileSync(cmdFile, cmd);
-    this.compiled++;
-    return obj;
-  }
-
-  async archive(out, objs) {
-    const cmdFile = `${out}.cmd`, cmd = objs.join(' ');
-    if (upToDate(out, objs, cmdFile, cmd)) return out;
-    fs.rmSync(out, { force: true });
-    const r = await run('ar', ['rcs', out, ...objs], this.log);
-    if (!r.ok) { this.errors.push({ file: rel(out), message: r.output.trim() }); return undefined; }
-    fs.writeFileSync(cmdFile, cmd);
-    return out;
-  }
-
-  async link(out, inputs, flags) {
-    const args = [...flags, ...inputs, '-o', out, '-ldl'];
-    const cmdFile = `${out}.cmd`, cmd = [this.cxx, ...args].join(' ');
-    if (upToDate(out, inputs, cmdFile, cmd)) return out;
-    this.log(`link ${rel(out)}`);
-    const r = await run(this.cxx, args, this.log);
-    if (!r.ok) { fs.rmSync(out, { force: true }); this.errors.push({ file: rel(out), message: r.output.trim() }); return undefined; }
-    fs.writeFileSync(cmdFile, cmd);
-    return out;
-  }
-}
-
-/** Builds the requested variants ('normal', 'asan'); resolves to a JSON-able summary. */
-export async function build({ variants = ['normal'], jobs = os.availableParallelism(), log = (s) => process.stderr.write(`${s}\n`) } = {}) {
+/**
+ * Builds the requested variants ('normal', 'asan') of the emulated objects and (with `tests`) the
+ * kernel test programs, plus the compile jobs `extra(tools)` makes in the same queue, then
+ * `then(result, parts)` under the same lock (the addon's link); resolves to a JSON-able summary.
+ */
+export async function build({
+  variants = ['normal'], tests = true, jobs = os.availableParallelism(), log = (s) => process.stderr.write(`${s}\n`), extra = () => [], then,
+} = {}) {
   const t0 = Date.now();
   const p = probe();
   if (!p.ok) return { ok: false, skipped: p.reason, variants: {}, errors: [] };
-  const b = new Builder({ cxx: p.cxx, cudaInclude: p.cudaInclude, jobs, log });
-  const src = sources();
-  const out = path.join(root, 'build', 'cuda-emu');
-  const dirs = { normal: out, asan: path.join(root, 'build', 'cuda-emu-asan') };
-  const flags = { normal: EMU_FLAGS, asan: [...EMU_FLAGS, ...SANITIZE] };
-
-  // Every compile of every variant goes into one queue, so the cores stay busy.
-  const tasks = [];
-  const enqueue = (file, objDir, f) => { const i = tasks.length; tasks.push(() => b.compile(file, objDir, f)); return i; };
-  // The CPU twins are the reference: compiled once, without sanitizers, for both variants.
-  const cpuIdx = src.cpu.map((f) => enqueue(f, path.join(out, 'obj-cpu'), [...BASE_FLAGS, '-g0']));
-  const standinIdx = src.standin.map((f) => enqueue(f, path.join(out, 'obj-standin'), [...BASE_FLAGS, '-fPIC']));
-  const perVariant = {};
-  for (const v of variants) {
-    const objDir = path.join(dirs[v], 'obj');
-    perVariant[v] = {
-      emu: src.emu.map((f) => enqueue(f, objDir, flags[v])),
-      kernels: src.kernels.map((f) => enqueue(f, objDir, flags[v])),
-      tests: src.tests.map((f) => enqueue(f, objDir, flags[v])),
+  return await withBuildLock(LOCK, async () => {
+    const parts = plan(p, variants, tests);
+    const extraJobs = extra(p);
+    const all = [...parts.cpu, ...parts.standin, ...Object.values(parts.variants).flatMap((pv) => [...pv.cuda, ...pv.emu, ...pv.tests]), ...extraJobs];
+    const compiled = await compileAll(all, jobs, (m) => log(`  g++ ${m}`));
+    const errors = compiled.failures.map((f) => ({ file: f.src, message: f.output.trim() }));
+    const failed = new Set(compiled.failures.map((f) => f.obj));
+    const ok = (list) => list.every((j) => !failed.has(j.obj));
+    const make = (out, inputs, args) => {
+      const problem = makeIfStale(out, inputs, args);
+      if (problem) errors.push({ file: path.relative(root, out), message: problem });
+      return problem ? undefined : out;
     };
-  }
-  const objs = await parallel(tasks, jobs);
-  const pick = (idx) => idx.map((i) => objs[i]);
 
-  const cpuObjs = pick(cpuIdx);
-  const cpuLib = cpuObjs.every(Boolean) ? await b.archive(path.join(out, 'libditty-cpu.a'), cpuObjs) : undefined;
-  let standin;
-  if (src.standin.length) {
-    const so = pick(standinIdx);
-    if (so.every(Boolean)) standin = await b.link(path.join(out, 'libcublaslt-standin.so'), so, ['-shared', '-fPIC', '-pthread']);
-  }
-
-  const result = { ok: true, seconds: 0, cudaInclude: p.cudaInclude, standin, compiled: 0, variants: {}, errors: b.errors };
-  for (const v of variants) {
-    const pv = perVariant[v];
-    const emu = pick(pv.emu), kernels = pick(pv.kernels).filter(Boolean);
-    // an archive: a test links only the members it needs, so one broken kernel file fails only its tests
-    const kernelLib = kernels.length ? await b.archive(path.join(dirs[v], 'obj', 'libditty-cuda.a'), kernels) : undefined;
-    const linkFlags = v === 'asan' ? [...BASE_FLAGS, ...SANITIZE] : BASE_FLAGS;
-    const programs = [];
-    if (emu.every(Boolean) && cpuLib) {
-      const links = src.tests.map((t, i) => async () => {
-        const obj = objs[pv.tests[i]];
-        if (!obj) return undefined;
-        const name = path.basename(t, '.cpp');
-        const exe = await b.link(path.join(dirs[v], name), [obj, ...(kernelLib ? [kernelLib] : []), ...emu, cpuLib], linkFlags);
-        return exe ? { name, path: exe } : undefined;
-      });
-      for (const r of await parallel(links, jobs)) if (r) programs.push(r);
+    const cpuLib = ok(parts.cpu) ? make(path.join(EMU_DIR, 'libditty-cpu.a'), objs(parts.cpu), ['ar', 'rcs', path.join(EMU_DIR, 'libditty-cpu.a'), ...objs(parts.cpu)]) : undefined;
+    const standin = parts.standin.length && ok(parts.standin)
+      ? make(EMU_CUBLASLT, objs(parts.standin), [p.cxx, '-shared', '-fPIC', '-pthread', ...objs(parts.standin), '-o', EMU_CUBLASLT])
+      : undefined;
+    const result = { ok: true, seconds: 0, cudaInclude: p.cudaInclude, standin, compiled: compiled.built, variants: {}, errors };
+    for (const v of variants) {
+      const pv = parts.variants[v];
+      // an archive: a test links only the members it needs, so one broken source fails only its tests
+      const cudaJobs = pv.cuda.filter((j) => !failed.has(j.obj));
+      const lib = path.join(OBJ[v], 'libditty-cuda.a');
+      const cudaLib = cudaJobs.length ? make(lib, objs(cudaJobs), ['ar', 'rcs', lib, ...objs(cudaJobs)]) : undefined;
+      const linkFlags = v === 'asan' ? [...BASE_FLAGS, ...SANITIZE] : BASE_FLAGS;
+      const programs = [];
+      if (ok(pv.emu) && cpuLib) {
+        for (const t of pv.tests) {
+          if (failed.has(t.obj)) continue;
+          const name = path.basename(t.src, '.cpp');
+          const exe = path.join(PROGRAMS[v], name);
+          const inputs = [t.obj, ...(cudaLib ? [cudaLib] : []), ...objs(pv.emu), cpuLib];
+          if (make(exe, inputs, [p.cxx, ...linkFlags, ...inputs, '-o', exe, '-ldl'])) programs.push({ name, path: exe });
+        }
+      }
+      result.variants[v] = { dir: PROGRAMS[v], programs };
     }
-    result.variants[v] = { dir: dirs[v], programs };
-  }
-  result.compiled = b.compiled;
-  result.seconds = Math.round((Date.now() - t0) / 100) / 10;
-  result.ok = b.errors.length === 0;
-  return result;
+    if (then) await then(result, { ...parts, extra: extraJobs, cxx: p.cxx });
+    result.seconds = Math.round((Date.now() - t0) / 100) / 10;
+    result.ok = errors.length === 0;
+    return result;
+  });
 }
 
 /** The environment a test program of `variant` runs with. */

@@ -4,3 +4,4 @@ export declare const DEFAULT_CUDA_ARCHS: string[];
 export declare function findNvcc(): { nvcc: string; home: string } | undefined;
 export declare function cudaArchs(): string[];
 export declare function cudaSources(): string[];
+export declare function findCudaInclude(): string | undefined;

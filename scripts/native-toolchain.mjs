@@ -1,7 +1,9 @@
-// What the native builds share: finding nvcc, the CUDA device's source list, and a small parallel,
-// incremental compiler driver (an object is rebuilt when its command changed or its source or a
-// header its .d file names is newer). Used by build-native.mjs (nvcc, `npm ci`) and build-native-emu.mjs (g++).
-import { spawn } from 'node:child_process';
+// What the native builds share: finding nvcc and the CUDA headers, the CUDA device's source list, a
+// small parallel, incremental compiler driver (an object is rebuilt when its command changed or its
+// source or a header its .d file names is newer), archiving and linking when stale, and a lock for
+// builds that share a folder. Used by build-native.mjs (nvcc, `npm ci`) and by the emulated builds
+// (g++: build-cuda-emu.mjs, build-native-emu.mjs).
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -60,7 +62,25 @@ export function gencodeFlags(archs) {
   return flags;
 }
 
-function files(dir, pattern) {
+/** The CUDA toolkit's include directory (cuda_runtime_api.h, cuda_bf16.h, vector_types.h), or undefined. */
+export function findCudaInclude() {
+  const candidates = [];
+  for (const v of ['CUDA_HOME', 'CUDA_PATH']) if (process.env[v]) candidates.push(path.join(process.env[v], 'include'));
+  const nvcc = findNvcc();
+  if (nvcc) candidates.push(path.join(nvcc.home, 'include'));
+  candidates.push('/usr/local/cuda/include');
+  return candidates.find((dir) => ['cuda_runtime_api.h', 'cuda_bf16.h', 'vector_types.h']
+    .every((h) => fs.existsSync(path.join(dir, h))));
+}
+
+/** The C++ compiler ($CXX or g++) as { cxx } or { cxx, error }. */
+export function findCompiler() {
+  const cxx = process.env.CXX || 'g++';
+  const r = spawnSync(cxx, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? { cxx } : { cxx, error: `no C++ compiler (${cxx} --version failed)` };
+}
+
+export function files(dir, pattern) {
   const abs = path.join(root, dir);
   if (!fs.existsSync(abs)) return [];
   return fs.readdirSync(abs).filter((f) => pattern.test(f)).sort().map((f) => `${dir}/${f}`);
@@ -108,7 +128,7 @@ function upToDate({ obj, src, args }) {
  * Compiles every job `{ src, obj, args }` (args: the full command, first element the program)
  * `jobs` at a time, skipping objects that are up to date (same command, newer than the source and
  * every header its .d file names). Resolves to { built, failures, seconds }:
- * failures are { src, output } of the compilers that exited non-zero.
+ * failures are { src, obj, output } of the compilers that exited non-zero.
  */
 export async function compileAll(list, jobs = Math.max(1, os.availableParallelism()), log = () => {}) {
   const started = performance.now();
@@ -131,7 +151,7 @@ export async function compileAll(list, jobs = Math.max(1, os.availableParallelis
       if (output.text.trim()) process.stderr.write(output.text);
       if (output.code !== 0) {
         fs.rmSync(job.obj, { force: true });
-        failures.push({ src: job.src, output: output.text });
+        failures.push({ src: job.src, obj: job.obj, output: output.text });
       } else {
         fs.writeFileSync(`${job.obj.slice(0, -2)}.cmd`, JSON.stringify(job.args));
         log(`${job.src} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
@@ -140,6 +160,74 @@ export async function compileAll(list, jobs = Math.max(1, os.availableParallelis
   }
   await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, todo.length)) }, worker));
   return { built: todo.length, failures, seconds: (performance.now() - started) / 1000 };
+}
+
+function stale(out, inputs, cmd) {
+  if (!fs.existsSync(out)) return true;
+  try {
+    if (fs.readFileSync(`${out}.cmd`, 'utf8') !== cmd) return true;
+  } catch {
+    return true;
+  }
+  const t = fs.statSync(out).mtimeMs;
+  return inputs.some((i) => !fs.existsSync(i) || fs.statSync(i).mtimeMs > t);
+}
+
+/**
+ * Runs `args` (the program first) to make `out` from `inputs` unless `out` is newer than every input
+ * and was made by the same command; a failure removes `out`. Resolves to undefined or the failure's output.
+ */
+export function makeIfStale(out, inputs, args) {
+  const cmd = JSON.stringify(args);
+  if (!stale(out, inputs, cmd)) return undefined;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.rmSync(out, { force: true });
+  const r = spawnSync(args[0], args.slice(1), { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) {
+    fs.rmSync(out, { force: true });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() || `${path.basename(args[0])} exited ${r.status}`;
+  }
+  fs.writeFileSync(`${out}.cmd`, cmd);
+  return undefined;
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding the lock folder `dir` (a folder holding the owner's pid), so that builds sharing
+ * objects (the test files start them in parallel workers) wait for each other instead of writing
+ * the same files at once. A lock whose process is gone is taken over.
+ */
+export async function withBuildLock(dir, fn) {
+  const owner = path.join(dir, 'pid');
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  for (;;) {
+    try {
+      fs.mkdirSync(dir);
+      fs.writeFileSync(owner, String(process.pid));
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      let pid = NaN;
+      try { pid = Number(fs.readFileSync(owner, 'utf8')); } catch { /* being written or removed */ }
+      if (Number.isInteger(pid) && pid > 0 && !alive(pid)) fs.rmSync(dir, { recursive: true, force: true });
+      else await sleep(250);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The first error line of a compiler's output (for one-line reasons). */
