@@ -4,7 +4,7 @@
  * operation on a checkpoint path), each followed by an audit of the run folder (every checkpoint
  * under its final name whole) and a resume that must end with the losses and the adapter and
  * optimizer bytes of an uninterrupted run. npm test runs the in-process version over every
- * operation (test/train/crash-points.test.ts) and a few real kills (test/train/kill-points.test.ts);
+ * operation (test/train/crash-points.test.ts) and a few real kills (test/train/kill-points.e2e.test.ts);
  * this one takes minutes:
  *   npm run build && node dist/scripts/kill-points.js [--steps 3] [--stride 1] [--backend cpu]
  */

@@ -5,7 +5,6 @@ import { ema, reportHtml } from '../../src/report/html.js';
 import { parseMetrics } from '../../src/report/metrics.js';
 import { loadReportInput, writeReport } from '../../src/report/run-report.js';
 import { niceTicks, thin } from '../../src/report/svg-chart.js';
-import { runCli } from '../helpers/cli.js';
 import { syntheticRun } from './synthetic-run.js';
 
 function seriesPoints(html: string): Record<string, number> {
@@ -83,21 +82,5 @@ describe('chart helpers', () => {
     expect(ticks.length).toBeGreaterThan(0);
     expect(ticks.length).toBeLessThanOrEqual(50);
     expect(niceTicks(1e6, 1e6 + 1e-9).length).toBeLessThanOrEqual(50);
-  });
-});
-
-describe('ditty report RUN', () => {
-  it('regenerates report.html and prints its path; a folder without metrics.jsonl is one clear line', async () => {
-    const dir = syntheticRun(5, 'cli');
-    const r = await runCli(['report', dir]);
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toBe(path.join(dir, 'report.html'));
-    expect(fs.existsSync(path.join(dir, 'report.html'))).toBe(true);
-    const empty = path.dirname(dir);
-    const bad = await runCli(['report', empty]);
-    expect(bad.status).toBe(1);
-    expect(bad.stderr).toBe(`ditty: error: ${path.join(empty, 'metrics.jsonl')}: cannot be read (no metrics.jsonl: is this a ditty run folder?)\n`);
-    const missing = await runCli(['report', path.join(empty, 'nope')]);
-    expect(missing.stderr).toBe(`ditty: error: ${path.join(empty, 'nope')}: no such run folder\n`);
   });
 });

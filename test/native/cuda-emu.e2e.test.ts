@@ -4,49 +4,19 @@
  * ASan/UBSan; each program must pass every case it lists, in both builds (the sanitizer build with
  * DITTY_EMU_QUICK=1, smaller sizes).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { probe, testEnv, type BuildResult, type Variant } from '../../scripts/build-cuda-emu.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const script = path.join(root, 'scripts', 'build-cuda-emu.mjs');
-const VARIANTS = ['normal', 'asan'] as const;
-type Variant = (typeof VARIANTS)[number];
-
-interface Program { name: string; path: string }
-interface BuildResult {
-  ok: boolean;
-  skipped?: string;
-  standin?: string;
-  compiled?: number;
-  seconds?: number;
-  variants: Partial<Record<Variant, { dir: string; programs: Program[] }>>;
-  errors: { file: string; message: string }[];
-}
-
-function probe(): { ok: boolean; reason?: string } {
-  const r = spawnSync(process.execPath, [script, '--probe'], { encoding: 'utf8' });
-  if (r.status !== 0) return { ok: false, reason: `build-cuda-emu.mjs --probe failed: ${r.stderr.trim()}` };
-  const parsed: unknown = JSON.parse(r.stdout);
-  const p = parsed as { ok?: unknown; reason?: unknown };
-  return { ok: p.ok === true, reason: typeof p.reason === 'string' ? p.reason : undefined };
-}
+const VARIANTS: readonly Variant[] = ['normal', 'asan'];
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-function testEnv(variant: Variant, standin: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  if (standin) env.DITTY_CUBLASLT = standin;
-  if (variant === 'asan') {
-    env.DITTY_EMU_QUICK ??= '1';
-    env.ASAN_OPTIONS = 'detect_leaks=0';
-    env.UBSAN_OPTIONS = 'print_stacktrace=1:halt_on_error=1';
-  }
-  return env;
-}
 
 interface Run { status: number | null; signal: string | null; stdout: string; stderr: string }
 

@@ -1,6 +1,6 @@
 /**
  * kill -9 at random moments during `ditty train` on the native engine (backend cpu), as
- * test/train/train-e2e.test.ts does on wasm: no half-written checkpoint under its final name, and
+ * test/train/train.e2e.test.ts does on wasm: no half-written checkpoint under its final name, and
  * the resumed run has exactly the losses of an uninterrupted one.
  */
 import * as fs from 'node:fs';

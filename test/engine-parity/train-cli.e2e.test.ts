@@ -1,5 +1,5 @@
 /**
- * `ditty train configs/tiny.yaml` (the built CLI, as test/train/train-e2e.test.ts runs it) on the
+ * `ditty train configs/tiny.yaml` (the built CLI, as test/train/train.e2e.test.ts runs it) on the
  * native engine (backend cpu) and on the tfjs engine (backend wasm): 20 steps give the same losses,
  * gradient norms and validation losses to 1e-4; a checkpoint written by one engine resumes on the
  * other (4 steps on one, resumed to 8 on the other, against the straight run of the engine it
