@@ -169,16 +169,17 @@ __device__ __forceinline__ float warp_max_nonnan(float v) {
 
 // Block-wide reductions for blockDim.x a multiple of 32 (at most 1024), every thread taking part.
 // `sh` is a shared array of at least 33 elements; it may be passed to the next call at once.
-template <class T>
-__device__ __forceinline__ T block_sum(T v, T* sh) {
-  v = warp_sum(v);
+// warp_op reduces a warp (every lane gets the result); lanes past the last warp contribute 0.
+template <class T, class WarpOp>
+__device__ __forceinline__ T block_reduce(T v, T* sh, WarpOp warp_op) {
+  v = warp_op(v);
   const int lane = static_cast<int>(threadIdx.x & 31u), warp = static_cast<int>(threadIdx.x >> 5);
   const int warps = static_cast<int>(blockDim.x >> 5);
   if (lane == 0) sh[warp] = v;
   __syncthreads();
   if (warp == 0) {
     T t = lane < warps ? sh[lane] : T(0);
-    t = warp_sum(t);
+    t = warp_op(t);
     if (lane == 0) sh[32] = t;
   }
   __syncthreads();
@@ -186,21 +187,12 @@ __device__ __forceinline__ T block_sum(T v, T* sh) {
   __syncthreads();
   return r;
 }
+template <class T>
+__device__ __forceinline__ T block_sum(T v, T* sh) {
+  return block_reduce(v, sh, [](T x) { return warp_sum(x); });
+}
 __device__ __forceinline__ float block_max_nonnan(float v, float* sh) {
-  v = warp_max_nonnan(v);
-  const int lane = static_cast<int>(threadIdx.x & 31u), warp = static_cast<int>(threadIdx.x >> 5);
-  const int warps = static_cast<int>(blockDim.x >> 5);
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float t = lane < warps ? sh[lane] : 0.0f;
-    t = warp_max_nonnan(t);
-    if (lane == 0) sh[32] = t;
-  }
-  __syncthreads();
-  const float r = sh[32];
-  __syncthreads();
-  return r;
+  return block_reduce(v, sh, [](float x) { return warp_max_nonnan(x); });
 }
 
 // sum of x[0, n) in double, added in index order (the CPU twins' order) by thread 0, which returns

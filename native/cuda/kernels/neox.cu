@@ -12,14 +12,7 @@ namespace {
 
 constexpr int kRowThreads = 128;
 
-using kdetail::add_rn;
-using kdetail::blocks_for;
-using kdetail::global_thread;
-using kdetail::global_threads;
-using kdetail::kThreads;
-using kdetail::ld;
-using kdetail::mul_rn;
-using kdetail::st;
+using namespace kdetail;
 
 // cos, sin [half] of position pos into shared memory (then a barrier).
 __device__ __forceinline__ void rotary_row(float* cs, float* sn, int64_t pos, int64_t half, int64_t R, double base) {

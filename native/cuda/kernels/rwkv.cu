@@ -12,14 +12,7 @@ namespace {
 
 constexpr int kMaxMix = 4;
 
-using kdetail::add_rn;
-using kdetail::blocks_for;
-using kdetail::global_thread;
-using kdetail::global_threads;
-using kdetail::kThreads;
-using kdetail::ld;
-using kdetail::mul_rn;
-using kdetail::st;
+using namespace kdetail;
 
 // The n_mix mixes' coefficients [C], each with the tensor that goes with it (its output forward,
 // its gradient backward); passed by value, so the kernels read the pointers from parameter space.
