@@ -302,6 +302,15 @@ struct Raw {
   ~Raw() { api.destroy(handle); }
 };
 
+// A heuristic preference allowing at most `bytes` of workspace.
+lt::MatmulPreference workspace_preference(const lt::Api& api, uint64_t bytes) {
+  lt::MatmulPreference pref = nullptr;
+  DITTY_EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
+  DITTY_EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof(bytes)),
+                  lt::STATUS_SUCCESS);
+  return pref;
+}
+
 // D = alpha op(A) op(B) + beta C (+ bias[m]) in column-major f32, against a direct loop.
 void test_column_major_semantics(const lt::Api& api, cudaStream_t stream) {
   Raw raw(api);
@@ -330,7 +339,6 @@ void test_column_major_semantics(const lt::Api& api, cudaStream_t stream) {
         Dev<float> dA(A), dB(B), dC(C), dbias(bias), dD(std::vector<float>(n * ldc, 0.0f));
         lt::MatmulDesc desc = nullptr;
         lt::MatrixLayout la = nullptr, lb = nullptr, lc = nullptr;
-        lt::MatmulPreference pref = nullptr;
         DITTY_EXPECT_EQ(api.matmul_desc_create(&desc, lt::COMPUTE_32F, lt::R_32F), lt::STATUS_SUCCESS);
         const int32_t opa = ta ? lt::OP_T : lt::OP_N, opb = tb ? lt::OP_T : lt::OP_N;
         DITTY_EXPECT_EQ(api.matmul_desc_set_attribute(desc, lt::MATMUL_DESC_TRANSA, &opa, sizeof(opa)), lt::STATUS_SUCCESS);
@@ -344,10 +352,8 @@ void test_column_major_semantics(const lt::Api& api, cudaStream_t stream) {
         DITTY_EXPECT_EQ(api.matrix_layout_create(&la, lt::R_32F, a_rows, a_cols, lda), lt::STATUS_SUCCESS);
         DITTY_EXPECT_EQ(api.matrix_layout_create(&lb, lt::R_32F, b_rows, b_cols, ldb), lt::STATUS_SUCCESS);
         DITTY_EXPECT_EQ(api.matrix_layout_create(&lc, lt::R_32F, m, n, ldc), lt::STATUS_SUCCESS);
-        DITTY_EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
         const uint64_t ws_bytes = 1 << 20;
-        DITTY_EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)),
-                 lt::STATUS_SUCCESS);
+        lt::MatmulPreference pref = workspace_preference(api, ws_bytes);
         lt::HeuristicResult res{};
         int returned = 0;
         DITTY_EXPECT_EQ(api.algo_get_heuristic(raw.handle, desc, la, lb, lc, lc, pref, 1, &res, &returned), lt::STATUS_SUCCESS);
@@ -414,11 +420,8 @@ void test_standin_strictness(const lt::Api& api) {
     api.matrix_layout_destroy(lc);
     api.matmul_desc_destroy(desc);
   };
-  lt::MatmulPreference pref = nullptr;
-  DITTY_EXPECT_EQ(api.preference_create(&pref), lt::STATUS_SUCCESS);
   const uint64_t ws_bytes = 1 << 20;
-  DITTY_EXPECT_EQ(api.preference_set_attribute(pref, lt::PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)),
-           lt::STATUS_SUCCESS);
+  lt::MatmulPreference pref = workspace_preference(api, ws_bytes);
   lt::HeuristicResult res{};
   int returned = 0;
   lt::MatmulDesc desc;
