@@ -72,26 +72,11 @@ Napi::Value layernorm_backward(const Napi::CallbackInfo& info) {
 }
 
 // add(a, b, out, n)
-Napi::Value add(const Napi::CallbackInfo& info) {
-  Call c(info);
-  int64_t n = int_arg(info, 3, "n");
-  Buffer& a = c.act(0, "a", n);
-  Buffer& b = c.act(1, "b", n);
-  Buffer& out = c.act(2, "out", n);
-  if (c.cuda()) cuda::ops::add(a, b, out, n);
-  else cpu::add(fp(a), fp(b), fp(out), n);
-  return info.Env().Undefined();
-}
+Napi::Value add(const Napi::CallbackInfo& info) { return elementwise(info, {"a", "b", "out"}, cuda::ops::add, cpu::add); }
 
 // addInplace(y, x, n)
 Napi::Value add_inplace(const Napi::CallbackInfo& info) {
-  Call c(info);
-  int64_t n = int_arg(info, 2, "n");
-  Buffer& y = c.act(0, "y", n);
-  Buffer& x = c.act(1, "x", n);
-  if (c.cuda()) cuda::ops::add_inplace(y, x, n);
-  else cpu::add_inplace(fp(y), fp(x), n);
-  return info.Env().Undefined();
+  return elementwise(info, {"y", "x"}, cuda::ops::add_inplace, cpu::add_inplace);
 }
 
 // scaleInplace(x, n, s)

@@ -11,45 +11,48 @@
 namespace ditty::binding {
 namespace {
 
-void check_rotary(const Napi::CallbackInfo& info, int64_t d, int64_t R, double base) {
+// B, T, heads, d, R, base, offset: the seven arguments from `first` on that both rotary calls take,
+// checked; n = B T heads d (named `per_part` in messages), the elements of each of q, k, v.
+struct RotaryArgs {
+  int64_t B, T, heads, d, R;
+  double base;
+  int64_t offset, n;
+};
+RotaryArgs rotary_args(const Napi::CallbackInfo& info, size_t first, const char* per_part) {
+  const int64_t B = int_arg(info, first, "B"), T = int_arg(info, first + 1, "T"), heads = int_arg(info, first + 2, "heads"),
+                d = int_arg(info, first + 3, "d", 1);
+  const int64_t R = int_arg(info, first + 4, "R");
+  const double base = number_arg(info, first + 5, "base");
+  const int64_t offset = int_arg(info, first + 6, "offset");
   if (R > d || R % 2 != 0) fail(info.Env(), "R: the rotary dimensions must be even and at most d = " + std::to_string(d) + ", got " + std::to_string(R));
   if (R > 0 && !(base > 0 && std::isfinite(base))) fail(info.Env(), "base: expected a positive number, got " + std::to_string(base));
+  return {B, T, heads, d, R, base, offset, elements(info, per_part, {B, T, heads, d})};
 }
 
 // qkvRotaryForward(qkv, B, T, heads, d, R, base, offset, q, k, v)
 Napi::Value qkv_rotary_forward(const Napi::CallbackInfo& info) {
   Call c(info);
-  int64_t B = int_arg(info, 1, "B"), T = int_arg(info, 2, "T"), heads = int_arg(info, 3, "heads"), d = int_arg(info, 4, "d", 1);
-  int64_t R = int_arg(info, 5, "R");
-  double base = number_arg(info, 6, "base");
-  int64_t offset = int_arg(info, 7, "offset");
-  check_rotary(info, d, R, base);
-  int64_t n = elements(info, "q", {B, T, heads, d});
-  Buffer& qkv = c.act(0, "qkv", elements(info, "qkv", {3, n}));
-  Buffer& q = c.act(8, "q", n);
-  Buffer& k = c.act(9, "k", n);
-  Buffer& v = c.act(10, "v", n);
-  if (c.cuda()) cuda::ops::qkv_rotary_forward(qkv, B, T, heads, d, R, base, offset, q, k, v);
-  else cpu::qkv_rotary_forward(fp(qkv), B, T, heads, d, R, base, offset, fp(q), fp(k), fp(v));
+  const RotaryArgs a = rotary_args(info, 1, "q");
+  Buffer& qkv = c.act(0, "qkv", elements(info, "qkv", {3, a.n}));
+  Buffer& q = c.act(8, "q", a.n);
+  Buffer& k = c.act(9, "k", a.n);
+  Buffer& v = c.act(10, "v", a.n);
+  if (c.cuda()) cuda::ops::qkv_rotary_forward(qkv, a.B, a.T, a.heads, a.d, a.R, a.base, a.offset, q, k, v);
+  else cpu::qkv_rotary_forward(fp(qkv), a.B, a.T, a.heads, a.d, a.R, a.base, a.offset, fp(q), fp(k), fp(v));
   return info.Env().Undefined();
 }
 
 // qkvRotaryBackward(dq, dk, dv, B, T, heads, d, R, base, offset, dqkv)
 Napi::Value qkv_rotary_backward(const Napi::CallbackInfo& info) {
   Call c(info);
-  int64_t B = int_arg(info, 3, "B"), T = int_arg(info, 4, "T"), heads = int_arg(info, 5, "heads"), d = int_arg(info, 6, "d", 1);
-  int64_t R = int_arg(info, 7, "R");
-  double base = number_arg(info, 8, "base");
-  int64_t offset = int_arg(info, 9, "offset");
-  check_rotary(info, d, R, base);
-  int64_t n = elements(info, "dq", {B, T, heads, d});
-  int64_t packed = elements(info, "dqkv", {3, n});
-  Buffer& dq = c.act(0, "dq", n);
-  Buffer& dk = c.act(1, "dk", n);
-  Buffer& dv = c.act(2, "dv", n);
+  const RotaryArgs a = rotary_args(info, 3, "dq");
+  const int64_t packed = elements(info, "dqkv", {3, a.n});
+  Buffer& dq = c.act(0, "dq", a.n);
+  Buffer& dk = c.act(1, "dk", a.n);
+  Buffer& dv = c.act(2, "dv", a.n);
   Buffer& dqkv = c.act(10, "dqkv", packed);
-  if (c.cuda()) cuda::ops::qkv_rotary_backward(dq, dk, dv, B, T, heads, d, R, base, offset, dqkv);
-  else cpu::qkv_rotary_backward(fp(dq), fp(dk), fp(dv), B, T, heads, d, R, base, offset, fp(dqkv));
+  if (c.cuda()) cuda::ops::qkv_rotary_backward(dq, dk, dv, a.B, a.T, a.heads, a.d, a.R, a.base, a.offset, dqkv);
+  else cpu::qkv_rotary_backward(fp(dq), fp(dk), fp(dv), a.B, a.T, a.heads, a.d, a.R, a.base, a.offset, fp(dqkv));
   return info.Env().Undefined();
 }
 

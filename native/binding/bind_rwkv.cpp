@@ -65,53 +65,46 @@ Napi::Value time_mix_backward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// What wkvForward and wkvBackward both take: timeDecay, timeFirst, k, v (arguments 0..3) and
+// B, T, C (from argument `shape_at`); n = B T C.
+struct WkvArgs {
+  int64_t B, T, C, n;
+  Buffer &decay, &first, &k, &v;
+};
+WkvArgs wkv_args(Call& c, const Napi::CallbackInfo& info, size_t shape_at) {
+  const int64_t B = int_arg(info, shape_at, "B");
+  const int64_t T = int_arg(info, shape_at + 1, "T");
+  const int64_t C = int_arg(info, shape_at + 2, "C");
+  const int64_t n = elements(info, "k", {B, T, C});
+  return {B, T, C, n, c.f32(0, "timeDecay", C), c.f32(1, "timeFirst", C), c.act(2, "k", n), c.act(3, "v", n)};
+}
+
 // wkvForward(timeDecay, timeFirst, k, v, B, T, C, y, state)
 Napi::Value wkv_forward(const Napi::CallbackInfo& info) {
   Call c(info);
-  int64_t B = int_arg(info, 4, "B");
-  int64_t T = int_arg(info, 5, "T");
-  int64_t C = int_arg(info, 6, "C");
-  int64_t n = elements(info, "k", {B, T, C});
-  Buffer& decay = c.f32(0, "timeDecay", C);
-  Buffer& first = c.f32(1, "timeFirst", C);
-  Buffer& k = c.act(2, "k", n);
-  Buffer& v = c.act(3, "v", n);
-  Buffer& y = c.act(7, "y", n);
-  Buffer* state = c.f32_opt(8, "state", elements(info, "state", {3, B, C}));
-  if (c.cuda()) cuda::ops::wkv_forward(decay, first, k, v, B, T, C, y, state);
-  else cpu::wkv_forward(fp(decay), fp(first), fp(k), fp(v), B, T, C, fp(y), fp(state));
+  const WkvArgs a = wkv_args(c, info, 4);
+  Buffer& y = c.act(7, "y", a.n);
+  Buffer* state = c.f32_opt(8, "state", elements(info, "state", {3, a.B, a.C}));
+  if (c.cuda()) cuda::ops::wkv_forward(a.decay, a.first, a.k, a.v, a.B, a.T, a.C, y, state);
+  else cpu::wkv_forward(fp(a.decay), fp(a.first), fp(a.k), fp(a.v), a.B, a.T, a.C, fp(y), fp(state));
   return info.Env().Undefined();
 }
 
 // wkvBackward(timeDecay, timeFirst, k, v, dy, B, T, C, dk, dv)
 Napi::Value wkv_backward(const Napi::CallbackInfo& info) {
   Call c(info);
-  int64_t B = int_arg(info, 5, "B");
-  int64_t T = int_arg(info, 6, "T");
-  int64_t C = int_arg(info, 7, "C");
-  int64_t n = elements(info, "k", {B, T, C});
-  Buffer& decay = c.f32(0, "timeDecay", C);
-  Buffer& first = c.f32(1, "timeFirst", C);
-  Buffer& k = c.act(2, "k", n);
-  Buffer& v = c.act(3, "v", n);
-  Buffer& dy = c.act(4, "dy", n);
-  Buffer& dk = c.act(8, "dk", n);
-  Buffer& dv = c.act(9, "dv", n);
-  if (c.cuda()) cuda::ops::wkv_backward(decay, first, k, v, dy, B, T, C, dk, dv);
-  else cpu::wkv_backward(fp(decay), fp(first), fp(k), fp(v), fp(dy), B, T, C, fp(dk), fp(dv));
+  const WkvArgs a = wkv_args(c, info, 5);
+  Buffer& dy = c.act(4, "dy", a.n);
+  Buffer& dk = c.act(8, "dk", a.n);
+  Buffer& dv = c.act(9, "dv", a.n);
+  if (c.cuda()) cuda::ops::wkv_backward(a.decay, a.first, a.k, a.v, dy, a.B, a.T, a.C, dk, dv);
+  else cpu::wkv_backward(fp(a.decay), fp(a.first), fp(a.k), fp(a.v), fp(dy), a.B, a.T, a.C, fp(dk), fp(dv));
   return info.Env().Undefined();
 }
 
 // sigmoidGateForward(a, y, out, n)
 Napi::Value sigmoid_gate_forward(const Napi::CallbackInfo& info) {
-  Call c(info);
-  int64_t n = int_arg(info, 3, "n");
-  Buffer& a = c.act(0, "a", n);
-  Buffer& y = c.act(1, "y", n);
-  Buffer& out = c.act(2, "out", n);
-  if (c.cuda()) cuda::ops::sigmoid_gate_forward(a, y, out, n);
-  else cpu::sigmoid_gate_forward(fp(a), fp(y), fp(out), n);
-  return info.Env().Undefined();
+  return elementwise(info, {"a", "y", "out"}, cuda::ops::sigmoid_gate_forward, cpu::sigmoid_gate_forward);
 }
 
 // sigmoidGateBackward(a, y, dout, da, dy, n): da and dy may be -1
@@ -130,25 +123,12 @@ Napi::Value sigmoid_gate_backward(const Napi::CallbackInfo& info) {
 
 // reluSquareForward(x, out, n)
 Napi::Value relu_square_forward(const Napi::CallbackInfo& info) {
-  Call c(info);
-  int64_t n = int_arg(info, 2, "n");
-  Buffer& x = c.act(0, "x", n);
-  Buffer& out = c.act(1, "out", n);
-  if (c.cuda()) cuda::ops::relu_square_forward(x, out, n);
-  else cpu::relu_square_forward(fp(x), fp(out), n);
-  return info.Env().Undefined();
+  return elementwise(info, {"x", "out"}, cuda::ops::relu_square_forward, cpu::relu_square_forward);
 }
 
 // reluSquareBackward(x, dy, dx, n)
 Napi::Value relu_square_backward(const Napi::CallbackInfo& info) {
-  Call c(info);
-  int64_t n = int_arg(info, 3, "n");
-  Buffer& x = c.act(0, "x", n);
-  Buffer& dy = c.act(1, "dy", n);
-  Buffer& dx = c.act(2, "dx", n);
-  if (c.cuda()) cuda::ops::relu_square_backward(x, dy, dx, n);
-  else cpu::relu_square_backward(fp(x), fp(dy), fp(dx), n);
-  return info.Env().Undefined();
+  return elementwise(info, {"x", "dy", "dx"}, cuda::ops::relu_square_backward, cpu::relu_square_backward);
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
-// Helpers the common, rwkv and neox bindings share on top of args.h.
+// Helpers the common, rwkv and neox bindings share on top of args.h and call.h.
 #pragma once
+#include <array>
+#include <cstddef>
 #include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "args.h"
+#include "call.h"
 
 namespace ditty::binding {
 
@@ -25,6 +29,22 @@ inline double ranged_arg(const Napi::CallbackInfo& info, size_t i, const char* n
                          (hi_open ? ")" : "]") + ", got " + std::to_string(v));
   }
   return v;
+}
+
+// The binding of an elementwise kernel called as name(b_0, ..., b_{K-1}, n): each b_i an activation
+// of n elements (names[i] in messages); on_cuda gets the Buffers and n when they are on the CUDA
+// device, on_cpu their float pointers and n otherwise.
+template <std::size_t K, class OnCuda, class OnCpu>
+Napi::Value elementwise(const Napi::CallbackInfo& info, const char* const (&names)[K], OnCuda on_cuda, OnCpu on_cpu) {
+  Call c(info);
+  const int64_t n = int_arg(info, K, "n");
+  std::array<Buffer*, K> b{};
+  for (std::size_t i = 0; i < K; i++) b[i] = &c.act(i, names[i], n);
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    if (c.cuda()) on_cuda(*b[I]..., n);
+    else on_cpu(fp(*b[I])..., n);
+  }(std::make_index_sequence<K>{});
+  return info.Env().Undefined();
 }
 
 }  // namespace ditty::binding
