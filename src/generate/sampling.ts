@@ -17,13 +17,17 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
   const probs = new Float64Array(n);
+  // with a nucleus, each token's bucket of -log(p / p_max), which is (max - logit) / temperature
+  const bucket = opts.topP < 1 ? new Uint16Array(n) : undefined;
   let sum = 0;
   for (let i = 0; i < n; i++) {
-    const p = Math.exp((logits[i]! - max) / opts.temperature);
+    const z = (logits[i]! - max) / opts.temperature;
+    const p = Math.exp(z);
     probs[i] = p;
     sum += p;
+    if (bucket) bucket[i] = Math.min(BUCKETS - 1, Math.floor(-z * BUCKET_SCALE));
   }
-  if (opts.topP >= 1) {
+  if (!bucket) {
     let r = rng.next() * sum;
     for (let i = 0; i < n; i++) {
       r -= probs[i]!;
@@ -31,7 +35,7 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
     }
     return n - 1;
   }
-  const keep = nucleus(probs, sum * opts.topP);
+  const keep = nucleus(probs, bucket, sum * opts.topP);
   let total = 0;
   for (let i = 0; i < n; i++) if (keep(i)) total += probs[i]!;
   let r = rng.next() * total;
@@ -55,15 +59,10 @@ const BUCKET_SCALE = BUCKETS / 64;
  * `mass`, as a membership test. Linear: a histogram of the probabilities finds the bucket where the
  * mass is reached, and only that bucket's tokens are sorted. `probs` are relative to the top one (<= 1).
  */
-function nucleus(probs: Float64Array, mass: number): (i: number) => boolean {
+function nucleus(probs: Float64Array, bucket: Uint16Array, mass: number): (i: number) => boolean {
   const n = probs.length;
-  const bucket = new Uint16Array(n);
   const bucketMass = new Float64Array(BUCKETS);
-  for (let i = 0; i < n; i++) {
-    const b = Math.min(BUCKETS - 1, Math.floor(-Math.log(probs[i]!) * BUCKET_SCALE));
-    bucket[i] = b;
-    bucketMass[b]! += probs[i]!;
-  }
+  for (let i = 0; i < n; i++) bucketMass[bucket[i]!]! += probs[i]!;
   let boundary = 0;
   let above = 0;
   while (boundary < BUCKETS - 1 && above + bucketMass[boundary]! < mass) above += bucketMass[boundary++]!;
