@@ -61,6 +61,28 @@ DITTY_UNROLL
   }
 }
 
+// The forward sweep over one channel's positions t = 0 .. T-1: body(t, k_t, v_t) in order, with the
+// next kAhead positions' loads in flight while the current ones are consumed.
+template <class S, class Body>
+__device__ __forceinline__ void forward_sweep(const S* k, const S* v, int64_t base, int64_t C, int64_t T,
+                                              const Body& body) {
+  float kn[kAhead], vn[kAhead];
+  load_ahead(k, v, base, C, 0, T, kn, vn);
+  for (int64_t t0 = 0; t0 < T; t0 += kAhead) {
+    float kc[kAhead], vc[kAhead];
+DITTY_UNROLL
+    for (int i = 0; i < kAhead; i++) {
+      kc[i] = kn[i];
+      vc[i] = vn[i];
+    }
+    if (t0 + kAhead < T) load_ahead(k, v, base, C, t0 + kAhead, T, kn, vn);
+DITTY_UNROLL
+    for (int i = 0; i < kAhead; i++) {
+      if (t0 + i < T) body(t0 + i, kc[i], vc[i]);
+    }
+  }
+}
+
 template <class S>
 __global__ void __launch_bounds__(kThreads) wkv_forward_kernel(const float* decay, const float* first, const S* k,
                                                                 const S* v, int64_t B, int64_t T, int64_t C, S* y,
@@ -75,25 +97,11 @@ __global__ void __launch_bounds__(kThreads) wkv_forward_kernel(const float* deca
     bb = state[BC + idx];
     pp = state[2 * BC + idx];
   }
-  float kn[kAhead], vn[kAhead];
-  load_ahead(k, v, base, C, 0, T, kn, vn);
-  for (int64_t t0 = 0; t0 < T; t0 += kAhead) {
-    float kc[kAhead], vc[kAhead];
-DITTY_UNROLL
-    for (int i = 0; i < kAhead; i++) {
-      kc[i] = kn[i];
-      vc[i] = vn[i];
-    }
-    if (t0 + kAhead < T) load_ahead(k, v, base, C, t0 + kAhead, T, kn, vn);
-DITTY_UNROLL
-    for (int i = 0; i < kAhead; i++) {
-      if (t0 + i < T) {
-        const Out o = output(u, kc[i], vc[i], aa, bb, pp);
-        st(y, base + (t0 + i) * C, o.num / o.z);
-        advance(w, kc[i], vc[i], aa, bb, pp);
-      }
-    }
-  }
+  forward_sweep(k, v, base, C, T, [&](int64_t t, float kt, float vt) {
+    const Out o = output(u, kt, vt, aa, bb, pp);
+    st(y, base + t * C, o.num / o.z);
+    advance(w, kt, vt, aa, bb, pp);
+  });
   if (state) {
     state[idx] = aa;
     state[BC + idx] = bb;
@@ -134,27 +142,13 @@ __global__ void __launch_bounds__(kThreads) wkv_backward_kernel(const float* dec
   const float w = -expf(decay[c]), u = first[c];
   {
     float aa = 0.0f, bb = 0.0f, pp = -1e38f;
-    float kn[kAhead], vn[kAhead];
-    load_ahead(k, v, base, C, 0, T, kn, vn);
-    for (int64_t t0 = 0; t0 < T; t0 += kAhead) {
-      float kc[kAhead], vc[kAhead];
-DITTY_UNROLL
-      for (int i = 0; i < kAhead; i++) {
-        kc[i] = kn[i];
-        vc[i] = vn[i];
-      }
-      if (t0 + kAhead < T) load_ahead(k, v, base, C, t0 + kAhead, T, kn, vn);
-DITTY_UNROLL
-      for (int i = 0; i < kAhead; i++) {
-        if (t0 + i < T) {
-          const int64_t j = base + (t0 + i) * C;
-          states[j] = aa;
-          states[plane + j] = bb;
-          states[2 * plane + j] = pp;
-          advance(w, kc[i], vc[i], aa, bb, pp);
-        }
-      }
-    }
+    forward_sweep(k, v, base, C, T, [&](int64_t t, float kt, float vt) {
+      const int64_t j = base + t * C;
+      states[j] = aa;
+      states[plane + j] = bb;
+      states[2 * plane + j] = pp;
+      advance(w, kt, vt, aa, bb, pp);
+    });
   }
   float rr = 0.0f, ss = 0.0f, rp = -1e38f;
   Back next[kBackAhead];
