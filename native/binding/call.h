@@ -1,5 +1,5 @@
-// The buffers of one kernel call: each argument checked (id, dtype, element count) as args.h does,
-// plus the rule that every buffer of a call lives on one device. Activations are f32 on the CPU
+// The buffers of one kernel call: each argument checked (id, dtype, element count), plus the rule
+// that every buffer of a call lives on one device. Activations are f32 on the CPU
 // and f32 or bf16 on the CUDA device; parameters, statistics and LoRA tensors are always f32.
 // The binding then runs the CPU kernel or, when the buffers are on the CUDA device, the CUDA one
 // (native/cuda/bind/ops.h).
