@@ -58,6 +58,9 @@ async function buildCuda() {
     return noCuda(`nvcc failed on ${r.failures.map((f) => f.src).join(', ')}: ${firstError(r.failures[0].output)}`);
   }
   const library = path.join(cudaDir, 'libditty_cuda.a');
+  if (r.built === 0 && fs.existsSync(library) && fs.existsSync(linkFile)) return;
+  // make does not see a static library as an input of the addon: a new one must relink it
+  for (const addon of ['Release/ditty_native.node', 'Release/obj.target/ditty_native.node']) fs.rmSync(path.join(root, 'build', addon), { force: true });
   fs.rmSync(library, { force: true });
   const ar = spawnSync('ar', ['rcs', library, ...jobs.map((j) => j.obj)], { encoding: 'utf8' });
   if (ar.status !== 0) return noCuda(`ar failed: ${(ar.stderr ?? '').trim() || `exit ${ar.status}`}`);
