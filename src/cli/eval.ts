@@ -2,9 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { TrainConfig } from '../config/index.js';
+import { expected } from '../config/problems.js';
+import { DATA_DEFAULTS, DATA_FORMATS, DataSectionSchema } from '../config/schema.js';
 import type { DataFormat } from '../data/templates.js';
 import { beforeAfterJson, formatBeforeAfter } from '../eval/before-after.js';
-import { loadEvalExamples, type EvalDataOptions } from '../eval/category-loss.js';
+import { loadEvalExamples, type EvalDataConfig } from '../eval/category-loss.js';
 import { BEFORE_AFTER_FILE, configOfAdapter, evaluateBeforeAfter, validationSplitOf, writeBeforeAfter } from '../eval/held-out.js';
 import { METRICS_FILE, REPORT_FILE, writeReport } from '../report/run-report.js';
 import { InputError } from '../io/errors.js';
@@ -37,7 +39,7 @@ export function registerEval(program: Command): void {
       .option('--adapter <path>', 'LoRA adapter to apply: a PEFT folder, a checkpoint folder or a run folder (its latest checkpoint)')
       .option('--dataset <file|hub-id>', 'score a held-out set (.jsonl/.json/.parquet or a hub dataset id) in the training template, '
         + 'response tokens only, for the base and the adapted model (needs --adapter)')
-      .addOption(new Option('--format <format>', 'row format of --dataset').choices(['dolly', 'text']).default('dolly'))
+      .addOption(new Option('--format <format>', 'row format of --dataset').choices(DATA_FORMATS).default(DATA_DEFAULTS.format))
       .option('--max-rows <n>', 'score only the first n rows of --dataset', intOption('--max-rows', 1))
       .option('--validation-split', "instead of --dataset: the rows the adapter's run held out for validation, with the run's quantization (from its config.yaml)")
       .option('--window <n>', 'score in windows of at most n tokens (default: the model context length)', intOption('--window', 2))
@@ -81,15 +83,15 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
   if (opts.dataset !== undefined && opts.validationSplit) throw new InputError('give either --dataset or --validation-split, not both');
   if (opts.adapter === undefined) throw new InputError('--dataset and --validation-split compare the base model with an adapter: give --adapter RUN_OR_CHECKPOINT too');
   const adapterFiles = await readAdapterAt(opts.adapter);
-  let data: EvalDataOptions;
+  let data: EvalDataConfig;
   let config: TrainConfig | undefined;
   if (opts.dataset !== undefined) {
-    data = { dataset: opts.dataset, format: opts.format, ...(opts.maxRows !== undefined ? { maxRows: opts.maxRows } : {}) };
+    data = { data: datasetOption(opts.dataset, opts) };
   } else {
     config = configOfAdapter(adapterFiles.dir);
     data = validationSplitOf(config);
   }
-  const what = opts.dataset ?? `the validation split of ${data.dataset}`;
+  const what = opts.dataset ?? `the validation split of ${data.data.dataset}`;
   // the run's rows are scored with the linears held as the run held them, unless --quantize says otherwise
   const q = config?.quantization;
   const quantization = opts.quantize === undefined && q !== undefined
@@ -116,9 +118,18 @@ async function evalBeforeAfter(model: string, opts: EvalOptions): Promise<void> 
       return;
     }
     process.stdout.write(`${formatBeforeAfter(rows)}\n`);
-    process.stderr.write(`loss of the response tokens in the ${data.format ?? 'dolly'} template; adapter ${adapter.folder}; ${seconds.toFixed(1)} s on ${opened.engine.description}\n`);
+    process.stderr.write(`loss of the ${data.data.train_on === 'response' ? 'response ' : ''}tokens in the ${data.data.format} template; adapter ${adapter.folder}; ${seconds.toFixed(1)} s on ${opened.engine.description}\n`);
     if (runDir !== undefined) process.stderr.write(`wrote ${path.join(runDir, BEFORE_AFTER_FILE)} and updated ${path.join(runDir, REPORT_FILE)}\n`);
   } finally {
     opened.dispose();
   }
+}
+
+/** The options of --dataset as a data section, checked by the config schema and with its defaults for the rest. */
+function datasetOption(dataset: string, opts: EvalOptions): EvalDataConfig['data'] {
+  const parsed = DataSectionSchema.safeParse({ dataset, format: opts.format, max_rows: opts.maxRows });
+  if (parsed.success) return parsed.data;
+  const key = parsed.error.issues[0]!.path[0] ?? 'dataset';
+  const option = ({ format: '--format', max_rows: '--max-rows' } as Readonly<Record<PropertyKey, string>>)[key] ?? '--dataset';
+  throw new InputError(`${option}: expected ${expected(['data', String(key)])}`);
 }

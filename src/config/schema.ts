@@ -179,6 +179,12 @@ export type LoraSection = z.output<typeof lora>;
 export type DataSection = z.output<typeof data>;
 
 /**
+ * The data section on its own, for commands that name their data with options rather than a config
+ * file (`ditty eval --dataset`): it checks the keys given and applies every other default.
+ */
+export const DataSectionSchema = data;
+
+/**
  * Each section's defaults, read from the schema (parsing an empty section applies every .default()):
  * library code that is called without a config takes its defaults from here, never its own.
  */

@@ -1,11 +1,10 @@
 import type { TrainConfig } from '../config/schema.js';
 import type { ProgressReporter } from '../hub/index.js';
 import { InputError } from '../io/errors.js';
-import { Rng } from '../random/rng.js';
 import { packBlocks, padBlocks, blockWindow, type Block } from './blocks.js';
 import { tokenizeExample, type Encoder, type Example } from './examples.js';
 import { loadRows, skippedRowsWarning, type Row } from './rows.js';
-import { shuffleInPlace, splitValidation } from './shuffle.js';
+import { splitRows } from './shuffle.js';
 import { resolveDatasetFile } from './source.js';
 import { blockTotals, summarizeLengths, type DataStats } from './stats.js';
 import { templateFor } from './templates.js';
@@ -48,9 +47,7 @@ export async function prepareDataset(
     throw new InputError(`${resolved.path}: no usable rows${why}`);
   }
 
-  const rows = [...loaded.rows];
-  if (d.shuffle) shuffleInPlace(rows, new Rng(config.training.seed));
-  const split = splitValidation(rows, d.validation_fraction);
+  const split = splitRows(loaded.rows, d, config.training.seed);
 
   const { block_size: blockSize, packing, train_on: trainOn } = d;
   const padId = tokenizer.eosId;

@@ -1,3 +1,4 @@
+import type { DataSection } from '../config/schema.js';
 import { Rng } from '../random/rng.js';
 
 /** Fisher–Yates shuffle in place, drawing from `rng`; returns `items`. */
@@ -26,4 +27,17 @@ export function validationCount(n: number, fraction: number): number {
 export function splitValidation<T>(rows: readonly T[], fraction: number): { train: T[]; validation: T[] } {
   const cut = rows.length - validationCount(rows.length, fraction);
   return { train: rows.slice(0, cut), validation: rows.slice(cut) };
+}
+
+/**
+ * A run's train/validation split of its rows (in file order): shuffled with Rng(seed) when
+ * data.shuffle, then the last data.validation_fraction to validation. prepareDataset splits with it,
+ * and held-out scoring repeats it to find the rows a run held out.
+ */
+export function splitRows<T>(
+  rows: readonly T[], data: Pick<DataSection, 'shuffle' | 'validation_fraction'>, seed: number,
+): { train: T[]; validation: T[] } {
+  const ordered = [...rows];
+  if (data.shuffle) shuffleInPlace(ordered, new Rng(seed));
+  return splitValidation(ordered, data.validation_fraction);
 }

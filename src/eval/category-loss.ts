@@ -2,13 +2,12 @@
  * Response-only loss of a held-out set, pooled per category (Dolly's `category` field), computed as
  * training counts it: the rows rendered with the training template, loss on the mask's targets only.
  */
-import { tokenizeExample, type Encoder, type TrainOn } from '../data/examples.js';
-import { loadRows, type OnBadRow } from '../data/rows.js';
-import { shuffleInPlace, splitValidation } from '../data/shuffle.js';
+import { tokenizeExample, type Encoder } from '../data/examples.js';
+import { loadRows } from '../data/rows.js';
+import { splitRows } from '../data/shuffle.js';
 import { resolveDatasetFile } from '../data/source.js';
-import { templateFor, type DataFormat } from '../data/templates.js';
-import { Rng } from '../random/rng.js';
-import { DATA_DEFAULTS, defaultTrainOn } from '../config/schema.js';
+import { templateFor } from '../data/templates.js';
+import type { TrainConfig } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
 import type { LossEngine, TrainEngine } from '../engine/engine.js';
 
@@ -21,40 +20,33 @@ export interface EvalExample {
   readonly mask: Uint8Array;
 }
 
-export interface EvalDataOptions {
-  /** a local .jsonl/.json/.parquet file or a hub dataset id */
-  readonly dataset: string;
-  readonly revision?: string;
-  readonly file?: string;
-  readonly format?: DataFormat;
-  readonly textField?: string;
-  readonly trainOn?: TrainOn;
-  readonly maxRows?: number;
-  readonly onBadRow?: OnBadRow;
-  /** score only the validation split, made as prepareDataset makes it: shuffle with Rng(seed), the last rows */
-  readonly validationSplit?: { readonly fraction: number; readonly seed: number; readonly shuffle: boolean };
+/**
+ * The rows to score, as the schema (config/schema.ts) parsed them, so every default is applied and
+ * every value checked there: a run's data section (config.yaml), or one `ditty eval --dataset` parsed
+ * with DataSectionSchema.
+ */
+export interface EvalDataConfig extends Pick<TrainConfig, 'data'> {
+  /**
+   * Score only the rows a run held out: its validation split, made as prepareDataset makes it
+   * (data.shuffle with Rng(seed), then the last data.validation_fraction), `seed` being the run's
+   * training.seed. Unset: every row.
+   */
+  readonly validationSplit?: Pick<TrainConfig['training'], 'seed'>;
 }
 
-/** The rows of a dataset as scored examples, in file order, each with its category. */
-export async function loadEvalExamples(o: EvalDataOptions, tokenizer: Encoder): Promise<EvalExample[]> {
-  const format = o.format ?? DATA_DEFAULTS.format;
-  const template = templateFor(format, o.textField ?? DATA_DEFAULTS.text_field);
-  const resolved = await resolveDatasetFile({
-    dataset: o.dataset, ...(o.revision !== undefined ? { revision: o.revision } : {}), ...(o.file !== undefined ? { file: o.file } : {}),
-  });
+/** The rows of a dataset as scored examples, in file order (of the split), each with its category. */
+export async function loadEvalExamples(config: EvalDataConfig, tokenizer: Encoder): Promise<EvalExample[]> {
+  const d = config.data;
+  const template = templateFor(d.format, d.text_field);
+  const resolved = await resolveDatasetFile({ dataset: d.dataset, revision: d.revision, file: d.file });
   const fields = { required: template.fields.required, optional: [...template.fields.optional, 'category'] };
-  const loaded = await loadRows(resolved.path, { fields, onBadRow: o.onBadRow ?? DATA_DEFAULTS.on_bad_row, ...(o.maxRows !== undefined ? { maxRows: o.maxRows } : {}) });
-  let rows = loaded.rows;
-  const split = o.validationSplit;
-  if (split) {
-    rows = [...rows];
-    if (split.shuffle) shuffleInPlace(rows, new Rng(split.seed));
-    rows = splitValidation(rows, split.fraction).validation;
-  }
+  const loaded = await loadRows(resolved.path, { fields, onBadRow: d.on_bad_row, maxRows: d.max_rows });
+  const split = config.validationSplit;
+  const rows = split ? splitRows(loaded.rows, d, split.seed).validation : loaded.rows;
   if (rows.length === 0) throw new InputError(`${resolved.path}: no ${split ? 'validation ' : ''}rows to evaluate`);
   return rows.map((row) => ({
     category: row['category'] || NO_CATEGORY,
-    ...tokenizeExample(tokenizer, template.render(row), o.trainOn ?? defaultTrainOn(format)),
+    ...tokenizeExample(tokenizer, template.render(row), d.train_on),
   }));
 }
 

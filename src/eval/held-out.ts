@@ -6,19 +6,14 @@ import { writeBytesAtomic } from '../io/atomic.js';
 import { InputError } from '../io/errors.js';
 import type { TrainEngine } from '../engine/engine.js';
 import { beforeAfterJson, beforeAfterRows, type BeforeAfterRow } from './before-after.js';
-import { engineScorer, loadEvalExamples, lossByCategory, withZeroedAdapters, type EvalDataOptions, type EvalExample } from './category-loss.js';
+import { engineScorer, loadEvalExamples, lossByCategory, withZeroedAdapters, type EvalDataConfig, type EvalExample } from './category-loss.js';
 
 export const BEFORE_AFTER_FILE = 'before-after.json';
 
 /** The validation split of a training config's data, with the rows' categories, as the run held it out. */
-export function validationSplitOf(config: TrainConfig): EvalDataOptions {
-  const d = config.data;
-  if (!(d.validation_fraction > 0)) throw new InputError('data.validation_fraction is 0: the run held out no rows to evaluate');
-  return {
-    dataset: d.dataset, revision: d.revision, format: d.format, textField: d.text_field, trainOn: d.train_on, onBadRow: d.on_bad_row,
-    file: d.file, ...(d.max_rows !== undefined ? { maxRows: d.max_rows } : {}),
-    validationSplit: { fraction: d.validation_fraction, seed: config.training.seed, shuffle: d.shuffle },
-  };
+export function validationSplitOf(config: TrainConfig): EvalDataConfig {
+  if (!(config.data.validation_fraction > 0)) throw new InputError('data.validation_fraction is 0: the run held out no rows to evaluate');
+  return { data: config.data, validationSplit: { seed: config.training.seed } };
 }
 
 /** The training config stored with an adapter (a checkpoint's config.yaml). */

@@ -6,6 +6,7 @@ import { beforeAfterJson, beforeAfterRows, formatBeforeAfter } from '../../src/e
 import { loadEvalExamples, lossByCategory, meanLoss, type PooledLoss } from '../../src/eval/category-loss.js';
 import { validationSplitOf, writeBeforeAfter } from '../../src/eval/held-out.js';
 import { loadTrainConfig } from '../../src/config/index.js';
+import { DataSectionSchema } from '../../src/config/schema.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { reportHtml } from '../../src/report/html.js';
 import { loadReportInput, readBeforeAfter } from '../../src/report/run-report.js';
@@ -74,6 +75,26 @@ describe('before/after table', () => {
     expect(() => loadReportInput(dir)).toThrow(`${path.join(dir, 'data-stats.json')}: not a JSON object`);
   });
 
+  it('--dataset options parsed alone get the data defaults: the Dolly template scoring its response, or the "text" field', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ditty-heldout-'));
+    try {
+      const file = path.join(dir, 'rows.jsonl');
+      const rows = [{ instruction: 'Q', response: 'ab', text: 'xyz', category: 'open_qa' }, { instruction: 'R', response: 'cd', text: 'w' }];
+      fs.writeFileSync(file, rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
+      const encoder = { eosId: 0, encode: (t: string) => [...t].map((c) => c.charCodeAt(0)) };
+      const dolly = await loadEvalExamples({ data: DataSectionSchema.parse({ dataset: file, max_rows: 1 }) }, encoder);
+      expect(dolly.map((e) => e.category)).toEqual(['open_qa']);
+      // the response, "\n\n### End" and EOS count; the prompt does not
+      expect(dolly[0]!.mask.reduce((s, m) => s + m, 0)).toBe('ab\n\n### End'.length + 1);
+      expect(dolly[0]!.mask[0]).toBe(0);
+      const text = await loadEvalExamples({ data: DataSectionSchema.parse({ dataset: file, format: 'text' }) }, encoder);
+      expect(text.map((e) => [e.category, e.ids])).toEqual([['open_qa', [120, 121, 122, 0]], ['(none)', [119, 0]]]);
+      expect(text.every((e) => e.mask.every((m) => m === 1))).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('held-out scoring refuses what it cannot score in one line', async () => {
     const config = loadTrainConfig(path.join(REPO_ROOT, 'configs', 'tiny.yaml'), ['data.validation_fraction=0', 'training.eval_every=null']);
     expect(() => validationSplitOf(config)).toThrow('data.validation_fraction is 0: the run held out no rows to evaluate');
@@ -83,9 +104,10 @@ describe('before/after table', () => {
       fs.writeFileSync(file, `${JSON.stringify({ instruction: 'Name a color.', context: '', response: 'Blue.', category: 'open_qa' })}\n`);
       const encoder = { eosId: 0, encode: (t: string) => [...t].map((c) => c.charCodeAt(0) % 50) };
       // one row leaves nothing for a validation split
-      await expect(loadEvalExamples({ dataset: file, validationSplit: { fraction: 0.5, seed: 1, shuffle: false } }, encoder))
+      const data = DataSectionSchema.parse({ dataset: file, validation_fraction: 0.5 });
+      await expect(loadEvalExamples({ data, validationSplit: { seed: 1 } }, encoder))
         .rejects.toThrow(`${file}: no validation rows to evaluate`);
-      const examples = await loadEvalExamples({ dataset: file }, encoder);
+      const examples = await loadEvalExamples({ data }, encoder);
       expect(examples.map((e) => e.category)).toEqual(['open_qa']);
       expect(() => lossByCategory(() => 0, examples, 1)).toThrow('the scoring window must be at least 2 tokens, got 1');
     } finally {

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineScorer, loadEvalExamples, lossByCategory, meanLoss } from '../../src/eval/category-loss.js';
+import { DataSectionSchema } from '../../src/config/schema.js';
 import { evaluateBeforeAfter } from '../../src/eval/held-out.js';
 import { openEngine } from '../../src/runtime/open-engine.js';
 import { latestCheckpoint } from '../../src/runtime/run-folder.js';
@@ -65,7 +66,7 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty eval MODEL --adapter 
     });
     try {
       const { engine } = opened;
-      const examples = await loadEvalExamples({ dataset: dolly.path, maxRows: 2 }, opened.tokenizer);
+      const examples = await loadEvalExamples({ data: DataSectionSchema.parse({ dataset: dolly.path, max_rows: 2 }) }, opened.tokenizer);
       const score = engineScorer(engine);
       // fresh LoRA has B = 0: the engine computes the base model
       const fresh = lossByCategory(score, examples, 64);
@@ -91,6 +92,9 @@ describe.skipIf(!fixture.present || !dolly.present)('ditty eval MODEL --adapter 
       .toBe('ditty: error: give either --dataset or --validation-split, not both\n');
     expect((await runCli(['eval', fixture.path, '--adapter', run, '--dataset', dolly.path, '--text', 'hi'])).stderr)
       .toBe('ditty: error: give either --dataset/--validation-split or --text/--file, not both\n');
+    // --dataset is checked as the config's data.dataset is
+    expect((await runCli(['eval', fixture.path, '--adapter', run, '--dataset', ''])).stderr)
+      .toBe('ditty: error: --dataset: expected a hub dataset id, or a local .jsonl/.json/.parquet file or folder\n');
     // an adapter folder without the run's config.yaml: the split cannot be made
     const bare = path.join(tmpRoot, 'bare-adapter');
     fs.cpSync(latestCheckpoint(run)!, bare, { recursive: true });
