@@ -1,5 +1,6 @@
 /** Config problems: what is wrong with which key, in words, from zod's issues and our own checks. */
 import type * as z from 'zod';
+import { shown } from '../io/json.js';
 import { allowedText, keysAt, nodeAt } from './describe.js';
 import { suggestKey, suggestValue } from './suggest.js';
 
@@ -20,11 +21,6 @@ export interface Problem {
 
 export function dotted(path: KeyPath): string {
   return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
-}
-
-export function repr(value: unknown): string {
-  const s = typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value) ?? String(value);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 export function typeName(value: unknown): string {
@@ -80,7 +76,7 @@ function missing(path: KeyPath): Problem[] {
 export function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[] {
   const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
   const value = valueAt(input, path);
-  const shown = repr(value);
+  const valueText = shown(value);
   const allowed = expected(path);
   const problem = (message: string, atKey = false): Problem[] => [{ path, message, atKey }];
   switch (issue.code) {
@@ -94,23 +90,23 @@ export function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[
     case 'invalid_type':
       if (value === undefined) return missing(path);
       if (issue.expected === 'int' && typeof value === 'number') {
-        return problem(`${shown} is ${Number.isInteger(value) ? 'too large' : 'not an integer'}; expected ${allowed}`);
+        return problem(`${valueText} is ${Number.isInteger(value) ? 'too large' : 'not an integer'}; expected ${allowed}`);
       }
-      return problem(`${shown} is ${typeName(value)}; expected ${allowed}${typeHint(value)}`);
+      return problem(`${valueText} is ${typeName(value)}; expected ${allowed}${typeHint(value)}`);
     case 'too_small':
-      if (Array.isArray(value)) return problem(`${shown} is an empty list; expected ${allowed}`);
+      if (Array.isArray(value)) return problem(`${valueText} is an empty list; expected ${allowed}`);
       if (typeof value === 'string') return problem(`"" is empty; expected ${allowed}`);
-      return problem(`${shown} is too small; expected ${allowed}`);
+      return problem(`${valueText} is too small; expected ${allowed}`);
     case 'too_big':
-      return problem(`${shown} is too large; expected ${allowed}`);
+      return problem(`${valueText} is too large; expected ${allowed}`);
     case 'invalid_value': {
       const options = issue.values.map(String);
       const near = typeof value === 'string' ? suggestValue(value, options) : undefined;
-      return problem(`${shown} is not allowed; expected ${allowed}${near === undefined ? '' : ` (did you mean "${near}"?)`}`);
+      return problem(`${valueText} is not allowed; expected ${allowed}${near === undefined ? '' : ` (did you mean "${near}"?)`}`);
     }
     case 'custom':
-      return problem(`${shown} ${issue.message}; expected ${allowed}`);
+      return problem(`${valueText} ${issue.message}; expected ${allowed}`);
     default:
-      return problem(`${shown} is not allowed: ${issue.message}; expected ${allowed}`);
+      return problem(`${valueText} is not allowed: ${issue.message}; expected ${allowed}`);
   }
 }

@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as z from 'zod';
 import { looksLikePath, repoIdProblem } from '../hub/repo.js';
-import { repr, type KeyPath, type Problem } from './problems.js';
+import { shown } from '../io/json.js';
+import type { KeyPath, Problem } from './problems.js';
 import type { TrainConfig, TrainConfigSchema } from './schema.js';
 
 type Parsed = z.output<typeof TrainConfigSchema>;
@@ -47,14 +48,14 @@ export function resolveConfig(parsed: Parsed, ctx: ResolveContext): { config: Tr
     const wrongKind = st !== undefined && ((what === 'folder' && !st.isDirectory()) || (what === 'file' && !st.isFile()));
     if (st === undefined || wrongKind) {
       const detail = resolved === value ? '' : ` (resolved to ${resolved})`;
-      problems.push({ path: key, message: `${repr(value)} ${st === undefined ? 'does not exist' : `is not a ${what}`}${detail}; expected an existing ${what}` });
+      problems.push({ path: key, message: `${shown(value)} ${st === undefined ? 'does not exist' : `is not a ${what}`}${detail}; expected an existing ${what}` });
     }
     return resolved;
   };
   const hubId = (key: KeyPath, value: string): string => {
     const problem = repoIdProblem(value);
     if (problem !== undefined) {
-      problems.push({ path: key, message: `${repr(value)} is neither an existing local path nor a hub repo id (${problem})` });
+      problems.push({ path: key, message: `${shown(value)} is neither an existing local path nor a hub repo id (${problem})` });
     }
     return value;
   };
@@ -73,9 +74,9 @@ export function resolveConfig(parsed: Parsed, ctx: ResolveContext): { config: Tr
     const isFolder = fs.statSync(dataset).isDirectory();
     const dataFile = isFolder ? path.join(dataset, data.file) : dataset;
     if (isFolder && !fs.existsSync(dataFile)) {
-      problems.push({ path: ['data', 'file'], message: `${repr(data.file)} is not in the dataset folder ${dataset}; expected a file inside it` });
+      problems.push({ path: ['data', 'file'], message: `${shown(data.file)} is not in the dataset folder ${dataset}; expected a file inside it` });
     } else if (!DATA_EXTENSIONS.some((ext) => dataFile.toLowerCase().endsWith(ext))) {
-      problems.push({ path: isFolder ? ['data', 'file'] : datasetKey, message: `${repr(isFolder ? data.file : data.dataset)} is not a .jsonl, .json or .parquet file; expected a data file in one of those formats` });
+      problems.push({ path: isFolder ? ['data', 'file'] : datasetKey, message: `${shown(isFolder ? data.file : data.dataset)} is not a .jsonl, .json or .parquet file; expected a data file in one of those formats` });
     }
   }
   if (data.format === 'text' && data.train_on === 'response') {

@@ -1,6 +1,6 @@
 /** JSON input files, with the InputError every command reports for text that does not parse. */
 import * as fs from 'node:fs';
-import type * as z from 'zod';
+import * as z from 'zod';
 import { InputError } from './errors.js';
 
 /**
@@ -33,3 +33,32 @@ export function checkJson<T extends z.ZodType>(schema: T, value: unknown, file: 
 export function readJsonFileAs<T extends z.ZodType>(schema: T, file: string): z.output<T> {
   return checkJson(schema, readJsonFile(file), file);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Schema helpers for the files ditty reads back (config.json, adapter_config.json, ...): one
+// wording of a bad value, whichever check caught it.
+
+/** A value as a message shows it: numbers as written (JSON would show Infinity as null), long values cut. */
+export function shown(value: unknown): string {
+  const s = typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** Absent or null: what a reader that follows Python takes as "not given". */
+export const isAbsent = (value: unknown): boolean => value === undefined || value === null;
+
+/**
+ * A zod error option with one message for every way a key can fail, whichever check caught it:
+ * "missing; expected <what>" or "must be <what>, found <value>".
+ */
+export function expecting(what: string): { error: (issue: { readonly input?: unknown }) => string } {
+  return { error: (issue) => (isAbsent(issue.input) ? `missing; expected ${what}` : `must be ${what}, found ${shown(issue.input)}`) };
+}
+
+/** `schema`, or `fallback` when the key is absent or null (as Python readers of these files do). */
+export function withDefault<S extends z.ZodType>(schema: S, fallback: z.output<S>) {
+  return schema.nullish().transform((v): z.output<S> => v ?? fallback);
+}
+
+/** A boolean key. */
+export const flag = () => z.boolean(expecting('true or false'));

@@ -9,7 +9,7 @@
  * validateLoraConfig as for a config built in code. A bad file is one line: "<file>: <key>: <problem>".
  */
 import * as z from 'zod';
-import { checkJson, parseJson } from '../io/json.js';
+import { checkJson, expecting, flag, isAbsent, parseJson, shown, withDefault } from '../io/json.js';
 import { PyFloat, pythonJsonDumps, type PyJson } from '../io/python-json.js';
 import { PEFT_LORA_DEFAULTS, validateLoraConfig, type LoraConfig } from './config.js';
 
@@ -62,28 +62,9 @@ function toPy(v: string | number | readonly string[] | readonly number[]): PyJso
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/** A value as a message shows it. */
-function shown(value: unknown): string {
-  const s = typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-const isAbsent = (value: unknown): boolean => value === undefined || value === null;
-
-/** One message for every way a key can fail its type. */
-function expecting(what: string): { error: (issue: { readonly input?: unknown }) => string } {
-  return { error: (issue) => (isAbsent(issue.input) ? `missing; expected ${what}` : `must be ${what}, found ${shown(issue.input)}`) };
-}
-
-/** `schema`, or PEFT's default `fallback` when the key is absent or null. */
-function withDefault<S extends z.ZodType>(schema: S, fallback: z.output<S>) {
-  return schema.nullish().transform((v): z.output<S> => v ?? fallback);
-}
-
 /** A number; `what` says what is expected of it (the range itself is validateLoraConfig's). */
 const number = (what: string) => z.number(expecting(what));
 const integer = () => z.number(expecting('an integer')).int(expecting('an integer'));
-const flag = () => z.boolean(expecting('true or false'));
 const text = () => z.string(expecting('a string'));
 
 /** module-name pattern -> number (PEFT rank_pattern / alpha_pattern); {} and null mean none. */

@@ -10,25 +10,12 @@
 import * as fs from 'node:fs';
 import * as z from 'zod';
 import { InputError } from '../io/errors.js';
-import { checkJson, parseJson } from '../io/json.js';
+import { checkJson, expecting, flag, isAbsent, parseJson, shown, withDefault } from '../io/json.js';
 
 export const SUPPORTED_MODEL_TYPES = ['rwkv', 'gpt_neox'] as const;
 
 export const GPT_NEOX_ACTIVATIONS = ['gelu', 'gelu_python', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu'] as const;
 export type GptNeoXActivation = (typeof GPT_NEOX_ACTIVATIONS)[number];
-
-/** A value as a message shows it (JSON would show Infinity as null). */
-function shown(value: unknown): string {
-  const s = typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-const isAbsent = (value: unknown): boolean => value === undefined || value === null;
-
-/** One message for every way a key can fail, whichever check caught it. */
-function expecting(what: string): { error: (issue: { readonly input?: unknown }) => string } {
-  return { error: (issue) => (isAbsent(issue.input) ? `missing; expected ${what}` : `must be ${what}, found ${shown(issue.input)}`) };
-}
 
 function positiveInt() {
   const e = expecting('a positive integer');
@@ -48,15 +35,6 @@ function positiveNumber() {
 function fraction() {
   const e = expecting('a number in [0, 1]');
   return z.number(e).min(0, e).max(1, e);
-}
-
-function flag() {
-  return z.boolean(expecting('true or false'));
-}
-
-/** `schema`, or `fallback` when the key is absent or null. */
-function withDefault<S extends z.ZodType>(schema: S, fallback: z.output<S>) {
-  return schema.nullish().transform((v): z.output<S> => v ?? fallback);
 }
 
 const commonKeys = {
