@@ -5,18 +5,16 @@ import type { TrainEngine } from '../engine/engine.js';
 import { InputError } from '../io/errors.js';
 import type { AdapterMeta } from '../lora/adapter-config.js';
 import type { LoraConfig } from '../lora/config.js';
-import {
-  cleanIncomplete, loadCheckpoint, pruneCheckpoints, saveCheckpoint, setAsideCheckpoints, type LogEntry, type TrainerState,
-} from './checkpoint.js';
+import { cleanIncomplete, pruneCheckpoints, saveCheckpoint, type LogEntry, type TrainerState } from './checkpoint.js';
 import { evaluateLoss } from './evaluate.js';
 import { microBatchOf } from './micro-batch.js';
 import { formatDuration, formatProgress, MetricsFile, ProgressLine } from './progress.js';
+import { startOrResume } from './resume.js';
 import { learningRate } from './schedule.js';
 import { ReportUpdater } from '../report/report-updater.js';
 import type { StopSignals } from './stop-signals.js';
 import { SAMPLES_FILE } from '../report/run-report.js';
 import { remainingSeconds, roundsBetween } from './estimate.js';
-import { FINAL_ADAPTER_DIR } from './final-adapter.js';
 import type { SampleWriter } from './samples.js';
 
 export interface TrainerSetup {
@@ -79,34 +77,6 @@ function loraSignature(setup: TrainerSetup): TrainerState['lora'] {
   return { r: c.r, alpha: c.alpha, use_rslora: c.useRslora, modules: [...setup.adaptedModules] };
 }
 
-/** Refuse to continue a checkpoint with settings that would silently change what it learned. */
-function checkResumable(where: string, saved: TrainerState, current: TrainerState): void {
-  const problems: string[] = [];
-  if (saved.data_fingerprint !== current.data_fingerprint) {
-    problems.push('it was trained on different data or data settings (dataset, block_size, packing, train_on, validation split, seed)');
-  }
-  // a step is batch_size x grad_accum blocks: the data position, the step count and the dropout
-  // masks' micro-steps all count in it, so neither may change under a checkpoint
-  for (const key of ['batch_size', 'grad_accum'] as const) {
-    const before = saved[key];
-    if (before !== undefined && before !== current[key]) {
-      problems.push(`training.${key} was ${before}, now ${current[key]} (a step is batch_size x grad_accum blocks)`);
-    }
-  }
-  const a = saved.lora;
-  const b = current.lora;
-  if (a !== undefined && b !== undefined) {
-    if (a.r !== b.r) problems.push(`lora.r was ${a.r}, now ${b.r}`);
-    if (a.alpha !== b.alpha) problems.push(`lora.alpha was ${a.alpha}, now ${b.alpha}`);
-    if (a.use_rslora !== b.use_rslora) problems.push(`lora.use_rslora was ${a.use_rslora}, now ${b.use_rslora}`);
-    if (a.modules.join() !== b.modules.join()) problems.push(`lora.target_modules selects other modules (${a.modules.length} before, ${b.modules.length} now)`);
-  }
-  if (problems.length > 0) {
-    throw new InputError(`${where}: cannot resume this checkpoint: ${problems.join('; ')}. `
-      + 'Resume with the settings it was trained with, or start over with --no-resume');
-  }
-}
-
 /**
  * One optimizer step's loss over its micro-batches, each normalized by the step's loss positions,
  * with the gradients accumulated in the engine; micro-batch k draws dropout masks for micro-step
@@ -151,26 +121,10 @@ export async function runTraining(setup: TrainerSetup): Promise<TrainSummary> {
     batch_size: t.batch_size, grad_accum: t.grad_accum, lora: loraSignature(setup), schedule,
     rng: { seed: t.seed, next_micro_step: 0 },
   };
-  if (!setup.resumeFrom) {
-    const aside = await setAsideCheckpoints(runDir, [metrics.file, sampleLog.file, path.join(runDir, FINAL_ADAPTER_DIR)], 0);
-    if (aside) progress.log(`starting over: moved the earlier run's checkpoints and metrics to ${aside}`);
-  } else {
-    const ck = loadCheckpoint(setup.resumeFrom);
-    checkResumable(setup.resumeFrom, ck.state, state);
-    engine.loadAdapter(ck.adapter, setup.resumeFrom);
-    engine.loadOptimizerState(ck.optimizer, ck.state.global_step);
-    batcher.restore(ck.state.batcher);
-    state = { ...ck.state, total_steps: total, grad_accum: t.grad_accum, schedule, lora: state.lora, batch_size: t.batch_size };
-    // a resume from an older checkpoint abandons the later ones: keep them, but out of the way
-    const aside = await setAsideCheckpoints(runDir, [metrics.file, sampleLog.file], state.global_step);
-    if (aside) progress.log(`resuming at step ${state.global_step}: moved the later checkpoints to ${aside}`);
-    // finishes a pruning that a crash interrupted
-    await pruneCheckpoints(runDir, config.output.keep_last);
-    await metrics.truncateAfter(state.global_step);
-    await sampleLog.truncateAfter(state.global_step);
-    progress.log(`resumed from ${setup.resumeFrom} at step ${state.global_step}/${total}`);
-    if (state.global_step >= total) progress.log(`the run is already complete (${state.global_step} of ${total} steps); nothing to train`);
-  }
+  state = await startOrResume(state, {
+    engine, batcher, runDir, resumeFrom: setup.resumeFrom, keepLast: config.output.keep_last,
+    logs: [metrics, sampleLog], log: (m) => progress.log(m),
+  });
   if (t.eval_every !== undefined && setup.validation.length === 0) {
     progress.log('warning: training.eval_every is set but the validation split produced no blocks; no validation loss will be reported');
   }
