@@ -25,7 +25,8 @@ export const BASE_FLAGS = ['-std=c++20', '-O1', '-g1', '-Wall', '-Wextra', '-fno
 // Stack-clash probes make a frame larger than a fiber's stack fault on its guard instead of landing in
 // the neighbouring stack.
 export const EMU_FLAGS = [...BASE_FLAGS, '-fstack-clash-protection', '-DDITTY_WITH_CUDA'];
-const SANITIZE = ['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'];
+// -O0 (after the base -O1): the sanitized build runs quick sizes, and compiles in half the time
+const SANITIZE = ['-O0', '-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'];
 
 export const EMU_DIR = path.join(root, 'build', 'emu');
 export const EMU_CUBLASLT = path.join(EMU_DIR, 'libcublaslt-standin.so');
