@@ -2,7 +2,9 @@
  * bitsandbytes 4-bit checkpoints as transformers saves them: how config.json declares them, and
  * reading one stored linear back into an NF4 state without re-quantizing.
  */
+import * as z from 'zod';
 import { InputError } from '../io/errors.js';
+import { checkJson, expecting, flag, isAbsent, shown, withDefault } from '../io/json.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { fromBnbTensors, QUANT_STATE_SUFFIX, type QuantStateDtype } from './bnb-format.js';
 import type { Nf4State } from './nf4.js';
@@ -15,28 +17,37 @@ export function quantStateKey(path: string): string {
 const FP4_SUFFIX = 'quant_state.bitsandbytes__fp4';
 const BNB_PARTS = [QUANT_STATE_SUFFIX, 'absmax', 'quant_map', 'nested_absmax', 'nested_quant_map'];
 
-function describe(v: unknown): string {
-  return v === undefined ? 'absent' : JSON.stringify(v);
-}
+/** transformers' BitsAndBytesConfig as saved in config.json, as far as ditty reads it. */
+const BnbConfigSchema = z.object({
+  quant_method: withDefault(z.literal('bitsandbytes', {
+    error: (issue) => `${shown(issue.input)} is not supported (ditty reads bitsandbytes 4-bit NF4 checkpoints)`,
+  }), 'bitsandbytes'),
+  load_in_8bit: withDefault(z.literal(false, {
+    error: (issue) => (issue.input === true
+      ? 'bitsandbytes 8-bit checkpoints are not supported; ditty reads 4-bit NF4 ones'
+      : `must be true or false, found ${shown(issue.input)}`),
+  }), false),
+  load_in_4bit: withDefault(flag(), false),
+  /** read only for a 4-bit config; absent or null: bitsandbytes' default, fp4 */
+  bnb_4bit_quant_type: z.string(expecting('a string')).nullish(),
+}, { error: (issue) => `must be a JSON object, found ${shown(issue.input)}` }).check((ctx) => {
+  const { load_in_4bit: fourBit, bnb_4bit_quant_type: type } = ctx.value;
+  if (fourBit && type !== 'nf4') {
+    const found = isAbsent(type) ? 'missing, which means fp4 (bitsandbytes\' default)' : `${shown(type)} is not supported`;
+    ctx.issues.push({ code: 'custom', path: ['bnb_4bit_quant_type'], input: type, message: `${found}; ditty reads NF4 only` });
+  }
+});
+
+/** The key of config.json that declares a quantized checkpoint; absent or null: none. */
+const QuantizationConfigSchema = z.object({ quantization_config: BnbConfigSchema.nullish() });
 
 /**
  * Checks config.json's `quantization_config`: true for a bitsandbytes NF4 checkpoint, false when the
- * config declares no quantization. Anything ditty cannot read (8-bit, FP4, other methods) is an error.
+ * config declares no 4-bit quantization. Anything ditty cannot read (8-bit, FP4, other methods) is an
+ * InputError "<file>: quantization_config.<key>: <problem>".
  */
 export function isBnb4bitConfig(raw: Readonly<Record<string, unknown>>, file: string): boolean {
-  const q = raw['quantization_config'];
-  if (q === undefined || q === null) return false;
-  if (typeof q !== 'object' || Array.isArray(q)) throw new InputError(`${file}: "quantization_config" must be an object, found ${describe(q)}`);
-  const c = q as Record<string, unknown>;
-  const method = c['quant_method'] ?? 'bitsandbytes';
-  if (method !== 'bitsandbytes') {
-    throw new InputError(`${file}: quantization_config.quant_method ${describe(method)} is not supported (ditty reads bitsandbytes 4-bit NF4 checkpoints)`);
-  }
-  if (c['load_in_8bit'] === true) throw new InputError(`${file}: bitsandbytes 8-bit checkpoints (load_in_8bit) are not supported; ditty reads 4-bit NF4 ones`);
-  if (c['load_in_4bit'] !== true) return false;
-  const type = c['bnb_4bit_quant_type'] ?? 'fp4';
-  if (type !== 'nf4') throw new InputError(`${file}: quantization_config.bnb_4bit_quant_type ${describe(type)} is not supported; ditty reads NF4 only`);
-  return true;
+  return checkJson(QuantizationConfigSchema, raw, file).quantization_config?.load_in_4bit === true;
 }
 
 /** A stored NF4 linear, with the names of every tensor it was read from. */

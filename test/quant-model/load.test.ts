@@ -191,9 +191,9 @@ describe.skipIf(!rwkv.present || !neox.present)('loading 4-bit models', () => {
 
   it('refuses quantization formats it cannot read, naming config.json', async () => {
     for (const [i, [qc, message]] of ([
-      [{ quant_method: 'bitsandbytes', load_in_8bit: true, load_in_4bit: false }, /8-bit checkpoints \(load_in_8bit\) are not supported/],
-      [{ quant_method: 'bitsandbytes', load_in_4bit: true, bnb_4bit_quant_type: 'fp4' }, /bnb_4bit_quant_type "fp4" is not supported/],
-      [{ quant_method: 'gptq', bits: 4 }, /quant_method "gptq" is not supported/],
+      [{ quant_method: 'bitsandbytes', load_in_8bit: true, load_in_4bit: false }, /quantization_config\.load_in_8bit: bitsandbytes 8-bit checkpoints are not supported/],
+      [{ quant_method: 'bitsandbytes', load_in_4bit: true, bnb_4bit_quant_type: 'fp4' }, /quantization_config\.bnb_4bit_quant_type: "fp4" is not supported/],
+      [{ quant_method: 'gptq', bits: 4 }, /quantization_config\.quant_method: "gptq" is not supported/],
     ] as const).entries()) {
       const copy = path.join(tmp, `config-${i}`);
       fs.mkdirSync(copy);
