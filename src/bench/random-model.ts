@@ -6,6 +6,7 @@ import { makeFolderSync } from '../io/make-folder.js';
 import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors-writer.js';
 import { hashString, mixSeed, uniformValues } from '../random/rng.js';
 import { parseModelConfig } from '../models/config.js';
+import { WEIGHT_NAMES } from '../models/weight-names.js';
 import { TensorMap, type TensorInfo } from '../io/tensor-source.js';
 
 type Init = { kind: 'normal'; std: number } | { kind: 'const'; value: number } | { kind: 'uniform'; lo: number; hi: number };
@@ -24,6 +25,7 @@ export function checkpointPlan(configJson: Record<string, unknown>): TensorPlan[
   const config = parseModelConfig(JSON.stringify(configJson), 'config.json');
   const C = config.hidden_size;
   const V = config.vocab_size;
+  const names = WEIGHT_NAMES[config.model_type];
   const out: TensorPlan[] = [];
   const ln = (prefix: string) => {
     out.push({ name: `${prefix}.weight`, shape: [C], init: constant(1) }, { name: `${prefix}.bias`, shape: [C], init: constant(0) });
@@ -31,7 +33,7 @@ export function checkpointPlan(configJson: Record<string, unknown>): TensorPlan[
   if (config.model_type === 'rwkv') {
     const A = config.attention_hidden_size;
     const F = config.intermediate_size;
-    out.push({ name: 'rwkv.embeddings.weight', shape: [V, C], init: normal(0.02) });
+    out.push({ name: names.embedding, shape: [V, C], init: normal(0.02) });
     for (let i = 0; i < config.num_hidden_layers; i++) {
       const b = `rwkv.blocks.${i}`;
       if (i === 0) ln(`${b}.pre_ln`);
@@ -54,11 +56,11 @@ export function checkpointPlan(configJson: Record<string, unknown>): TensorPlan[
         { name: `${b}.feed_forward.value.weight`, shape: [C, F], init: normal(0.02) },
       );
     }
-    ln('rwkv.ln_out');
-    out.push({ name: 'head.weight', shape: [V, C], init: normal(0.02) });
+    ln(names.finalNorm);
+    out.push({ name: `${names.head}.weight`, shape: [V, C], init: normal(0.02) });
   } else {
     const I = config.intermediate_size;
-    out.push({ name: 'gpt_neox.embed_in.weight', shape: [V, C], init: normal(0.02) });
+    out.push({ name: names.embedding, shape: [V, C], init: normal(0.02) });
     for (let i = 0; i < config.num_hidden_layers; i++) {
       const l = `gpt_neox.layers.${i}`;
       ln(`${l}.input_layernorm`);
@@ -74,8 +76,8 @@ export function checkpointPlan(configJson: Record<string, unknown>): TensorPlan[
         { name: `${l}.mlp.dense_4h_to_h.bias`, shape: [C], init: constant(0) },
       );
     }
-    ln('gpt_neox.final_layer_norm');
-    out.push({ name: 'embed_out.weight', shape: [V, C], init: normal(0.02) });
+    ln(names.finalNorm);
+    out.push({ name: `${names.head}.weight`, shape: [V, C], init: normal(0.02) });
   }
   return out;
 }

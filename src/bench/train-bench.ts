@@ -15,6 +15,7 @@ import type { LoraConfig } from '../lora/config.js';
 import { injectLora } from '../lora/lora-linear.js';
 import { parseModelConfig, readModelConfig, type ModelConfig } from '../models/config.js';
 import { buildModel, weightLoaderOptions } from '../models/load.js';
+import { WEIGHT_NAMES } from '../models/weight-names.js';
 import { NativeEngine } from '../runtime/native-engine.js';
 import { TfjsEngine } from '../runtime/tfjs-engine.js';
 import { tapeBytes, WASM_HEAP_BYTES } from '../train/memory-estimate.js';
@@ -167,8 +168,7 @@ interface Sizes {
 
 function sizesOf(config: ModelConfig, source: RandomTensorSource): Sizes {
   const parameters = source.names().reduce((n, name) => n + numel(source.info(name).shape), 0);
-  const embedding = config.model_type === 'rwkv' ? 'rwkv.embeddings.weight' : 'gpt_neox.embed_in.weight';
-  return { parameters, computeParameters: parameters - numel(source.info(embedding).shape) };
+  return { parameters, computeParameters: parameters - numel(source.info(WEIGHT_NAMES[config.model_type].embedding).shape) };
 }
 
 function finish(o: BenchOptions, sizes: Sizes, seconds: number, parts: Omit<BenchResult, 'model' | 'parameters' | 'computeParameters' | 'tokensPerSecond' | 'flopsPerSecond' | 'mfu' | 'stepSeconds' | 'peakRssBytes'>): BenchResult {

@@ -5,7 +5,7 @@
 import { InputError } from '../io/errors.js';
 import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
 import { buildModuleTree, findLinears } from '../models/module-tree.js';
-import type { LinearLayer } from '../models/types.js';
+import type { Architecture, LinearLayer } from '../models/types.js';
 import { fromBnbTensors, parseQuantState, QUANT_STATE_SUFFIX } from '../quant/bnb-format.js';
 import { dequantizeNf4 } from '../quant/nf4.js';
 
@@ -49,7 +49,7 @@ function quantizedShape(source: TensorSource, key: string): [number, number] {
 }
 
 /** Describes the checkpoint in `source` (of architecture `modelType`); the source stays open and owned by the caller. */
-export function describeBase(source: TensorSource, modelType: string): BaseCheckpoint {
+export function describeBase(source: TensorSource, modelType: Architecture): BaseCheckpoint {
   const names = source.names();
   const quantized = new Set(names.filter((n) => n.endsWith(QUANT_STATE_KEY)).map((n) => n.slice(0, -QUANT_STATE_KEY.length)));
   const isQuantState = (name: string): boolean => {

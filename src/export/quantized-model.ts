@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { InputError } from '../io/errors.js';
 import { writeModelFolder } from '../io/model-folder.js';
 import { checkOutputFolder, type OutputFolderMessages } from '../io/output-folder.js';
-import { checkpointLinearPaths } from '../models/load.js';
+import { checkpointLinears } from '../models/load.js';
 import { isBnb4bitConfig } from '../quant/bnb-checkpoint.js';
 import type { ComputeDtype } from '../quant/bnb-format.js';
 import { quantizedLinearSelector, type QuantizationOptions } from '../quant/options.js';
@@ -42,16 +42,16 @@ export async function quantizeModel(model: string, o: QuantizeModelOptions): Pro
   checkOutputFolder(o.out, o.force === true, [folder], o.outMessages);
   const source = await openWeights(location);
   try {
-    const linearPaths = checkpointLinearPaths(source, config.model_type);
-    const quantizes = quantizedLinearSelector(linearPaths, o.quantization);
+    const linears = checkpointLinears(source, config.model_type);
+    const quantizes = quantizedLinearSelector(linears, o.quantization);
     const options = {
       quantization: o.quantization, computeDtype: o.computeDtype, maxShardBytes: o.maxShardBytes,
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     };
-    const { weights } = await writeModelFolder(o.out, folder, quantizedConfigJson(config.raw, config.model_type, options, linearPaths),
-      (tmp) => writeQuantizedWeights(source, linearPaths, tmp, options));
+    const { weights } = await writeModelFolder(o.out, folder, quantizedConfigJson(config.raw, config.model_type, options, linears),
+      (tmp) => writeQuantizedWeights(source, linears, tmp, options));
     return {
-      summary: weights, floatLinears: linearPaths.filter((p) => !quantizes(p)), files: fs.readdirSync(o.out).sort(),
+      summary: weights, floatLinears: linears.paths.filter((p) => !quantizes(p)), files: fs.readdirSync(o.out).sort(),
       rwkvRescaleConflict: rwkvRescaleConflicts(config.raw, config.model_type),
     };
   } finally {

@@ -4,9 +4,10 @@ import { buildModuleTree, findLinears, sortedChildren, type LinearSummary, type 
 import { InputError } from '../io/errors.js';
 import type { TensorInfo, TensorSource } from '../io/tensor-source.js';
 import { parseQuantState, QUANT_STATE_SUFFIX, quantStateDtypeOf, type QuantStateJson } from '../quant/bnb-format.js';
-import { quantizedLinearSelector } from '../quant/options.js';
+import { quantizedLinearSelector, type ModelLinears } from '../quant/options.js';
 import { plannedNf4Parts, storageReport, storedNf4Parts, type Nf4Parts, type StorageReport } from '../quant/storage-report.js';
 import { locateModel, openWeights } from '../runtime/open-model.js';
+import { WEIGHT_NAMES } from '../models/weight-names.js';
 
 export interface InspectOptions {
   revision?: string;
@@ -74,7 +75,7 @@ export async function inspectModel(model: string, opts: InspectOptions): Promise
   const total = tree.params;
   const linearParams = linears.reduce((s, l) => s + l.params, 0);
   const byName = summarizeByName(linears);
-  const report = storageOf(view, linears, total, opts);
+  const report = storageOf(view, { paths: linears.map((l) => l.path), head: WEIGHT_NAMES[location.config.model_type].head }, linears, total, opts);
   const storageByPath = new Map(report?.report.linears.map((l) => [l.path, l]));
   const dtypeOf = (l: LinearSummary): string => (view.quantized.has(l.path) || storageByPath.get(l.path)?.quantized ? 'NF4' : l.dtype);
   if (opts.json) {
@@ -122,14 +123,16 @@ interface Storage {
 }
 
 /** The storage of a 4-bit checkpoint, or with --quantize 4 what `ditty quantize` would write; else undefined. */
-function storageOf(view: CheckpointView, linears: readonly LinearSummary[], parameters: number, opts: InspectOptions): Storage | undefined {
+function storageOf(
+  view: CheckpointView, model: ModelLinears, linears: readonly LinearSummary[], parameters: number, opts: InspectOptions,
+): Storage | undefined {
   if (view.quantized.size > 0) {
     if (opts.quantize !== undefined) throw new InputError('--quantize: the model is already a 4-bit checkpoint; inspect it without --quantize');
     return { source: 'checkpoint', report: storageReport(view.stored, linears, view.quantized, parameters) };
   }
   if (opts.quantize === undefined) return undefined;
   const settings = { blocksize: opts.blocksize, doubleQuant: opts.doubleQuant };
-  const quantizes = quantizedLinearSelector(linears.map((l) => l.path), { bits: 4, skipModules: opts.skipModules, ...settings });
+  const quantizes = quantizedLinearSelector(model, { bits: 4, skipModules: opts.skipModules, ...settings });
   const planned = new Map(linears.filter((l) => quantizes(l.path)).map((l) => [l.path, plannedNf4Parts([l.out, l.in], opts.blocksize, opts.doubleQuant, quantStateDtypeOf(l.dtype))]));
   return { source: 'planned', settings, report: storageReport(view.stored, linears, planned, parameters) };
 }

@@ -7,6 +7,7 @@ import { BlockwiseModel, type WeightStorers } from './model.js';
 import { activation, lastPosition } from './ops.js';
 import type { DecodeState } from './types.js';
 import type { WeightLoaderOptions } from './weights.js';
+import { WEIGHT_NAMES } from './weight-names.js';
 import { matMul } from '../engine/matmul.js';
 import { causalAttention } from '../engine/fused.js';
 
@@ -15,6 +16,7 @@ export const IGNORED_BUFFERS = [/\.attention\.bias$/, /\.attention\.masked_bias$
 
 /** Added to the scores of future positions. */
 const MASKED = -1e30;
+const NAMES = WEIGHT_NAMES.gpt_neox;
 
 /** One layer's cache: keys (after rotary) and values [B, heads, T_past, d]. */
 interface LayerCache {
@@ -76,7 +78,7 @@ export class GptNeoXModel extends BlockwiseModel {
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => tf.gather(this.param('gpt_neox.embed_in.weight'), tf.cast(ids, 'int32')) as tf.Tensor3D);
+    return tf.tidy(() => tf.gather(this.param(NAMES.embedding), tf.cast(ids, 'int32')) as tf.Tensor3D);
   }
 
   block(index: number, x: tf.Tensor3D): tf.Tensor3D {
@@ -84,11 +86,11 @@ export class GptNeoXModel extends BlockwiseModel {
   }
 
   finalNorm(x: tf.Tensor3D): tf.Tensor3D {
-    return this.norm(x, 'gpt_neox.final_layer_norm');
+    return this.norm(x, NAMES.finalNorm);
   }
 
   logits(hidden: tf.Tensor): tf.Tensor {
-    return this.linear('embed_out', hidden);
+    return this.linear(NAMES.head, hidden);
   }
 
   initState(batch: number): GptNeoXState {
@@ -213,7 +215,7 @@ export class GptNeoXModel extends BlockwiseModel {
 /** Every GPT-NeoX weight (HF names) with the shape `config` implies, in checkpoint order. */
 export function declareGptNeoXWeights(config: GptNeoXConfig, { param, linear, norm, head }: WeightStorers): void {
   const { vocab_size: V, hidden_size: H, intermediate_size: I, attention_bias: attnBias } = config;
-  param('gpt_neox.embed_in.weight', [V, H]);
+  param(NAMES.embedding, [V, H]);
   for (let i = 0; i < config.num_hidden_layers; i++) {
     const l = `gpt_neox.layers.${i}`;
     norm(`${l}.input_layernorm`);
@@ -223,6 +225,6 @@ export function declareGptNeoXWeights(config: GptNeoXConfig, { param, linear, no
     linear(`${l}.mlp.dense_h_to_4h`, I, H, true);
     linear(`${l}.mlp.dense_4h_to_h`, H, I, true);
   }
-  norm('gpt_neox.final_layer_norm');
-  head('embed_out', 'gpt_neox.embed_in.weight', config.tie_word_embeddings);
+  norm(NAMES.finalNorm);
+  head(NAMES.head, NAMES.embedding, config.tie_word_embeddings);
 }

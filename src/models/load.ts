@@ -1,11 +1,13 @@
 import { buildModuleTree, findLinears } from './module-tree.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { isBnb4bitConfig } from '../quant/bnb-checkpoint.js';
-import { quantizedLinearSelector, type QuantizationOptions } from '../quant/options.js';
+import { quantizedLinearSelector, type ModelLinears, type QuantizationOptions } from '../quant/options.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { GptNeoXModel } from './gpt-neox.js';
 import type { BlockwiseCausalLM } from './model.js';
 import { RwkvModel } from './rwkv4.js';
+import type { Architecture } from './types.js';
+import { WEIGHT_NAMES } from './weight-names.js';
 import type { WeightLoaderOptions } from './weights.js';
 
 export interface BuildModelOptions {
@@ -17,10 +19,10 @@ export interface BuildModelOptions {
   readonly quantization?: QuantizationOptions;
 }
 
-/** Module paths of the linears a checkpoint holds (float or bitsandbytes 4-bit). */
-export function checkpointLinearPaths(source: TensorSource, architecture: string): string[] {
+/** The linears a checkpoint holds (float or bitsandbytes 4-bit), and its output head. */
+export function checkpointLinears(source: TensorSource, architecture: Architecture): ModelLinears {
   const tree = buildModuleTree(source.names().map((n) => source.info(n)));
-  return findLinears(tree, architecture).map((l) => l.path);
+  return { paths: findLinears(tree, architecture).map((l) => l.path), head: WEIGHT_NAMES[architecture].head };
 }
 
 /** What the weight loader of any engine quantizes on load, for `config`'s checkpoint in `source`. */
@@ -28,7 +30,7 @@ export function weightLoaderOptions(config: ModelConfig, source: TensorSource, q
   isBnb4bitConfig(config.raw, config.file); // refuses quantization formats ditty cannot read
   return q === undefined ? {} : {
     quantization: {
-      quantizes: quantizedLinearSelector(checkpointLinearPaths(source, config.model_type), q),
+      quantizes: quantizedLinearSelector(checkpointLinears(source, config.model_type), q),
       blocksize: q.blocksize,
       doubleQuant: q.doubleQuant,
     },

@@ -2,10 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { headCrossEntropy, weightedCrossEntropy } from '../engine/cross-entropy.js';
 import { DenseLinear } from './linear.js';
 import type { CausalLM } from './types.js';
+import { WEIGHT_NAMES } from './weight-names.js';
 
 /** The output head's weight when it is a frozen dense layer without bias (the loss can then be chunked). */
 function frozenHeadWeight(model: CausalLM): tf.Tensor2D | undefined {
-  const head = model.linears.get('head') ?? model.linears.get('embed_out');
+  const head = model.linears.get(WEIGHT_NAMES[model.architecture].head);
   return head instanceof DenseLinear && !head.hasBias ? head.weight : undefined;
 }
 

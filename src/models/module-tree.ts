@@ -1,11 +1,13 @@
 import type { DType } from '../io/dtypes.js';
 import { numel } from '../io/dtypes.js';
 import type { TensorInfo } from '../io/tensor-source.js';
+import type { Architecture } from './types.js';
+import { WEIGHT_NAMES } from './weight-names.js';
 
 /** Module names (last path component) of the linear layers per architecture, as transformers names them. */
-export const LINEAR_MODULE_NAMES: Readonly<Record<string, readonly string[]>> = {
-  rwkv: ['key', 'value', 'receptance', 'output', 'head'],
-  gpt_neox: ['query_key_value', 'dense', 'dense_h_to_4h', 'dense_4h_to_h', 'embed_out'],
+export const LINEAR_MODULE_NAMES: Readonly<Record<Architecture, readonly string[]>> = {
+  rwkv: ['key', 'value', 'receptance', 'output', WEIGHT_NAMES.rwkv.head],
+  gpt_neox: ['query_key_value', 'dense', 'dense_h_to_4h', 'dense_4h_to_h', WEIGHT_NAMES.gpt_neox.head],
 };
 
 export interface ModuleNode {
@@ -49,8 +51,8 @@ export function buildModuleTree(infos: readonly TensorInfo[]): ModuleNode {
 }
 
 /** The linear layers of a tree: modules named like the architecture's linears with a 2-D weight. */
-export function findLinears(root: ModuleNode, architecture: string): LinearSummary[] {
-  const names = new Set(LINEAR_MODULE_NAMES[architecture] ?? []);
+export function findLinears(root: ModuleNode, architecture: Architecture): LinearSummary[] {
+  const names = new Set(LINEAR_MODULE_NAMES[architecture]);
   const out: LinearSummary[] = [];
   const visit = (node: ModuleNode): void => {
     const weight = node.tensors.get('weight');

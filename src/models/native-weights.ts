@@ -16,10 +16,8 @@ import type { ModelConfig } from './config.js';
 import { declareGptNeoXWeights, IGNORED_BUFFERS } from './gpt-neox.js';
 import { normStorer, type WeightStorers } from './model.js';
 import { declareRwkvWeights } from './rwkv4.js';
+import { WEIGHT_NAMES } from './weight-names.js';
 import { WeightLoader, type WeightLoaderOptions } from './weights.js';
-
-/** The token embedding of each architecture (stored in the device's activation dtype, as the head is). */
-export const EMBEDDING: Readonly<Record<ModelConfig['model_type'], string>> = { rwkv: 'rwkv.embeddings.weight', gpt_neox: 'gpt_neox.embed_in.weight' };
 
 export interface NativeWeights {
   /** embeddings, norms, mixes and decays by checkpoint name */
@@ -118,7 +116,7 @@ export function loadNativeWeights(
   // the embedding, the head and the linears' weights and biases are operands of activations: stored in their dtype
   const param = (name: string, shape: number[]): void => {
     const values = loader.values(name, shape);
-    params.set(name, name === EMBEDDING[config.model_type] ? device.uploadAct(values) : device.upload(values));
+    params.set(name, name === WEIGHT_NAMES[config.model_type].embedding ? device.uploadAct(values) : device.upload(values));
   };
   const linear = (path: string, out: number, inp: number, bias: boolean): void => {
     const b = bias ? device.uploadAct(loader.values(`${path}.bias`, [out])) : undefined;

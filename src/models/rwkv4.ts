@@ -10,6 +10,7 @@ import { BlockwiseModel, type WeightStorers } from './model.js';
 import { lastPosition, shiftTokens } from './ops.js';
 import type { DecodeState } from './types.js';
 import type { WeightLoaderOptions } from './weights.js';
+import { WEIGHT_NAMES } from './weight-names.js';
 import { reluSquared } from '../engine/fused.js';
 
 /** One layer's recurrent state, as transformers' 5 state tensors. */
@@ -21,6 +22,8 @@ export interface RwkvLayerState {
   /** aa, bb, pp [B, C_att] */
   readonly wkv: WkvState;
 }
+
+const NAMES = WEIGHT_NAMES.rwkv;
 
 function disposeLayerState(s: RwkvLayerState): void {
   tf.dispose([s.attX, s.ffnX, s.wkv.aa, s.wkv.bb, s.wkv.pp]);
@@ -76,7 +79,7 @@ export class RwkvModel extends BlockwiseModel {
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => tf.gather(this.param('rwkv.embeddings.weight'), tf.cast(ids, 'int32')) as tf.Tensor3D);
+    return tf.tidy(() => tf.gather(this.param(NAMES.embedding), tf.cast(ids, 'int32')) as tf.Tensor3D);
   }
 
   block(index: number, x: tf.Tensor3D): tf.Tensor3D {
@@ -92,11 +95,11 @@ export class RwkvModel extends BlockwiseModel {
   }
 
   finalNorm(x: tf.Tensor3D): tf.Tensor3D {
-    return this.norm(x, 'rwkv.ln_out');
+    return this.norm(x, NAMES.finalNorm);
   }
 
   logits(hidden: tf.Tensor): tf.Tensor {
-    return this.linear('head', hidden);
+    return this.linear(NAMES.head, hidden);
   }
 
   initState(batch: number): RwkvState {
@@ -174,7 +177,7 @@ export class RwkvModel extends BlockwiseModel {
 export function declareRwkvWeights(config: RwkvConfig, { param, linear: linearWithBias, norm, head }: WeightStorers): void {
   const { vocab_size: V, hidden_size: C, attention_hidden_size: A, intermediate_size: F } = config;
   const linear = (path: string, out: number, inp: number): void => linearWithBias(path, out, inp, false);
-  param('rwkv.embeddings.weight', [V, C]);
+  param(NAMES.embedding, [V, C]);
   for (let i = 0; i < config.num_hidden_layers; i++) {
     const b = `rwkv.blocks.${i}`;
     if (i === 0) norm(`${b}.pre_ln`);
@@ -190,8 +193,8 @@ export function declareRwkvWeights(config: RwkvConfig, { param, linear: linearWi
     linear(`${b}.feed_forward.receptance`, C, C);
     linear(`${b}.feed_forward.value`, C, F);
   }
-  norm('rwkv.ln_out');
-  head('head', 'rwkv.embeddings.weight', config.tie_word_embeddings);
+  norm(NAMES.finalNorm);
+  head(NAMES.head, NAMES.embedding, config.tie_word_embeddings);
 }
 
 /** Token-shift mix: z * m + shifted * (1 - m) */

@@ -1,7 +1,8 @@
 /**
  * Which linears of a model are held in NF4, following transformers + bitsandbytes: every linear of
- * the blocks except the output head (`head`, `embed_out`) and the user's skip list. Embeddings, layer
- * norms and the RWKV time_* parameters are not linears, so they are never quantized.
+ * the blocks except the output head and the user's skip list. Embeddings, layer norms and the RWKV
+ * time_* parameters are not linears, so they are never quantized. quant/ knows no architecture: the
+ * model's linears and its head come from models/ (models/load.ts checkpointLinears).
  */
 import { QUANTIZATION_DEFAULTS } from '../config/schema.js';
 import { InputError } from '../io/errors.js';
@@ -25,15 +26,20 @@ export const DEFAULT_QUANTIZATION: QuantizationOptions = {
   blocksize: QUANTIZATION_DEFAULTS.blocksize, skipModules: QUANTIZATION_DEFAULTS.skip_modules,
 };
 
-/** Module path of the output head per architecture, which transformers never quantizes. */
-export const OUTPUT_HEAD: Readonly<Record<string, string>> = { rwkv: 'head', gpt_neox: 'embed_out' };
-const OUTPUT_HEADS: readonly string[] = Object.values(OUTPUT_HEAD);
+/** A model's linear layers as quantization sees them. */
+export interface ModelLinears {
+  /** every linear's module path, the head's included */
+  readonly paths: readonly string[];
+  /** the output head's module path, which transformers never quantizes */
+  readonly head: string;
+}
 
 /**
- * Checks `options` against the model's linear module paths and returns the predicate "this linear
- * is held in NF4". Errors: a bad blocksize, or a skip entry that matches no linear (listing them).
+ * Checks `options` against the model's linears and returns the predicate "this linear is held in
+ * NF4". Errors: a bad blocksize, or a skip entry that matches no linear (listing them).
  */
-export function quantizedLinearSelector(linearPaths: readonly string[], options: QuantizationOptions): (path: string) => boolean {
+export function quantizedLinearSelector(linears: ModelLinears, options: QuantizationOptions): (path: string) => boolean {
+  const linearPaths = linears.paths;
   if (options.bits !== 4 && options.bits !== 16) throw new InputError(`quantization bits must be 4 or 16, got ${String(options.bits)}`);
   try {
     validateBlocksize(options.blocksize);
@@ -46,5 +52,5 @@ export function quantizedLinearSelector(linearPaths: readonly string[], options:
     throw new InputError(`skip module${unmatched.length > 1 ? 's' : ''} ${list} match${unmatched.length > 1 ? '' : 'es'} no linear layer; ${describeLinears(linearPaths, { inline: true, maxExamples: Infinity })}`);
   }
   if (options.bits === 16) return () => false;
-  return (path) => !OUTPUT_HEADS.includes(path) && !options.skipModules.some((entry) => matchesName(path, entry));
+  return (path) => path !== linears.head && !options.skipModules.some((entry) => matchesName(path, entry));
 }

@@ -16,7 +16,7 @@ import { PyFloat, pythonJsonDumps, type PyJson } from '../io/python-json.js';
 import { quantStateKey } from './bnb-checkpoint.js';
 import { quantStateDtypeOf, toBnbTensors, type ComputeDtype } from './bnb-format.js';
 import { nf4Bytes, quantizeNf4 } from './nf4.js';
-import { OUTPUT_HEAD, quantizedLinearSelector, type QuantizationOptions } from './options.js';
+import { quantizedLinearSelector, type ModelLinears, type QuantizationOptions } from './options.js';
 
 
 /**
@@ -90,11 +90,11 @@ function estimatedNf4Bytes(n: number, q: QuantizationOptions): number {
 }
 
 /** What becomes of each tensor, in the source's order; the linears to quantize become one unit each. */
-function planUnits(source: TensorSource, linearPaths: readonly string[], q: QuantizationOptions): Unit[] {
-  const selected = quantizedLinearSelector(linearPaths, q);
-  const already = linearPaths.find((p) => source.has(quantStateKey(p)));
+function planUnits(source: TensorSource, linears: ModelLinears, q: QuantizationOptions): Unit[] {
+  const selected = quantizedLinearSelector(linears, q);
+  const already = linears.paths.find((p) => source.has(quantStateKey(p)));
   if (already !== undefined) throw new InputError(`${source.location}: already a 4-bit checkpoint ("${quantStateKey(already)}" is present)`);
-  const targets = new Set(linearPaths.filter(selected));
+  const targets = new Set(linears.paths.filter(selected));
   return source.names().map((name): Unit => {
     const info = source.info(name);
     const sourceBytes = numel(info.shape) * DTYPE_SIZES[info.dtype];
@@ -111,11 +111,11 @@ function planUnits(source: TensorSource, linearPaths: readonly string[], q: Quan
  * shards + model.safetensors.index.json), with `__metadata__` {"format": "pt"}.
  */
 export async function writeQuantizedWeights(
-  source: TensorSource, linearPaths: readonly string[], dir: string, options: QuantizeCheckpointOptions,
+  source: TensorSource, linears: ModelLinears, dir: string, options: QuantizeCheckpointOptions,
 ): Promise<QuantizeSummary> {
   const q = options.quantization;
   if (q.bits !== 4) throw new InputError(`quantize writes 4-bit checkpoints; got bits ${q.bits}`);
-  const units = planUnits(source, linearPaths, q);
+  const units = planUnits(source, linears, q);
   const linearsTotal = units.filter((u) => u.kind === 'nf4').length;
   let linearsDone = 0;
   let quantizedParameters = 0;
@@ -165,17 +165,16 @@ export const RWKV_RESCALE_NOTICE = 'rescale_every is set to 0 in config.json: tr
 
 /**
  * config.json of the 4-bit checkpoint: the original keys plus quantization_config, as transformers
- * writes it, with rescale_every 0 for RWKV (see rwkvRescaleConflicts). `linearPaths` are every linear
- * of the model, to name the skipped ones by full path.
+ * writes it, with rescale_every 0 for RWKV (see rwkvRescaleConflicts). `linears` are every linear of
+ * the model, to name the skipped ones by full path.
  */
 export function quantizedConfigJson(
-  raw: Readonly<Record<string, unknown>>, architecture: string, options: QuantizeCheckpointOptions, linearPaths: readonly string[],
+  raw: Readonly<Record<string, unknown>>, architecture: string, options: QuantizeCheckpointOptions, linears: ModelLinears,
 ): string {
-  const head = OUTPUT_HEAD[architecture] ?? 'head';
-  const quantizes = quantizedLinearSelector(linearPaths, options.quantization);
+  const quantizes = quantizedLinearSelector(linears, options.quantization);
   const quantization_config = bnbQuantizationConfig({
     doubleQuant: options.quantization.doubleQuant, computeDtype: options.computeDtype,
-    skipped: linearPaths.filter((p) => !quantizes(p)), head,
+    skipped: linears.paths.filter((p) => !quantizes(p)), head: linears.head,
   });
   const config: Record<string, PyJson> = { ...(raw as Record<string, PyJson>) };
   if (rwkvRescaleConflicts(raw, architecture)) config['rescale_every'] = 0;

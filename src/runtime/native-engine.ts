@@ -19,7 +19,8 @@ import { dropoutSeed, initialLoraA, loraLayerSeed, type InitialWeights } from '.
 import { matchTargets } from '../lora/match.js';
 import type { ModelConfig } from '../models/config.js';
 import { GptNeoXNativeProgram } from '../models/gpt-neox-native.js';
-import { EMBEDDING, loadNativeWeights, type NativeWeights } from '../models/native-weights.js';
+import { loadNativeWeights, type NativeWeights } from '../models/native-weights.js';
+import { WEIGHT_NAMES } from '../models/weight-names.js';
 import { releaseSaved, type NativeBlockProgram, type PassContext, type Saved } from '../models/native-program.js';
 import { RwkvNativeProgram } from '../models/rwkv4-native.js';
 import type { WeightLoaderOptions } from '../models/weights.js';
@@ -46,7 +47,6 @@ export interface NativeEngineOptions {
 /** An adapter to put on the linear at `path`. */
 type AdapterPlacement = Omit<AdapterSpec, 'keyA' | 'keyB'> & { readonly path: string };
 
-const FINAL_NORM: Record<ModelConfig['model_type'], string> = { rwkv: 'rwkv.ln_out', gpt_neox: 'gpt_neox.final_layer_norm' };
 const BLOCK_INDEX = /^(?:rwkv\.blocks|gpt_neox\.layers)\.(\d+)\./;
 
 export class NativeEngine implements TrainEngine {
@@ -194,7 +194,7 @@ export class NativeEngine implements TrainEngine {
     const ids = this.device.upload(batch.input);
     const x = this.device.act(N * C);
     try {
-      this.device.addon.embeddingForward(ids.id, N, this.weights.params.get(EMBEDDING[this.config.model_type])!.id, this.config.vocab_size, C, x.id);
+      this.device.addon.embeddingForward(ids.id, N, this.weights.params.get(WEIGHT_NAMES[this.config.model_type].embedding)!.id, this.config.vocab_size, C, x.id);
     } catch (err) {
       // the buffers are the engine's own: only a token id can be wrong, which is the input's fault
       this.device.release(x);
@@ -210,7 +210,7 @@ export class NativeEngine implements TrainEngine {
   private head(x: Buf, batch: MicroBatch, normalizer: number | undefined): { loss: number; dx?: Buf } {
     const a = this.device.addon;
     const N = batch.rows * batch.length, C = this.config.hidden_size;
-    const norm = FINAL_NORM[this.config.model_type];
+    const norm = WEIGHT_NAMES[this.config.model_type].finalNorm;
     const w = this.weights.params.get(`${norm}.weight`)!, b = this.weights.params.get(`${norm}.bias`)!;
     const hf = this.device.act(N * C), mean = this.device.f32(N), rstd = this.device.f32(N);
     const targets = this.device.upload(batch.target);
@@ -304,7 +304,7 @@ export class NativeEngine implements TrainEngine {
         const x = this.forwardOnly(batch, ctx);
         try {
           // the final norm and the head on the last position only
-          const norm = FINAL_NORM[this.config.model_type];
+          const norm = WEIGHT_NAMES[this.config.model_type].finalNorm;
           const last = this.device.act(C), hf = this.device.act(C), mean = this.device.f32(1), rstd = this.device.f32(1), logits = this.device.f32(V);
           try {
             a.copy(last.id, 0, x.id, (T - 1) * C, C);

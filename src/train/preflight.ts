@@ -12,7 +12,7 @@ import type { TensorSource } from '../io/tensor-source.js';
 import type { LoraConfig } from '../lora/config.js';
 import { isTarget } from '../lora/match.js';
 import type { ModelConfig } from '../models/config.js';
-import { checkpointLinearPaths } from '../models/load.js';
+import { checkpointLinears } from '../models/load.js';
 import { quantizedLinearSelector } from '../quant/options.js';
 import { tapeBytes } from './memory-estimate.js';
 import { stepsPerEpoch } from './trainer.js';
@@ -74,7 +74,7 @@ function nf4Bytes(n: number, blocksize: number, doubleQuant: boolean): number {
 export function estimateMemory(
   config: TrainConfig, model: ModelConfig, source: TensorSource, lora: LoraConfig, checkpointing: Checkpointing,
 ): MemoryEstimate {
-  const linears = checkpointLinearPaths(source, model.model_type);
+  const linears = checkpointLinears(source, model.model_type);
   const q = config.quantization;
   const quantizes = quantizedLinearSelector(linears, { bits: q.bits, doubleQuant: q.double_quant, blocksize: q.blocksize, skipModules: q.skip_modules });
   const shapes = new Map<string, readonly number[]>();
@@ -83,7 +83,7 @@ export function estimateMemory(
     const info = source.info(name);
     const n = info.shape.reduce((a, b) => a * b, 1);
     const linear = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : undefined;
-    if (linear !== undefined && linears.includes(linear)) shapes.set(linear, info.shape);
+    if (linear !== undefined && linears.paths.includes(linear)) shapes.set(linear, info.shape);
     const float = info.dtype === 'F16' || info.dtype === 'BF16' || info.dtype === 'F32' || info.dtype === 'F64';
     if (linear !== undefined && float && quantizes(linear)) baseBytes += nf4Bytes(n, q.blocksize, q.double_quant);
     else baseBytes += float ? 4 * n : DTYPE_SIZES[info.dtype] * n;
