@@ -12,7 +12,7 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print one JSON object instead of text')
     .addOption(new Option('--quantize <bits>', 'report the storage `ditty quantize` would give a float model').choices(['4']))
     .option('--blocksize <n>', 'with --quantize: values per absmax block', blocksizeOption, DEFAULT_QUANTIZATION.blocksize)
-    .option('--no-double-quant', 'with --quantize: keep the absmax values in float32')
+    .addOption(new Option('--no-double-quant', 'with --quantize: keep the absmax values in float32').default(DEFAULT_QUANTIZATION.doubleQuant))
     .option('--skip-modules <names>', 'with --quantize: comma-separated linears kept in float', listOption, [])
     .action(async (model: string, opts: InspectOptions) => {
       process.stdout.write(await inspectModel(model, opts));

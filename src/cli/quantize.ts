@@ -51,7 +51,7 @@ export function registerQuantize(program: Command): void {
     .argument('<model>', 'local model folder or hub repo id (org/name)')
     .requiredOption('--out <dir>', 'output folder (created; must not exist or be empty unless --force)')
     .option('--blocksize <n>', 'values per absmax block: a power of two from 32 to 4096', blocksizeOption, DEFAULT_QUANTIZATION.blocksize)
-    .option('--no-double-quant', 'keep the absmax values in float32 (4.5 instead of 4.127 bits per parameter)')
+    .addOption(new Option('--no-double-quant', 'keep the absmax values in float32 (4.5 instead of 4.127 bits per parameter)').default(DEFAULT_QUANTIZATION.doubleQuant))
     .option('--skip-modules <names>', 'comma-separated linears to keep in float (a path or a name suffix)', listOption, [])
     .addOption(new Option('--compute-dtype <dtype>', 'compute dtype recorded for transformers (bnb_4bit_compute_dtype in config.json)').choices(['bfloat16', 'float16', 'float32']).default('bfloat16'))
     .option('--max-shard-mib <n>', 'largest weight file in MiB (the 4-bit data of one file is held in memory while it is written); more gives shards and an index', intOption('--max-shard-mib', 1), 2048)

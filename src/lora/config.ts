@@ -40,12 +40,6 @@ export const PEFT_LORA_DEFAULTS = {
   r: 8, alpha: 8, dropout: 0, useRslora: false, bias: 'none', fanInFanOut: false,
 } as const satisfies Omit<LoraConfig, 'targetModules'>;
 
-/** PEFT's built-in targets (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-export const PEFT_TARGET_MODULES: Readonly<Record<Architecture, readonly string[]>> = {
-  rwkv: ['key', 'value', 'receptance', 'output'],
-  gpt_neox: ['query_key_value'],
-};
-
 /** The config's lora section (config/schema.ts) as a LoraConfig adapting `targets`. */
 export function loraConfigOf(section: LoraSection, targets: TargetModules): LoraConfig {
   return {
@@ -57,11 +51,6 @@ export function loraConfigOf(section: LoraSection, targets: TargetModules): Lora
 /** ditty's defaults: the config schema's lora defaults and the architecture's default targets. */
 export function defaultLoraConfig(arch: Architecture): LoraConfig {
   return loraConfigOf(LORA_DEFAULTS, DEFAULT_TARGET_MODULES[arch]);
-}
-
-/** PEFT's defaults with PEFT's built-in targets for the architecture. */
-export function peftDefaultLoraConfig(arch: Architecture): LoraConfig {
-  return { ...PEFT_LORA_DEFAULTS, targetModules: [...PEFT_TARGET_MODULES[arch]] };
 }
 
 /** alpha / r, or alpha / sqrt(r) with rsLoRA. */

@@ -1,20 +1,41 @@
+/**
+ * Commands that take no config file hold the linears as a training config without quantization keys
+ * would: their option defaults must not drift from the config schema's (a negatable --no-double-quant,
+ * for one, defaults to true unless told the schema's default).
+ */
 import { describe, expect, it } from 'vitest';
-import { DATA_DEFAULTS, DEFAULT_TARGET_MODULES, TrainConfigSchema } from '../../src/config/schema.js';
-import { defaultLoraConfig } from '../../src/lora/config.js';
-import { DEFAULT_QUANTIZATION } from '../../src/quant/options.js';
+import type { Command } from 'commander';
+import { TrainConfigSchema } from '../../src/config/schema.js';
+import { engineOptions } from '../../src/cli/common.js';
+import { buildProgram } from '../../src/cli/main.js';
 
-describe('library defaults are the config schema\'s', () => {
-  const parsed = TrainConfigSchema.parse({ model: { name_or_path: 'RWKV/rwkv-4-169m-pile' } });
+/** What a training config that leaves the quantization section out is trained with. */
+const configured = TrainConfigSchema.parse({ model: { name_or_path: 'RWKV/rwkv-4-169m-pile' } }).quantization;
 
-  it('quantization, LoRA and data defaults equal what a config without those keys resolves to', () => {
-    expect(DEFAULT_QUANTIZATION).toEqual({
-      bits: parsed.quantization.bits, doubleQuant: parsed.quantization.double_quant,
-      blocksize: parsed.quantization.blocksize, skipModules: parsed.quantization.skip_modules,
+/** The options `args` give a command, read before its action runs (which is never called). */
+async function optionsOf(args: readonly string[]): Promise<Record<string, unknown>> {
+  const stop = new Error('stop before the action');
+  let opts: Record<string, unknown> | undefined;
+  const program = buildProgram().hook('preAction', (_: Command, action: Command) => {
+    opts = action.opts();
+    throw stop;
+  });
+  await expect(program.parseAsync([...args], { from: 'user' })).rejects.toBe(stop);
+  return opts!;
+}
+
+describe('commands without a config use the config\'s quantization defaults', () => {
+  it('--quantize 4 of generate and eval', () => {
+    expect(engineOptions({ backend: 'auto', quantize: '4' }).quantization).toEqual({
+      bits: 4, blocksize: configured.blocksize, doubleQuant: configured.double_quant, skipModules: configured.skip_modules,
     });
-    expect(defaultLoraConfig('rwkv')).toMatchObject({
-      r: parsed.lora.r, alpha: parsed.lora.alpha, dropout: parsed.lora.dropout, useRslora: parsed.lora.use_rslora,
-      targetModules: [...DEFAULT_TARGET_MODULES.rwkv],
-    });
-    expect(DATA_DEFAULTS).toEqual(parsed.data);
+  });
+
+  it('ditty quantize and ditty inspect --quantize 4 without their options', async () => {
+    for (const args of [['quantize', 'model', '--out', 'out'], ['inspect', 'model', '--quantize', '4']]) {
+      expect(await optionsOf(args), args[0]).toMatchObject({
+        blocksize: configured.blocksize, doubleQuant: configured.double_quant, skipModules: configured.skip_modules,
+      });
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/io/errors.js';
 import { adapterConfigJson, parseAdapterConfig } from '../../src/lora/adapter-config.js';
-import { defaultLoraConfig, PEFT_LORA_DEFAULTS, type LoraConfig } from '../../src/lora/config.js';
+import { defaultLoraConfig, type LoraConfig } from '../../src/lora/config.js';
 
 const RWKV_CONFIG: LoraConfig = defaultLoraConfig('rwkv');
 const FILE = 'a/adapter_config.json';
@@ -88,8 +88,9 @@ describe('reading adapter_config.json', () => {
 
   it('takes PEFT\'s defaults for keys that are absent or null', () => {
     const minimal = { peft_type: 'LORA', r: 4, target_modules: ['key'] };
+    // PEFT's LoraConfig: lora_alpha=8, lora_dropout=0.0, use_rslora=False, bias="none", fan_in_fan_out=False
     const expected: LoraConfig = {
-      r: 4, alpha: PEFT_LORA_DEFAULTS.alpha, dropout: PEFT_LORA_DEFAULTS.dropout, useRslora: PEFT_LORA_DEFAULTS.useRslora,
+      r: 4, alpha: 8, dropout: 0, useRslora: false,
       bias: 'none', fanInFanOut: false, targetModules: ['key'],
       rankPattern: undefined, alphaPattern: undefined, layersToTransform: undefined, layersPattern: undefined,
     };

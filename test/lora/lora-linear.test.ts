@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Nf4Linear } from '../../src/models/nf4-linear.js';
 import { InputError } from '../../src/io/errors.js';
 import {
-  defaultLoraConfig, loraScaling, peftDefaultLoraConfig, PEFT_LORA_DEFAULTS, type LoraConfig,
+  defaultLoraConfig, loraConfigOf, loraScaling, type LoraConfig,
 } from '../../src/lora/config.js';
 import { injectLora, LoraLinear, setLoraTraining, trainableVariables } from '../../src/lora/lora-linear.js';
 import { dequantizeNf4 } from '../../src/quant/nf4.js';
@@ -15,11 +15,15 @@ import { denseLinear, disposeAll, expectClose, matMul, matMulT, matMulTA, read, 
 beforeAll(async () => { await useBackend(); });
 
 describe('LoraConfig', () => {
-  it('has ditty recipe defaults and PEFT defaults per architecture', () => {
-    expect(defaultLoraConfig('rwkv')).toMatchObject({ r: 8, alpha: 16, dropout: 0.05, targetModules: ['key', 'value', 'receptance'] });
-    expect(defaultLoraConfig('gpt_neox').targetModules).toEqual(['query_key_value']);
-    expect(PEFT_LORA_DEFAULTS).toMatchObject({ r: 8, alpha: 8, dropout: 0 });
-    expect(peftDefaultLoraConfig('rwkv').targetModules).toEqual(['key', 'value', 'receptance', 'output']);
+  it('is the config\'s lora section, key for key', () => {
+    const section = { r: 4, alpha: 32, dropout: 0.1, use_rslora: true, target_modules: null };
+    expect(loraConfigOf(section, ['key'])).toEqual({
+      r: 4, alpha: 32, dropout: 0.1, useRslora: true, targetModules: ['key'], bias: 'none', fanInFanOut: false,
+    });
+    expect(loraConfigOf(section, '.*key').targetModules).toBe('.*key');
+  });
+
+  it('scales by alpha / r, or alpha / sqrt(r) with rsLoRA', () => {
     expect(loraScaling(16, 8, false)).toBe(2);
     expect(loraScaling(16, 4, true)).toBe(8);
   });
