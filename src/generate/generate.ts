@@ -13,7 +13,9 @@ export interface GenerateOptions extends SamplingOptions {
 
 /**
  * Yield new token ids one at a time. The prompt is consumed once; every later step feeds only the
- * new token (RWKV carries its recurrent state, GPT-NeoX its KV cache).
+ * new token (RWKV carries its recurrent state, GPT-NeoX its KV cache). Each token gives the event
+ * loop a turn: an async generator alone resumes on microtasks only, so a SIGINT (a macrotask) would
+ * wait for the whole generation.
  */
 export async function* generateTokens(engine: LossEngine, promptIds: readonly number[], opts: GenerateOptions): AsyncGenerator<number> {
   if (promptIds.length === 0) throw new Error('generate needs at least one prompt token');
@@ -25,6 +27,7 @@ export async function* generateTokens(engine: LossEngine, promptIds: readonly nu
       const id = sampleToken(logits, opts, rng);
       if (opts.stopIds.includes(id)) return;
       yield id;
+      await new Promise<void>((resolve) => { setImmediate(resolve); });
       logits = decoder.feed([id]);
     }
   } finally {

@@ -86,7 +86,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe.skipIf(!fixture.present || !dolly.present)('signals during ditty train', () => {
   it('SIGINT before the first step stops at once and says nothing was trained', async () => {
     const dir = path.join(tmpRoot, 'before');
-    const run = ditty(dir, 'training.max_steps=5');
+    // long samples before the first step (4 prompts x 4000 tokens: tens of seconds) keep the run in its
+    // setup phase however late a busy machine lets this test send the signal (without them training
+    // starts within a second of the data statistics); a signal during the samples stops at once too
+    const run = ditty(dir, 'training.max_steps=5', 'eval.max_new_tokens=4000');
     // the data statistics come after the run folder is locked and before the model loads
     await run.waitFor(/blocks of 64/, 'err');
     run.child.kill('SIGINT');
