@@ -5,3 +5,4 @@ export declare function findNvcc(): { nvcc: string; home: string } | undefined;
 export declare function cudaArchs(): string[];
 export declare function cudaSources(): string[];
 export declare function findCudaInclude(): string | undefined;
+export declare function withBuildLock<T>(dir: string, fn: () => Promise<T>): Promise<T>;

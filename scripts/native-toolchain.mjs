@@ -219,7 +219,11 @@ export async function withBuildLock(dir, fn) {
       if (err.code !== 'EEXIST') throw err;
       let pid = NaN;
       try { pid = Number(fs.readFileSync(owner, 'utf8')); } catch { /* being written or removed */ }
-      if (Number.isInteger(pid) && pid > 0 && !alive(pid)) fs.rmSync(dir, { recursive: true, force: true });
+      // no pid after 10 s: its owner died between creating the folder and writing the pid
+      let age = 0;
+      try { age = Date.now() - fs.statSync(dir).mtimeMs; } catch { continue; }
+      const stale = Number.isInteger(pid) && pid > 0 ? !alive(pid) : age > 10_000;
+      if (stale) fs.rmSync(dir, { recursive: true, force: true });
       else await sleep(250);
     }
   }
