@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { compileAll, cudaArchs, cudaSources, findNvcc, firstError, gencodeFlags, objectFor, root } from './native-toolchain.mjs';
+import { compileAll, CUDA_OBJ_DIR, cudaArchs, cudaSources, findNvcc, firstError, gencodeFlags, objectFor, PTXAS_INFO, ptxasReportFor, root } from './native-toolchain.mjs';
 
 const reasonFile = path.join(root, 'build', 'native-unavailable.txt');
 const cudaDir = path.join(root, 'build', 'cuda');
@@ -42,15 +42,15 @@ async function buildCuda() {
   } catch (err) {
     return noCuda(err.message);
   }
-  const objDir = path.join(cudaDir, 'obj');
-  // .cu files are compiled for every arch; host-only .cpp files by nvcc's host compiler against the real runtime
+  // .cu files are compiled for every arch; host-only .cpp files by nvcc's host compiler against the real runtime.
+  // ptxas -v reports each kernel's registers and spills: scripts/check-ptxas.mjs reads the report it keeps.
   const common = ['-std=c++20', '-O3', '-Xcompiler=-fPIC,-Wall,-Wextra', '-DDITTY_WITH_CUDA', '-Inative/include', '-Inative/cuda/include', '-Inative'];
-  const cu = ['-x', 'cu', ...gencodeFlags(archs), '-Wno-deprecated-gpu-targets', '-Xcompiler=-fno-strict-aliasing'];
+  const cu = ['-x', 'cu', ...gencodeFlags(archs), '-Wno-deprecated-gpu-targets', '-Xcompiler=-fno-strict-aliasing', '-Xptxas=-v'];
   const sources = cudaSources();
   const jobs = sources.map((src) => {
-    const obj = objectFor(objDir, src);
-    const kind = src.endsWith('.cu') ? cu : ['-DDITTY_CUDA_NATIVE'];
-    return { src, obj, args: [found.nvcc, ...kind, ...common, '-MD', '-MF', `${obj.slice(0, -2)}.d`, '-c', src, '-o', obj] };
+    const obj = objectFor(CUDA_OBJ_DIR, src);
+    const args = [found.nvcc, ...(src.endsWith('.cu') ? cu : ['-DDITTY_CUDA_NATIVE']), ...common, '-MD', '-MF', `${obj.slice(0, -2)}.d`, '-c', src, '-o', obj];
+    return src.endsWith('.cu') ? { src, obj, args, outputFile: ptxasReportFor(obj), quiet: PTXAS_INFO } : { src, obj, args };
   });
   process.stderr.write(`ditty: compiling the CUDA device (${sources.length} files, sm_${archs.join(', sm_')}) with ${found.nvcc}\n`);
   const r = await compileAll(jobs, Math.max(1, os.availableParallelism()), (m) => process.stderr.write(`  nvcc ${m}\n`));

@@ -1,6 +1,8 @@
-// Compiles the CUDA kernels for sm_90 with `nvcc -Xptxas -v` and fails if any kernel spills
-// registers to local memory (spill stores or loads > 0): the emulator cannot see register
-// pressure, ptxas can. Prints a table (kernel, registers, stack frame, spills) per file.
+// Fails if any CUDA kernel spills registers to local memory on sm_90 (spill stores or loads > 0): the
+// emulator cannot see register pressure, ptxas can. Prints a table (kernel, registers, stack frame,
+// spills) per file. A file's ptxas -v report comes from the `npm ci` build (build-native.mjs keeps it
+// beside the object) when that object is current and was built for the arch; otherwise the file is
+// compiled for the arch alone with `nvcc -Xptxas -v`.
 //
 //   node scripts/check-ptxas.mjs [--json] [--arch 90] [file.cu ...]
 //
@@ -10,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findNvcc, root } from './native-toolchain.mjs';
+import { CUDA_OBJ_DIR, findNvcc, objectCommand, objectFor, objectIsCurrent, ptxasReportFor, root } from './native-toolchain.mjs';
 
 /** The hot kernels: every kernel file of the CUDA device. */
 export function kernelFiles() {
@@ -20,15 +22,18 @@ export function kernelFiles() {
   });
 }
 
-/** Per-kernel rows from ptxas -v output: { kernel, registers, stack, spillStores, spillLoads }. */
-export function parsePtxas(text) {
+/**
+ * Per-kernel rows from ptxas -v output: { kernel, registers, stack, spillStores, spillLoads }; with
+ * `arch` ("90"), only the kernels compiled for sm_<arch> (a fat build reports each arch).
+ */
+export function parsePtxas(text, arch) {
   const rows = [];
   let current;
   for (const line of text.split('\n')) {
-    let m = /Compiling entry function '([^']+)'/.exec(line);
+    let m = /Compiling entry function '([^']+)'(?: for 'sm_(\w+)')?/.exec(line);
     if (m) {
-      current = { kernel: m[1], registers: 0, stack: 0, spillStores: 0, spillLoads: 0 };
-      rows.push(current);
+      current = arch === undefined || m[2] === undefined || m[2] === arch ? { kernel: m[1], registers: 0, stack: 0, spillStores: 0, spillLoads: 0 } : undefined;
+      if (current) rows.push(current);
       continue;
     }
     if (!current) continue;
@@ -58,6 +63,17 @@ function demangle(names) {
   });
 }
 
+/** The report of the `npm ci` build for `file`, when its object is current and was built for sm_<arch>. */
+function buildReport(file, arch) {
+  const obj = objectFor(CUDA_OBJ_DIR, file);
+  const report = ptxasReportFor(obj);
+  const cmd = objectCommand(obj);
+  if (!cmd || !fs.existsSync(report) || !cmd.includes('-Xptxas=-v') || !cmd.includes(`-gencode=arch=compute_${arch},code=sm_${arch}`)) return undefined;
+  if (!objectIsCurrent(obj, file)) return undefined;
+  const text = fs.readFileSync(report, 'utf8');
+  return { file, ok: true, text, rows: parsePtxas(text, arch), from: 'build' };
+}
+
 function compile(nvcc, arch, file) {
   return new Promise((resolve) => {
     const args = ['-x', 'cu', '-std=c++20', '-O3', '-cubin', `-arch=sm_${arch}`, '-Xptxas', '-v', '-DDITTY_WITH_CUDA',
@@ -67,20 +83,29 @@ function compile(nvcc, arch, file) {
     child.stdout.on('data', (d) => { text += d; });
     child.stderr.on('data', (d) => { text += d; });
     child.on('error', (e) => resolve({ file, ok: false, text: e.message, rows: [] }));
-    child.on('close', (code) => resolve({ file, ok: code === 0, text, rows: parsePtxas(text) }));
+    child.on('close', (code) => resolve({ file, ok: code === 0, text, rows: parsePtxas(text, arch), from: 'compiled' }));
   });
 }
 
-/** Checks `files` (default: kernelFiles()) for arch; { ok, reason?, files: [{ file, ok, rows, error? }] }. */
-export async function checkPtxas(files = kernelFiles(), arch = '90') {
+/**
+ * Checks `files` (default: kernelFiles()) for arch; { ok, reason?, files: [{ file, ok, from, rows, error? }] },
+ * from: 'build' (the npm ci build's report) or 'compiled'. `reuse: false` compiles every file.
+ */
+export async function checkPtxas(files = kernelFiles(), arch = '90', { reuse = true } = {}) {
   const found = findNvcc();
   if (!found) return { ok: false, missing: true, reason: 'nvcc was not found (PATH, CUDA_HOME, /usr/local/cuda*)', files: [] };
   const results = [];
+  const todo = [];
+  for (const file of files) {
+    const reused = reuse ? buildReport(file, arch) : undefined;
+    if (reused) results.push(reused);
+    else todo.push(file);
+  }
   let next = 0;
   const worker = async () => {
-    while (next < files.length) results.push(await compile(found.nvcc, arch, files[next++]));
+    while (next < todo.length) results.push(await compile(found.nvcc, arch, todo[next++]));
   };
-  await Promise.all(Array.from({ length: Math.min(files.length, Math.max(1, os.availableParallelism())) }, worker));
+  await Promise.all(Array.from({ length: Math.min(todo.length, Math.max(1, os.availableParallelism())) }, worker));
   results.sort((a, b) => a.file.localeCompare(b.file));
   for (const r of results) {
     const names = await demangle(r.rows.map((row) => row.kernel));
@@ -94,7 +119,7 @@ export async function checkPtxas(files = kernelFiles(), arch = '90') {
   return {
     ok: spilling.length === 0 && failed.length === 0,
     ...(failed.length ? { reason: `nvcc failed on ${failed.map((f) => f.file).join(', ')}` } : spilling.length ? { reason: `${spilling.length} kernel(s) spill registers` } : {}),
-    files: results.map((r) => ({ file: r.file, ok: r.ok, rows: r.rows, ...(r.ok ? {} : { error: r.text.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('\n') }) })),
+    files: results.map((r) => ({ file: r.file, ok: r.ok, from: r.from, rows: r.rows, ...(r.ok ? {} : { error: r.text.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('\n') }) })),
   };
 }
 
@@ -103,7 +128,7 @@ export function formatTable(result, arch = '90') {
   const width = Math.min(90, Math.max(20, ...result.files.flatMap((f) => f.rows.map((r) => r.kernel.length))));
   lines.push(`${'kernel'.padEnd(width)}  regs  stack  spill-st  spill-ld`);
   for (const f of result.files) {
-    lines.push(`${f.file}${f.ok ? '' : `  FAILED\n${f.error}`}`);
+    lines.push(`${f.file} (${f.from === 'build' ? 'report of the npm ci build' : 'compiled for this check'})${f.ok ? '' : `  FAILED\n${f.error}`}`);
     for (const r of f.rows) {
       const flag = r.spillStores || r.spillLoads ? '  <- spills' : '';
       lines.push(`${r.kernel.slice(0, width).padEnd(width)}  ${String(r.registers).padStart(4)}  ${String(r.stack).padStart(5)}  ${String(r.spillStores).padStart(8)}  ${String(r.spillLoads).padStart(8)}${flag}`);

@@ -99,36 +99,57 @@ export function cudaSources() {
   ];
 }
 
+/** Where `npm ci` compiles the CUDA device with nvcc (build-native.mjs). */
+export const CUDA_OBJ_DIR = path.join(root, 'build', 'cuda', 'obj');
+
+/** nvcc's -Xptxas -v report of a .cu object's kernels (registers, stack, spills), kept beside it. */
+export function ptxasReportFor(obj) {
+  return `${obj.slice(0, -2)}.ptxas.txt`;
+}
+
+/** The lines of a ptxas -v report, which a build keeps in the report instead of printing. */
+export const PTXAS_INFO = /^ptxas info\s*:|^\s+\d+ bytes stack frame/;
+
 /** The object file a source compiles to under objDir (flat, path separators folded). */
 export function objectFor(objDir, src) {
   return path.join(objDir, `${src.replace(/^native\//, '').replace(/[/\\]/g, '__')}.o`);
 }
 
-function upToDate({ obj, src, args }) {
+/**
+ * Whether `obj` is newer than `src` and every header its .d file names (the command it was built with
+ * is its .cmd file's business: see upToDate).
+ */
+export function objectIsCurrent(obj, src) {
   if (!fs.existsSync(obj)) return false;
-  try {
-    if (fs.readFileSync(`${obj.slice(0, -2)}.cmd`, 'utf8') !== JSON.stringify(args)) return false;
-  } catch {
-    return false;
-  }
   const t = fs.statSync(obj).mtimeMs;
   const dep = `${obj.slice(0, -2)}.d`;
+  if (!fs.existsSync(dep)) return false;
   const deps = [path.join(root, src)];
-  if (fs.existsSync(dep)) {
-    const text = fs.readFileSync(dep, 'utf8').replace(/\\\n/g, ' ');
-    const colon = text.indexOf(': ');
-    if (colon >= 0) deps.push(...text.slice(colon + 2).split(/\s+/).filter(Boolean).map((p) => path.resolve(root, p)));
-  } else {
-    return false;
-  }
+  const text = fs.readFileSync(dep, 'utf8').replace(/\\\n/g, ' ');
+  const colon = text.indexOf(': ');
+  if (colon >= 0) deps.push(...text.slice(colon + 2).split(/\s+/).filter(Boolean).map((p) => path.resolve(root, p)));
   return deps.every((d) => fs.existsSync(d) && fs.statSync(d).mtimeMs <= t);
+}
+
+/** The command `obj` was last built with (its .cmd file), or undefined. */
+export function objectCommand(obj) {
+  try {
+    return JSON.parse(fs.readFileSync(`${obj.slice(0, -2)}.cmd`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function upToDate({ obj, src, args }) {
+  return JSON.stringify(objectCommand(obj)) === JSON.stringify(args) && objectIsCurrent(obj, src);
 }
 
 /**
  * Compiles every job `{ src, obj, args }` (args: the full command, first element the program)
  * `jobs` at a time, skipping objects that are up to date (same command, newer than the source and
  * every header its .d file names). Resolves to { built, failures, seconds }:
- * failures are { src, obj, output } of the compilers that exited non-zero.
+ * failures are { src, obj, output } of the compilers that exited non-zero. A job with `outputFile`
+ * keeps the compiler's whole output there, and echoes only the lines that `quiet` does not match.
  */
 export async function compileAll(list, jobs = Math.max(1, os.availableParallelism()), log = () => {}) {
   const started = performance.now();
@@ -148,7 +169,9 @@ export async function compileAll(list, jobs = Math.max(1, os.availableParallelis
         child.on('error', (e) => resolve({ code: -1, text: `${text}${e.message}` }));
         child.on('close', (code) => resolve({ code, text }));
       });
-      if (output.text.trim()) process.stderr.write(output.text);
+      const echo = job.quiet ? output.text.split('\n').filter((l) => !job.quiet.test(l)).join('\n') : output.text;
+      if (echo.trim()) process.stderr.write(echo.endsWith('\n') ? echo : `${echo}\n`);
+      if (job.outputFile) fs.writeFileSync(job.outputFile, output.text);
       if (output.code !== 0) {
         fs.rmSync(job.obj, { force: true });
         failures.push({ src: job.src, obj: job.obj, output: output.text });

@@ -1,6 +1,8 @@
 /**
  * scripts/check-ptxas.mjs: no CUDA kernel spills registers on sm_90 (ptxas -v), which the emulator
- * cannot see. Skipped, saying so, where nvcc is not installed.
+ * cannot see. It reads the reports the `npm ci` build kept where they are current, and a report
+ * read so must equal what compiling that file for sm_90 alone reports. Skipped, saying so, where nvcc
+ * is not installed.
  */
 import { describe, expect, it } from 'vitest';
 import { checkPtxas, formatTable, parsePtxas } from '../../scripts/check-ptxas.mjs';
@@ -26,11 +28,36 @@ describe('check-ptxas', () => {
     ]);
   });
 
+  it('keeps only the kernels of the arch asked for from a fat build\'s report', () => {
+    const text = [
+      "ptxas info    : Compiling entry function '_Z3fooPf' for 'sm_80'",
+      'ptxas info    : Function properties for _Z3fooPf',
+      '    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads',
+      'ptxas info    : Used 40 registers, used 0 barriers, 368 bytes cmem[0]',
+      "ptxas info    : Compiling entry function '_Z3fooPf' for 'sm_90'",
+      'ptxas info    : Function properties for _Z3fooPf',
+      '    8 bytes stack frame, 4 bytes spill stores, 4 bytes spill loads',
+      'ptxas info    : Used 168 registers, used 0 barriers, 368 bytes cmem[0]',
+    ].join('\n');
+    expect(parsePtxas(text, '90')).toEqual([{ kernel: '_Z3fooPf', registers: 168, stack: 8, spillStores: 4, spillLoads: 4 }]);
+    expect(parsePtxas(text, '80')).toEqual([{ kernel: '_Z3fooPf', registers: 40, stack: 0, spillStores: 0, spillLoads: 0 }]);
+    expect(parsePtxas(text)).toHaveLength(2);
+  });
+
   it.skipIf(!nvcc)('finds no kernel that spills on sm_90', async () => {
     const result = await checkPtxas();
     process.stderr.write(`${formatTable(result)}\n`);
     expect(result.files.length).toBeGreaterThan(0);
     expect(result.files.filter((f) => !f.ok).map((f) => `${f.file}: ${f.error}`)).toEqual([]);
     expect(result.files.flatMap((f) => f.rows.filter((r) => r.spillStores > 0 || r.spillLoads > 0).map((r) => r.kernel))).toEqual([]);
+    // a report taken from the npm ci build says what compiling the file for sm_90 alone says
+    const reused = result.files.filter((f) => f.from === 'build' && f.rows.length > 0).sort((a, b) => a.rows.length - b.rows.length)[0];
+    if (!reused) {
+      process.stderr.write('check-ptxas: no current report of the npm ci build (run `npm run build:native`); every file was compiled\n');
+      return;
+    }
+    const fresh = await checkPtxas([reused.file], '90', { reuse: false });
+    expect(fresh.files[0]!.from).toBe('compiled');
+    expect(fresh.files[0]!.rows).toEqual(reused.rows);
   }, 1_200_000);
 });
