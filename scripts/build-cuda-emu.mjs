@@ -1,7 +1,8 @@
 // Builds the emulated CUDA code (native/cuda/README.md): every CUDA source (cudaSources: kernels, the
 // dispatch layer, cuBLASLt, allocator, device) and the emulator (native/cuda/emu) compiled by g++,
 // once plainly into build/emu/obj and once with ASan/UBSan into build/emu-asan/obj; the CPU twins
-// (native/cpu) once without sanitizers into build/emu/obj-cpu. Each native/cuda/test/test_*.cpp links
+// (native/cpu) once without sanitizers into build/emu/obj-cpu; the test drivers plainly (with the
+// sanitizers too where they define kernels). Each native/cuda/test/test_*.cpp links
 // with them into build/cuda-emu/<name> (and build/cuda-emu-asan/<name>); native/cuda/standin/*.cpp
 // becomes build/emu/libcublaslt-standin.so (DITTY_CUBLASLT for the tests). build-native-emu.mjs links
 // the same plain objects into the emulated addon, so a source is compiled once for both.
@@ -78,9 +79,15 @@ function plan(tools, variants, withTests) {
   for (const v of variants) {
     const flags = v === 'asan' ? [...EMU_FLAGS, ...SANITIZE] : EMU_FLAGS;
     parts.variants[v] = Object.fromEntries(['cuda', 'emu', 'tests'].map((k) => [k, src[k].map((f) => job(tools, f, OBJ[v], flags))]));
+    // The sanitizers watch the code under test: the kernels, the dispatch layer, the emulator, and the
+    // kernels a test defines itself (the emulator's self-tests). A test driver without kernels only
+    // launches and compares, so the sanitized programs link its plain object (a third of that build).
+    if (v === 'asan') parts.variants[v].tests = src.tests.map((f) => (definesKernels(f) ? job(tools, f, OBJ.asan, flags) : job(tools, f, OBJ.normal, EMU_FLAGS)));
   }
   return parts;
 }
+
+const definesKernels = (src) => /\b__global__\b/.test(fs.readFileSync(path.join(root, src), 'utf8'));
 
 const objs = (jobs) => jobs.map((j) => j.obj);
 
@@ -98,7 +105,9 @@ export async function build({
   return await withBuildLock(LOCK, async () => {
     const parts = plan(p, variants, tests);
     const extraJobs = extra(p);
-    const all = [...parts.cpu, ...parts.standin, ...Object.values(parts.variants).flatMap((pv) => [...pv.cuda, ...pv.emu, ...pv.tests]), ...extraJobs];
+    // a plain test object serves both variants: compiled once
+    const all = [...new Map([...parts.cpu, ...parts.standin, ...Object.values(parts.variants).flatMap((pv) => [...pv.cuda, ...pv.emu, ...pv.tests]), ...extraJobs]
+      .map((j) => [j.obj, j])).values()];
     const compiled = await compileAll(all, jobs, (m) => log(`  g++ ${m}`));
     const errors = compiled.failures.map((f) => ({ file: f.src, message: f.output.trim() }));
     const failed = new Set(compiled.failures.map((f) => f.obj));
