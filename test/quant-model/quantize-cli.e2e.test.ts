@@ -155,13 +155,13 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
         expect(fs.readdirSync(path.dirname(out)).filter((f) => f.includes('.tmp-'))).toEqual([]);
       });
 
+      // the float model's loss is the fixture's float64 reference (ditty eval reproduces it to 1e-4:
+      // test/cli/model-commands.e2e.test.ts)
       it('eval of the 4-bit folder is within 2% of the float model on every reference text', async () => {
         for (const ref of referenceTexts(fixture.path)) {
-          const float = await evalLoss(fixture.path, ref.text);
           const nf4 = await evalLoss(out, ref.text);
-          expect(Math.abs(float - ref.loss) / ref.loss).toBeLessThan(1e-4);
-          expect(Math.abs(nf4 - float) / float).toBeLessThan(0.02);
-          expect(nf4).not.toBe(float);
+          expect(Math.abs(nf4 - ref.loss) / ref.loss).toBeLessThan(0.02);
+          expect(Math.abs(nf4 - ref.loss) / ref.loss, 'the 4-bit folder scores as the float model: not quantized?').toBeGreaterThan(1e-4);
         }
       });
 
@@ -204,7 +204,8 @@ describe.skipIf(!present)('ditty quantize on the fixtures', () => {
     fs.cpSync(out, six, { recursive: true });
     const config = JSON.parse(fs.readFileSync(path.join(six, 'config.json'), 'utf8')) as Record<string, unknown>;
     fs.writeFileSync(path.join(six, 'config.json'), JSON.stringify({ ...config, rescale_every: 6 }));
-    for (const ref of referenceTexts(FIXTURES[0]!.path).slice(0, 2)) expect(await evalLoss(out, ref.text)).toBe(await evalLoss(six, ref.text));
+    const ref = referenceTexts(FIXTURES[0]!.path)[0]!;
+    expect(await evalLoss(out, ref.text)).toBe(await evalLoss(six, ref.text));
   });
 
   it('--skip-modules entries are written as full module paths, which transformers 4.x matches (partial paths it does not)', async () => {
