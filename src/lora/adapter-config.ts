@@ -90,7 +90,7 @@ const AdapterConfigSchema = z.object({
   peft_type: z.literal('LORA', {
     error: (issue) => `${isAbsent(issue.input) ? 'missing' : `${shown(issue.input)} adapters are not supported`}; ditty loads LORA adapters only`,
   }),
-  r: number('a positive integer'),
+  r: withDefault(number('a positive integer'), PEFT_LORA_DEFAULTS.r),
   lora_alpha: withDefault(number('a positive number'), PEFT_LORA_DEFAULTS.alpha),
   lora_dropout: withDefault(number('a number in [0, 1)'), PEFT_LORA_DEFAULTS.dropout),
   use_rslora: withDefault(flag(), PEFT_LORA_DEFAULTS.useRslora),

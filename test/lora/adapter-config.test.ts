@@ -98,6 +98,9 @@ describe('reading adapter_config.json', () => {
     const nulls = { ...minimal, lora_alpha: null, lora_dropout: null, use_rslora: null, bias: null, fan_in_fan_out: null, rank_pattern: null };
     expect(parse(nulls).config).toEqual(expected);
     expect(parse({ ...minimal, base_model_name_or_path: '', revision: '' })).toMatchObject({ baseModelNameOrPath: null, revision: null });
+    // PEFT's r=8, where the file leaves it out (the weights' shapes are then checked against it)
+    expect(parse({ ...minimal, r: undefined }).config.r).toBe(8);
+    expect(parse({ ...minimal, r: null }).config.r).toBe(8);
   });
 
   it('leaves target_modules to the weight keys when it is null', () => {
@@ -136,7 +139,6 @@ describe('reading adapter_config.json', () => {
     const cases: Array<[unknown, string]> = [
       [[1, 2], 'the top level: must be a JSON object, found [1,2]'],
       [peftConfig({ r: 'eight' }), 'r: must be a positive integer, found "eight"'],
-      [peftConfig({ r: undefined }), 'r: missing; expected a positive integer'],
       [peftConfig({ lora_alpha: '16' }), 'lora_alpha: must be a positive number, found "16"'],
       [peftConfig({ lora_dropout: false }), 'lora_dropout: must be a number in [0, 1), found false'],
       [peftConfig({ use_rslora: 'true' }), 'use_rslora: must be true or false, found "true"'],
