@@ -78,6 +78,13 @@ function nameOrNames() {
   return z.union([text(), z.array(text())], expecting('a string or a list of strings')).nullish();
 }
 
+/**
+ * PEFT initialisations that rewrite the base weights (PiSSA and its fast-SVD variants, OLoRA, CorDA,
+ * LoftQ): an adapter trained so only makes sense on that rewritten base. The others (true, false,
+ * "gaussian", "eva", ...) only choose the starting A and B.
+ */
+const BASE_CHANGING_INIT = /^(pissa(_niter_\d+)?|olora|corda|loftq)$/;
+
 /** A PEFT feature ditty does not implement: allowed only when `unused` says the file does not use it. */
 function refused(unused: (value: unknown) => boolean) {
   return z.unknown().refine((v) => isAbsent(v) || unused(v), { error: (issue) => `${shown(issue.input)} is not supported by ditty` }).optional();
@@ -111,6 +118,10 @@ const AdapterConfigSchema = z.object({
   lora_bias: refused((v) => v === false),
   target_parameters: refused(isEmptyList),
   trainable_token_indices: refused(() => false),
+  init_lora_weights: z.unknown().refine((v) => !(typeof v === 'string' && BASE_CHANGING_INIT.test(v)), {
+    error: (issue) => `${shown(issue.input)} changes the base model's weights, and ditty applies adapters to the unchanged base`
+      + (issue.input === 'loftq' ? '' : '; save it with PEFT\'s path_initial_model_for_weight_conversion, which turns it into a plain LoRA adapter of the original base'),
+  }).optional(),
   base_model_name_or_path: text().nullish(),
   revision: text().nullish(),
 }, { error: (issue) => `must be a JSON object, found ${shown(issue.input)}` });

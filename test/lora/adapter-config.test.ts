@@ -129,10 +129,16 @@ describe('reading adapter_config.json', () => {
       [{ trainable_token_indices: [0, 1] }, 'trainable_token_indices: [0,1] is not supported by ditty'],
       [{ bias: 'lora_only' }, 'bias: "lora_only" is not supported (only "none": biases stay frozen)'],
       [{ fan_in_fan_out: true }, 'fan_in_fan_out: true is not supported (RWKV and GPT-NeoX store weights [out, in])'],
+      ...['pissa', 'pissa_niter_16', 'olora', 'corda'].map((init): [Record<string, unknown>, string] => [{ init_lora_weights: init },
+        `init_lora_weights: "${init}" changes the base model's weights, and ditty applies adapters to the unchanged base; `
+        + 'save it with PEFT\'s path_initial_model_for_weight_conversion, which turns it into a plain LoRA adapter of the original base']),
+      [{ init_lora_weights: 'loftq' }, 'init_lora_weights: "loftq" changes the base model\'s weights, and ditty applies adapters to the unchanged base'],
     ];
     for (const [over, message] of cases) expect(problem(peftConfig(over))).toBe(`${FILE}: ${message}`);
     // Written but not used: accepted.
     expect(() => parse(peftConfig({ use_dora: false, modules_to_save: [], layer_replication: null, target_parameters: [] }))).not.toThrow();
+    // initialisations that only choose the starting A and B
+    for (const init of [true, false, null, 'gaussian', 'eva', 'orthogonal']) expect(() => parse(peftConfig({ init_lora_weights: init }))).not.toThrow();
   });
 
   it('names the key and the value of the wrong type, nested ones too', () => {
