@@ -78,11 +78,11 @@ function plan(tools, variants, withTests) {
   };
   for (const v of variants) {
     const flags = v === 'asan' ? [...EMU_FLAGS, ...SANITIZE] : EMU_FLAGS;
-    parts.variants[v] = Object.fromEntries(['cuda', 'emu', 'tests'].map((k) => [k, src[k].map((f) => job(tools, f, OBJ[v], flags))]));
     // The sanitizers watch the code under test: the kernels, the dispatch layer, the emulator, and the
     // kernels a test defines itself (the emulator's self-tests). A test driver without kernels only
     // launches and compares, so the sanitized programs link its plain object (a third of that build).
-    if (v === 'asan') parts.variants[v].tests = src.tests.map((f) => (definesKernels(f) ? job(tools, f, OBJ.asan, flags) : job(tools, f, OBJ.normal, EMU_FLAGS)));
+    const testJob = (f) => (v === 'asan' && !definesKernels(f) ? job(tools, f, OBJ.normal, EMU_FLAGS) : job(tools, f, OBJ[v], flags));
+    parts.variants[v] = { cuda: src.cuda.map((f) => job(tools, f, OBJ[v], flags)), emu: src.emu.map((f) => job(tools, f, OBJ[v], flags)), tests: src.tests.map(testJob) };
   }
   return parts;
 }

@@ -49,8 +49,9 @@ async function buildCuda() {
   const sources = cudaSources();
   const jobs = sources.map((src) => {
     const obj = objectFor(CUDA_OBJ_DIR, src);
-    const args = [found.nvcc, ...(src.endsWith('.cu') ? cu : ['-DDITTY_CUDA_NATIVE']), ...common, '-MD', '-MF', `${obj.slice(0, -2)}.d`, '-c', src, '-o', obj];
-    return src.endsWith('.cu') ? { src, obj, args, outputFile: ptxasReportFor(obj), quiet: PTXAS_INFO } : { src, obj, args };
+    const device = src.endsWith('.cu');
+    const args = [found.nvcc, ...(device ? cu : ['-DDITTY_CUDA_NATIVE']), ...common, '-MD', '-MF', `${obj.slice(0, -2)}.d`, '-c', src, '-o', obj];
+    return device ? { src, obj, args, outputFile: ptxasReportFor(obj), quiet: PTXAS_INFO } : { src, obj, args };
   });
   process.stderr.write(`ditty: compiling the CUDA device (${sources.length} files, sm_${archs.join(', sm_')}) with ${found.nvcc}\n`);
   const r = await compileAll(jobs, Math.max(1, os.availableParallelism()), (m) => process.stderr.write(`  nvcc ${m}\n`));

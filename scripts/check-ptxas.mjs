@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CUDA_OBJ_DIR, findNvcc, objectCommand, objectFor, objectIsCurrent, ptxasReportFor, root } from './native-toolchain.mjs';
+import { CUDA_OBJ_DIR, findNvcc, gencodeFlags, objectCommand, objectFor, objectIsCurrent, ptxasReportFor, root } from './native-toolchain.mjs';
 
 /** The hot kernels: every kernel file of the CUDA device. */
 export function kernelFiles() {
@@ -63,13 +63,15 @@ function demangle(names) {
   });
 }
 
-/** The report of the `npm ci` build for `file`, when its object is current and was built for sm_<arch>. */
+/**
+ * The report of the `npm ci` build for `file`, when its object is current, was built for sm_<arch>, and
+ * the report came from that compile (the build writes it after the object).
+ */
 function buildReport(file, arch) {
   const obj = objectFor(CUDA_OBJ_DIR, file);
   const report = ptxasReportFor(obj);
-  const cmd = objectCommand(obj);
-  if (!cmd || !fs.existsSync(report) || !cmd.includes('-Xptxas=-v') || !cmd.includes(`-gencode=arch=compute_${arch},code=sm_${arch}`)) return undefined;
-  if (!objectIsCurrent(obj, file)) return undefined;
+  if (!objectCommand(obj)?.includes(gencodeFlags([arch])[0]) || !objectIsCurrent(obj, file)) return undefined;
+  if (!fs.existsSync(report) || fs.statSync(report).mtimeMs < fs.statSync(obj).mtimeMs) return undefined;
   const text = fs.readFileSync(report, 'utf8');
   return { file, ok: true, text, rows: parsePtxas(text, arch), from: 'build' };
 }
