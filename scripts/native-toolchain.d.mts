@@ -6,3 +6,6 @@ export declare function cudaArchs(): string[];
 export declare function cudaSources(): string[];
 export declare function findCudaInclude(): string | undefined;
 export declare function withBuildLock<T>(dir: string, fn: () => Promise<T>): Promise<T>;
+export declare const CUDA_OBJ_DIR: string;
+export declare function objectFor(objDir: string, src: string): string;
+export declare function objectIsCurrent(obj: string, src: string): boolean;

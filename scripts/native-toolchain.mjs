@@ -140,14 +140,14 @@ export function objectCommand(obj) {
   }
 }
 
-function upToDate({ obj, src, args }) {
-  return JSON.stringify(objectCommand(obj)) === JSON.stringify(args) && objectIsCurrent(obj, src);
+function upToDate({ obj, src, args, outputFile }) {
+  return JSON.stringify(objectCommand(obj)) === JSON.stringify(args) && objectIsCurrent(obj, src) && (!outputFile || fs.existsSync(outputFile));
 }
 
 /**
  * Compiles every job `{ src, obj, args }` (args: the full command, first element the program)
  * `jobs` at a time, skipping objects that are up to date (same command, newer than the source and
- * every header its .d file names). Resolves to { built, failures, seconds }:
+ * every header its .d file names, and its `outputFile` kept). Resolves to { built, failures, seconds }:
  * failures are { src, obj, output } of the compilers that exited non-zero. A job with `outputFile`
  * keeps the compiler's whole output there, and echoes only the lines that `quiet` does not match.
  */

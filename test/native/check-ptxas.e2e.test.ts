@@ -4,9 +4,11 @@
  * read so must equal what compiling that file for sm_90 alone reports. Skipped, saying so, where nvcc
  * is not installed.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkPtxas, formatTable, parsePtxas } from '../../scripts/check-ptxas.mjs';
-import { findNvcc } from '../../scripts/native-toolchain.mjs';
+import { CUDA_OBJ_DIR, findNvcc, objectFor, objectIsCurrent, root } from '../../scripts/native-toolchain.mjs';
 
 const nvcc = findNvcc();
 if (!nvcc) process.stderr.write('skipping the ptxas spill check: nvcc was not found (PATH, CUDA_HOME, /usr/local/cuda*)\n');
@@ -50,6 +52,12 @@ describe('check-ptxas', () => {
     expect(result.files.length).toBeGreaterThan(0);
     expect(result.files.filter((f) => !f.ok).map((f) => `${f.file}: ${f.error}`)).toEqual([]);
     expect(result.files.flatMap((f) => f.rows.filter((r) => r.spillStores > 0 || r.spillLoads > 0).map((r) => r.kernel))).toEqual([]);
+    // where the npm ci build compiled the device for sm_90, every file whose object is still current is read from its report
+    const link = path.join(root, 'build', 'cuda', 'link.json');
+    if (fs.existsSync(link) && (JSON.parse(fs.readFileSync(link, 'utf8')) as { archs: string[] }).archs.includes('90')) {
+      const current = result.files.filter((f) => objectIsCurrent(objectFor(CUDA_OBJ_DIR, f.file), f.file));
+      expect(current.filter((f) => f.from !== 'build').map((f) => f.file)).toEqual([]);
+    }
     // a report taken from the npm ci build says what compiling the file for sm_90 alone says
     const reused = result.files.filter((f) => f.from === 'build' && f.rows.length > 0).sort((a, b) => a.rows.length - b.rows.length)[0];
     if (!reused) {
